@@ -1,0 +1,1 @@
+//! pms-io: worker threads, UDP sockets and timers that drive `pms-core`.
