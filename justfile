@@ -1,0 +1,80 @@
+# pms-trio workflow: `just --list` shows every recipe with the comment above it.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python")
+
+# Show the recipes
+default:
+    @just --list
+
+# Install the package (editable) with its test extra; builds the Rust core with maturin
+install:
+    {{python}} -m pip install -e '.[test]'
+
+# Build a release wheel into target/wheels/
+build:
+    maturin build --release
+
+# Run the server on the default config
+run:
+    pms-trio run -c conf/pms.conf
+
+# Rebuild/install and run the whole test suite (the README's test command); ARGS go to pytest
+test *ARGS:
+    {{python}} -m pip install '.[test]'
+    {{python}} -m pytest {{ARGS}}
+
+# ruff and mypy (installed first), cargo fmt --check and clippy with warnings as errors
+lint:
+    {{python}} -m pip install --quiet ruff mypy
+    {{python}} -m ruff check python tests
+    {{python}} -m mypy python/pms_trio
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Fuzz every cargo-fuzz target for SECONDS each, then every atheris target (fuzz/**/*.py) for RUNS inputs
+fuzz SECONDS="60" RUNS="100000":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    ran=0
+    if [[ -f fuzz/Cargo.toml ]]; then
+        command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+        for target in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+            echo "== cargo fuzz run $target ({{SECONDS}} s)"
+            RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time={{SECONDS}}
+            ran=1
+        done
+    fi
+    mapfile -t atheris_targets < <(find fuzz -name '*.py' -not -path '*/target/*' | sort)
+    if (( ${#atheris_targets[@]} )); then
+        {{python}} -m pip install --quiet atheris
+        for target in "${atheris_targets[@]}"; do
+            echo "== atheris $target (-runs={{RUNS}})"
+            {{python}} "$target" -runs={{RUNS}}
+            ran=1
+        done
+    fi
+    (( ran )) || echo "no fuzz targets yet"
+
+# Run every benchmark in bench/ (scripts, and cargo crates in release); ARGS go to each
+bench *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    shopt -s nullglob
+    entries=(bench/*)
+    (( ${#entries[@]} )) || { echo "no benchmarks yet"; exit 0; }
+    for entry in "${entries[@]}"; do
+        echo "== $entry"
+        if [[ -f $entry/Cargo.toml ]]; then
+            cargo run --release --manifest-path "$entry/Cargo.toml" -- {{ARGS}}
+        elif [[ $entry == *.py ]]; then
+            {{python}} "$entry" {{ARGS}}
+        elif [[ $entry == *.sh ]]; then
+            bash "$entry" {{ARGS}}
+        elif [[ -f $entry && -x $entry ]]; then
+            "$entry" {{ARGS}}
+        else
+            echo "not yet runnable: $entry"
+        fi
+    done

@@ -1,0 +1,218 @@
+"""The application: builds the media core and supervises every service in one root nursery.
+
+Owns the start order, the startup report (``ready`` log line and ``--ready-file``), the graceful stop
+and the mapping of startup failures to :class:`StartupError` (the CLI turns it into exit status 1).
+
+Start order: the core (binds the WebRTC UDP ports) -> the event pump -> each enabled service, one
+``await nursery.start(serve...)`` at a time, each reporting its bound address -> ``ready``.
+Services not written yet (RTSP, SIP/GB28181, the recorder's command port, cascade pulls) have their
+place below in :func:`_start_services`; their ports are not bound, and the log says so.
+
+Stop: SIGINT or SIGTERM cancels the root nursery. Every signaling session's ``finally`` closes its
+transports (bounded: a WebSocket close handshake gets 1 s), then ``core.shutdown()`` runs. A watchdog
+ends the process if all this takes more than 5 s.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+
+from .config import Config
+from .core import pump_events
+from .http import server as http_server
+from .http.api import Api
+from .signaling import server as signaling_server
+from .streams import StreamRegistry
+
+log = logging.getLogger("pms_trio")
+
+STOP_GRACE = 5.0
+
+
+class StartupError(Exception):
+    """The server cannot start (a port in use, a certificate that does not load...)."""
+
+
+def _client_host(listen_ip: str) -> str:
+    if listen_ip in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if listen_ip == "::":
+        return "[::1]"
+    return f"[{listen_ip}]" if ":" in listen_ip else listen_ip
+
+
+def make_core(config: Config) -> Any:
+    try:
+        from . import _core
+    except ImportError as e:
+        raise StartupError(f"the media core (pms_trio._core) is not built: {e}; install with `pip install .` "
+                           f"or `maturin develop`") from None
+    w = config.webrtc
+    try:
+        return _core.Core(workers=config.master.num_of_work_process, listen_ip=w.listen_ip,
+                          announced_ips=list(w.announced_ip), min_port=w.min_port, max_port=w.max_port,
+                          cert_file=w.dtls_certificate_file, key_file=w.dtls_private_key_file,
+                          log_level=config.log.worker_level, log_tags=list(config.log.worker_tags))
+    except OSError as e:
+        raise StartupError(f"webrtc: cannot bind a UDP port on {w.listen_ip} in {w.min_port}-{w.max_port} "
+                           f"(webrtc.minPort/maxPort): {e.strerror or e}") from None
+    except ValueError as e:
+        raise StartupError(f"webrtc: cannot use the DTLS certificate/key (webrtc.dtlsCertificateFile/"
+                           f"dtlsPrivateKeyFile): {e}") from None
+
+
+def log_config_notes(config: Config) -> None:
+    """Say which settings have no effect, and which sections are not served yet."""
+    m = config.master
+    for key, value, default in (("execPath", m.exec_path, "./"), ("workerName", m.worker_name, "mediasoup-worker"),
+                                ("unixSocketPath", m.unix_socket_path, "")):
+        if value != default:
+            log.info("master.%s = %r has no effect (the media core runs in-process); accepted for "
+                     "compatibility with the seeds' config", key, value)
+
+
+async def run(config: Config, *, ready_file: str | None = None) -> None:
+    """Run until SIGINT/SIGTERM. Raises :class:`StartupError` when a service cannot start."""
+    log_config_notes(config)
+    core = make_core(config)
+    watchdog: threading.Timer | None = None
+    try:
+        watchdog_box: list[threading.Timer] = []
+        await _supervise(config, core, ready_file, watchdog_box)
+        watchdog = watchdog_box[0] if watchdog_box else None
+    finally:
+        try:
+            core.shutdown()
+        except Exception:
+            log.exception("core shutdown failed")
+        if ready_file:
+            try:
+                os.unlink(ready_file)
+            except OSError:
+                pass
+        if watchdog is not None:
+            watchdog.cancel()
+    log.info("stopped")
+
+
+async def _supervise(config: Config, core: Any, ready_file: str | None,
+                     watchdog_box: list[threading.Timer]) -> None:
+    registry = StreamRegistry(core)
+    sessions: dict[str, Any] = {}
+    api = Api(core, registry, sessions)
+    startup_error: StartupError | None = None
+    async with trio.open_nursery() as root:
+        root.start_soon(_watch_signals, root.cancel_scope, watchdog_box)
+        await root.start(pump_events, core, registry)
+        try:
+            bound = await _start_services(root, config, core, registry, sessions, api)
+        except StartupError as e:
+            startup_error = e
+            root.cancel_scope.cancel()
+        else:
+            _report_ready(config, core, bound, ready_file)
+    if startup_error is not None:
+        raise startup_error
+
+
+async def _start_services(root: trio.Nursery, config: Config, core: Any, registry: StreamRegistry,
+                          sessions: dict[str, Any], api: Api) -> dict[str, tuple[str, int]]:
+    bound: dict[str, tuple[str, int]] = {}
+    ws = config.websocket
+    bound["websocket"] = await _start(
+        root, "websocket", "websocket.port", ws.listen_ip, ws.port,
+        partial(signaling_server.serve, ws, core, registry, sessions))
+    api.ports["websocket"] = bound["websocket"][1]
+
+    h = config.http
+    bound["http"] = await _start(root, "http", "http.port", h.listen_ip, h.port, partial(http_server.serve, h, api))
+    api.ports["http"] = bound["http"][1]
+    api.ports["webrtc"] = _webrtc_ports(core)
+
+    # Not written yet; their ports are left unbound. Each will be started here the same way:
+    #   rtsp   (SPEC 4): rtsp.serve(config.rtsp, core, registry, *, task_status)
+    #   sip    (SPEC 7): gb28181.serve(config.sip, core, registry, *, task_status), when sip.enable
+    #   record (SPEC 5): record.serve(config.record, core, registry, *, task_status) on record.cmdPort
+    #   cascade (SPEC 6): registry.locate() starts pulls from config.pull on demand
+    log.warning("rtsp: not implemented yet (rtsp.port %d not bound)", config.rtsp.port)
+    if config.sip.enable:
+        log.warning("sip: not implemented yet (sip.port %d and sip.mediaPort %d not bound)",
+                    config.sip.port, config.sip.media_port)
+    log.warning("record: not implemented yet (record.cmdPort %d not bound)", config.record.cmd_port)
+    if config.pull:
+        log.warning("pull: cascade is not implemented yet; %d peers ignored", len(config.pull))
+    return bound
+
+
+async def _start(root: trio.Nursery, name: str, key: str, ip: str, port: int,
+                 serve: Callable[..., Awaitable[Any]]) -> tuple[str, int]:
+    try:
+        address = await root.start(serve)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise StartupError(f"{name}: port {port} on {ip} is already in use ({key}); stop the other "
+                               f"program or choose another port") from None
+        raise StartupError(f"{name}: cannot listen on {ip}:{port} ({key}): {e.strerror or e}") from None
+    log.info("%s: listening on %s:%d", name, address[0], address[1])
+    return address
+
+
+def _webrtc_ports(core: Any) -> list[int]:
+    try:
+        return sorted(int(p) for p in core.bound_ports())
+    except Exception:  # noqa: BLE001
+        log.exception("core.bound_ports() failed")
+        return []
+
+
+def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], ready_file: str | None) -> None:
+    ws, http = config.websocket, config.http
+    scheme = "wss" if ws.ssl else "ws"
+    ws_url = f"{scheme}://{_client_host(ws.listen_ip)}:{bound['websocket'][1]}{ws.location}"
+    http_url = f"http://{_client_host(http.listen_ip)}:{bound['http'][1]}"
+    webrtc_ports = _webrtc_ports(core)
+    shown = webrtc_ports if len(webrtc_ports) <= 8 else f"{webrtc_ports[0]}..{webrtc_ports[-1]} ({len(webrtc_ports)} ports)"
+    log.info("ready: websocket %s (on %s), http %s (on %s), webrtc udp %s ports %s",
+             ws_url, ws.listen_ip, http_url, http.listen_ip, config.webrtc.listen_ip, shown)
+    if ready_file:
+        document = {"websocket": ws_url, "http": http_url, "webrtc_ports": webrtc_ports, "pid": os.getpid()}
+        write_atomically(ready_file, json.dumps(document) + "\n")
+
+
+def write_atomically(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+async def _watch_signals(scope: trio.CancelScope, watchdog_box: list[threading.Timer]) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: stopping (closing sessions, then the media core)", signal.Signals(signum).name)
+            watchdog = threading.Timer(STOP_GRACE, _stop_overdue)
+            watchdog.daemon = True
+            watchdog.start()
+            watchdog_box.append(watchdog)
+            scope.cancel()
+            return
+
+
+def _stop_overdue() -> None:
+    log.error("shutdown took more than %g s; exiting now", STOP_GRACE)
+    logging.shutdown()
+    os._exit(1)

@@ -1,0 +1,583 @@
+"""The configuration file: load it, fill in defaults, validate it, resolve it (SPEC section 2).
+
+Owns the schema (every key with its default and its check), the frozen dataclasses the rest of the
+program reads, and the conversion back to the file's own key names (``pms-trio check``).
+
+Rules:
+
+- JSON or YAML with the same keys. ``.yaml``/``.yml`` files are read as YAML; anything else is tried
+  as JSON first, then as YAML. An empty document is ``{}``.
+- Every key has a default; an unknown key is a warning (``warnings`` of :func:`load`), never an error.
+- Validation never stops at the first problem: :class:`ConfigError` carries one line per invalid
+  field, each naming it (``pull[1].port: expected integer 1-65535, got "x"``).
+- Paths are resolved relative to the folder of the config file.
+- ``master.numOfWorkerProcess`` is accepted as an alias of ``master.numOfWorkProcess``.
+- ``record.targetPort`` defaults to ``rtsp.port``.
+
+This module does no I/O beyond reading the file and checking that named certificate files exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LogConfig",
+    "WebSocketConfig",
+    "MasterConfig",
+    "WebRtcConfig",
+    "RtspConfig",
+    "RecordConfig",
+    "PullPeer",
+    "SipConfig",
+    "HttpConfig",
+    "load",
+    "resolve",
+    "parse_text",
+]
+
+LEVELS = ("debug", "info", "warn", "error", "none")
+WORKER_TAGS = ("info", "ice", "dtls", "rtp", "srtp", "rtcp", "rtx", "bwe", "score", "simulcast", "svc",
+               "sctp", "message")
+MEDIA_TRANSPORTS = ("tcp-passive", "tcp-active", "udp")
+
+
+class ConfigError(Exception):
+    """The config cannot be used. ``messages`` holds one line per problem, each naming its field."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = list(messages)
+
+
+class _Invalid(Exception):
+    """One field's problem; the text follows ``FIELD: `` in the final message."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved configuration (what the program reads)
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    file: str
+    worker_level: str
+    file_level: str
+    console_level: str
+    worker_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketConfig:
+    port: int
+    listen_ip: str
+    ssl: bool
+    key_file: str
+    cert_file: str
+    pass_phrase: str
+    location: str
+    heartbeat_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    num_of_work_process: int
+    exec_path: str
+    worker_name: str
+    unix_socket_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcConfig:
+    listen_ip: str
+    announced_ip: tuple[str, ...]
+    min_port: int
+    max_port: int
+    dtls_certificate_file: str
+    dtls_private_key_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class RtspConfig:
+    port: int
+    listen_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    target_host: str
+    target_port: int
+    record_path: str
+    exec_record_done: str
+    cmd_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PullPeer:
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    enable: bool
+    serial: str
+    realm: str
+    listen_ip: str
+    port: int
+    announced_ip: str
+    password: str
+    keepalive_timeout: float
+    media_port: int
+    media_transport: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    port: int
+    listen_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    log: LogConfig
+    websocket: WebSocketConfig
+    master: MasterConfig
+    webrtc: WebRtcConfig
+    rtsp: RtspConfig
+    record: RecordConfig
+    pull: tuple[PullPeer, ...]
+    sip: SipConfig
+    http: HttpConfig
+    base_dir: str  # the folder relative paths were resolved against
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved settings under the file's own key names (JSON-serialisable)."""
+        out: dict[str, Any] = {}
+        for section, (_cls, schema) in _SECTIONS.items():
+            value = getattr(self, section)
+            out[section] = {key: _jsonable(getattr(value, attr)) for key, attr, _check, _default in schema}
+        out["pull"] = [{"ip": p.ip, "port": p.port} for p in self.pull]
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks: each takes the raw value and returns the resolved one, or raises _Invalid(reason).
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_range(lo: int, hi: int | None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not _is_int(value) or value < lo or (hi is not None and value > hi):
+            what = f"integer {lo}-{hi}" if hi is not None else f"integer >= {lo}"
+            raise _Invalid(f"expected {what}, got {_got(value)}")
+        return int(value)
+
+    return check
+
+
+_port = _int_range(0, 65535)  # 0: pick a free port
+_peer_port = _int_range(1, 65535)
+
+
+def _positive_number(value: Any) -> float:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value <= 0):
+        raise _Invalid(f"expected a number of seconds > 0, got {_got(value)}")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_got(value)}")
+    return value
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_got(value)}")
+    return value
+
+
+def _nonempty_string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"expected a non-empty string, got {_got(value)}")
+    return value.strip()
+
+
+def _ip(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected an IP address such as \"0.0.0.0\", got {_got(value)}")
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise _Invalid(f"expected an IP address such as \"0.0.0.0\", got {_got(value)}") from None
+
+
+def _optional_ip(value: Any) -> str:
+    if isinstance(value, str) and not value.strip():
+        return ""
+    return _ip(value)
+
+
+def _announced_ips(value: Any) -> tuple[str, ...]:
+    """A string (one address, or several separated by commas) or a list of addresses."""
+    if isinstance(value, str):
+        items: list[Any] = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise _Invalid(f"expected an IP address or a list of them, got {_got(value)}")
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise _Invalid(f"expected an IP address or a list of them, got {_got(value)}")
+        try:
+            out.append(str(ipaddress.ip_address(item.strip())))
+        except ValueError:
+            raise _Invalid(f"expected an IP address or a list of them, got {_got(item)}") from None
+    return tuple(out)
+
+
+def _level(value: Any) -> str:
+    if isinstance(value, str) and value.lower() == "warning":
+        return "warn"
+    if not isinstance(value, str) or value.lower() not in LEVELS:
+        raise _Invalid(f"expected one of {', '.join(LEVELS)}, got {_got(value)}")
+    return value.lower()
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise _Invalid(f"expected a list of strings from {', '.join(WORKER_TAGS)}, got {_got(value)}")
+    return tuple(value)
+
+
+def _location(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in " ?#"):
+        raise _Invalid(f"expected a URL path starting with \"/\", got {_got(value)}")
+    return value
+
+
+def _digits(count_lo: int, count_hi: int) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if _is_int(value) and value >= 0:
+            value = str(value)
+        if (not isinstance(value, str) or not value.isascii() or not value.isdigit()
+                or not count_lo <= len(value) <= count_hi):
+            n = f"{count_lo}" if count_lo == count_hi else f"{count_lo}-{count_hi}"
+            raise _Invalid(f"expected a string of {n} digits, got {_got(value)}")
+        return value
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise _Invalid(f"expected one of {', '.join(choices)}, got {_got(value)}")
+        return value
+
+    return check
+
+
+_PATH = "path"  # marker: a string resolved relative to the config folder when non-empty
+
+# section -> (dataclass, [(key, attribute, check, default)])
+_Schema = list[tuple[str, str, Any, Any]]
+_SECTIONS: dict[str, tuple[type, _Schema]] = {
+    "log": (LogConfig, [
+        ("file", "file", _PATH, "./logs/pms.log"),
+        ("workerLevel", "worker_level", _level, "warn"),
+        ("fileLevel", "file_level", _level, "info"),
+        ("consoleLevel", "console_level", _level, "info"),
+        ("workerTags", "worker_tags", _tags, list(WORKER_TAGS)),
+    ]),
+    "websocket": (WebSocketConfig, [
+        ("port", "port", _port, 8889),
+        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        ("ssl", "ssl", _bool, False),
+        ("keyFile", "key_file", _PATH, ""),
+        ("certFile", "cert_file", _PATH, ""),
+        ("passPhrase", "pass_phrase", _string, ""),
+        ("location", "location", _location, "/"),
+        ("heartbeatTimeout", "heartbeat_timeout", _positive_number, 30),
+    ]),
+    "master": (MasterConfig, [
+        ("numOfWorkProcess", "num_of_work_process", _int_range(0, 1024), 0),
+        ("execPath", "exec_path", _string, "./"),
+        ("workerName", "worker_name", _string, "mediasoup-worker"),
+        ("unixSocketPath", "unix_socket_path", _string, ""),
+    ]),
+    "webrtc": (WebRtcConfig, [
+        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        ("announcedIp", "announced_ip", _announced_ips, ""),
+        ("minPort", "min_port", _port, 20000),
+        ("maxPort", "max_port", _port, 30000),
+        ("dtlsCertificateFile", "dtls_certificate_file", _PATH, ""),
+        ("dtlsPrivateKeyFile", "dtls_private_key_file", _PATH, ""),
+    ]),
+    "rtsp": (RtspConfig, [
+        ("port", "port", _port, 8554),
+        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+    ]),
+    "record": (RecordConfig, [
+        ("targetHost", "target_host", _nonempty_string, "127.0.0.1"),
+        ("targetPort", "target_port", _peer_port, None),  # None: rtsp.port
+        ("recordPath", "record_path", _PATH, "./record/"),
+        ("execRecordDone", "exec_record_done", _string, ""),
+        ("cmdPort", "cmd_port", _port, 8888),
+    ]),
+    "sip": (SipConfig, [
+        ("enable", "enable", _bool, True),
+        ("serial", "serial", _digits(20, 20), "34020000002000000001"),
+        ("realm", "realm", _digits(8, 20), "3402000000"),
+        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        ("port", "port", _port, 5060),
+        ("announcedIp", "announced_ip", _optional_ip, ""),
+        ("password", "password", _string, ""),
+        ("keepaliveTimeout", "keepalive_timeout", _positive_number, 180),
+        ("mediaPort", "media_port", _port, 9000),
+        ("mediaTransport", "media_transport", _one_of(MEDIA_TRANSPORTS), "tcp-passive"),
+    ]),
+    "http": (HttpConfig, [
+        ("port", "port", _port, 8025),
+        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+    ]),
+}
+_ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http")
+_ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def parse_text(text: str, *, suffix: str = "") -> Any:
+    """Decode the file's text: YAML for ``.yaml``/``.yml``, otherwise JSON, then YAML."""
+    if suffix.lower() in (".yaml", ".yml"):
+        return _parse_yaml(text)
+    try:
+        return json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError) as json_error:
+        try:
+            return _parse_yaml(text)
+        except ConfigError:
+            if text.lstrip().startswith(("{", "[")):
+                # It was meant to be JSON: the JSON error is the useful one.
+                detail = json_error.args[0] if json_error.args else str(json_error)
+                raise ConfigError([f"(file): not valid JSON: {detail}"]) from None
+            raise
+
+
+def _parse_yaml(text: str) -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise ConfigError([f"(file): neither valid JSON nor valid YAML: {_one_line(e)}"]) from None
+    return {} if data is None else data
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def load(path: str | os.PathLike[str]) -> tuple[Config, list[str]]:
+    """Read and resolve the config file; returns ``(config, warnings)``. Raises :class:`ConfigError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise ConfigError([f"(file): cannot read {str(p)!r}: {e.strerror or e}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"(file): {str(p)!r} is not UTF-8 text"]) from None
+    raw = parse_text(text, suffix=p.suffix)
+    return resolve(raw, base_dir=p.resolve().parent)
+
+
+def resolve(raw: Any, *, base_dir: str | os.PathLike[str], check_files: bool = True
+            ) -> tuple[Config, list[str]]:
+    """Validate decoded data and build the :class:`Config`. Raises :class:`ConfigError` with every
+    problem found; returns the unknown-key warnings with the config."""
+    base = Path(base_dir)
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): expected an object of sections, got {_got(raw)}"])
+    for key in raw:
+        if key not in _ORDER:
+            warnings.append(f"{key}: unknown section, ignored")
+
+    sections: dict[str, Any] = {}
+    for name, (cls, schema) in _SECTIONS.items():
+        section_raw = raw.get(name, {})
+        if section_raw is None:
+            section_raw = {}
+        if not isinstance(section_raw, dict):
+            errors.append(f"{name}: expected an object, got {_got(section_raw)}")
+            section_raw = {}
+        section_raw, spelled = _apply_aliases(name, section_raw, errors)
+        known = {key for key, *_ in schema}
+        for key in section_raw:
+            if key not in known:
+                warnings.append(f"{name}.{key}: unknown key, ignored")
+        values: dict[str, Any] = {}
+        for key, attr, check, default in schema:
+            where = f"{name}.{spelled.get(key, key)}"
+            value = section_raw.get(key, default)
+            if value is None and default is None:
+                values[attr] = None  # filled in by _cross_checks (record.targetPort)
+                continue
+            try:
+                values[attr] = _path(value, base) if check is _PATH else check(value)
+            except _Invalid as e:
+                errors.append(f"{where}: {e}")
+                values[attr] = None
+        sections[name] = values
+
+    pull = _resolve_pull(raw.get("pull", []), errors, warnings)
+    _cross_checks(sections, errors, warnings, check_files)
+    if errors:
+        raise ConfigError(errors)
+
+    built = {name: cls(**sections[name]) for name, (cls, _schema) in _SECTIONS.items()}
+    config = Config(pull=pull, base_dir=str(base), **built)
+    return config, warnings
+
+
+def _apply_aliases(section: str, values: dict[str, Any], errors: list[str]
+                   ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Rename alias keys to their canonical key; also returns canonical -> spelling used, so an
+    error names the key the user wrote."""
+    aliases = _ALIASES.get(section)
+    spelled: dict[str, str] = {}
+    if not aliases:
+        return values, spelled
+    values = dict(values)
+    for alias, key in aliases.items():
+        if alias in values:
+            alias_value = values.pop(alias)
+            if key in values and values[key] != alias_value:
+                errors.append(f"{section}.{alias}: is an alias of {section}.{key}, and the two disagree "
+                              f"({_got(alias_value)} vs {_got(values[key])}); keep one")
+            elif key not in values:
+                values[key] = alias_value
+                spelled[key] = alias
+    return values, spelled
+
+
+def _path(value: Any, base: Path) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a file path as a string, got {_got(value)}")
+    if not value:
+        return ""
+    p = Path(os.path.expanduser(value))
+    resolved = p if p.is_absolute() else base / p
+    text = os.path.normpath(resolved)
+    if value.endswith(("/", os.sep)):
+        text += os.sep  # keep the folder look of "./record/"
+    return text
+
+
+def _resolve_pull(raw: Any, errors: list[str], warnings: list[str]) -> tuple[PullPeer, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        errors.append(f"pull: expected a list of {{\"ip\": ..., \"port\": ...}}, got {_got(raw)}")
+        return ()
+    peers = []
+    for i, item in enumerate(raw):
+        where = f"pull[{i}]"
+        if not isinstance(item, dict):
+            errors.append(f"{where}: expected an object {{\"ip\": ..., \"port\": ...}}, got {_got(item)}")
+            continue
+        for key in item:
+            if key not in ("ip", "port"):
+                warnings.append(f"{where}.{key}: unknown key, ignored")
+        ok = True
+        ip = port = None
+        if "ip" not in item:
+            errors.append(f"{where}.ip: missing; expected the peer's address")
+            ok = False
+        else:
+            try:
+                ip = _nonempty_string(item["ip"])
+            except _Invalid as e:
+                errors.append(f"{where}.ip: {e}")
+                ok = False
+        try:
+            port = _peer_port(item.get("port", 8554))
+        except _Invalid as e:
+            errors.append(f"{where}.port: {e}")
+            ok = False
+        if ok:
+            peers.append(PullPeer(ip=str(ip), port=int(port)))  # type: ignore[arg-type]
+    return tuple(peers)
+
+
+def _cross_checks(s: dict[str, dict[str, Any]], errors: list[str], warnings: list[str],
+                  check_files: bool) -> None:
+    rec = s["record"]
+    if rec["target_port"] is None:
+        # Our own RTSP port; 0 ("pick a free port") is replaced by the bound port at run time.
+        rec["target_port"] = s["rtsp"]["port"] if s["rtsp"]["port"] is not None else 8554
+    w = s["webrtc"]
+    if w["min_port"] is not None and w["max_port"] is not None and w["min_port"] > w["max_port"]:
+        errors.append(f"webrtc.maxPort: must be >= webrtc.minPort ({w['min_port']}), got {w['max_port']}")
+    if w["min_port"] == 0 and w["max_port"] not in (0, None):
+        errors.append("webrtc.minPort: 0 (pick a free port) needs webrtc.maxPort 0 too")
+    cert, key = w["dtls_certificate_file"], w["dtls_private_key_file"]
+    if cert is not None and key is not None and bool(cert) != bool(key):
+        missing = "dtlsPrivateKeyFile" if cert else "dtlsCertificateFile"
+        errors.append(f"webrtc.{missing}: required when the other of dtlsCertificateFile/"
+                      f"dtlsPrivateKeyFile is set (or leave both empty for a self-signed certificate)")
+    ws = s["websocket"]
+    if ws["ssl"]:
+        for key, attr in (("certFile", "cert_file"), ("keyFile", "key_file")):
+            if ws[attr] == "":
+                errors.append(f"websocket.{key}: required when websocket.ssl is true")
+    if check_files:
+        for where, value in (("websocket.certFile", ws["cert_file"] if ws["ssl"] else ""),
+                             ("websocket.keyFile", ws["key_file"] if ws["ssl"] else ""),
+                             ("webrtc.dtlsCertificateFile", w["dtls_certificate_file"]),
+                             ("webrtc.dtlsPrivateKeyFile", w["dtls_private_key_file"])):
+            if value and not os.path.isfile(value):
+                errors.append(f"{where}: file not found: {value}")
+    tags = s["log"]["worker_tags"]
+    if tags:
+        unknown = [t for t in tags if t not in WORKER_TAGS]
+        if unknown:
+            warnings.append(f"log.workerTags: unknown tags {unknown} are ignored; known: {', '.join(WORKER_TAGS)}")

@@ -1,0 +1,112 @@
+"""The HTTP API's routes (SPEC section 8), without I/O: a request line in, a :class:`Response` out.
+
+Owns the JSON documents of ``/api/v1/server``, ``/api/v1/streams``, ``/api/v1/sessions`` and the
+Prometheus text of ``/metrics``. Errors are JSON ``{"code": N, "data": {"msg": ...}}`` like the
+srs-sip API that will share this port. Reads state only; changes nothing.
+
+Later: ``POST /api/v1/record/start|stop`` (section 5, answered 501 until the recorder exists), the
+``/srs-sip/v1/...`` routes (section 7) and the web page at ``/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from .. import __version__
+from ..streams import StreamRegistry
+
+CORE_GAUGES = ("transports", "producers", "consumers")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def json_response(status: int, document: Any) -> Response:
+    return Response(status, json.dumps(document).encode() + b"\n")
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response(status, {"code": status, "data": {"msg": message}})
+
+
+@dataclass(slots=True)
+class Api:
+    core: Any
+    registry: StreamRegistry
+    sessions: dict[str, Any]  # session id -> signaling Session
+    ports: dict[str, Any] = field(default_factory=dict)  # filled by app as services bind
+    started: float = field(default_factory=time.monotonic)
+
+    def handle(self, method: str, target: str) -> Response:
+        path = urlsplit(target).path.rstrip("/") or "/"
+        routes = {
+            "/api/v1/server": self._server,
+            "/api/v1/streams": self._streams,
+            "/api/v1/sessions": self._sessions,
+            "/metrics": self._metrics,
+        }
+        route = routes.get(path)
+        if route is None:
+            if path in ("/api/v1/record/start", "/api/v1/record/stop"):
+                return error_response(501, "recording is not implemented yet")
+            return error_response(404, f"no such resource: {path}; see /api/v1/server, /api/v1/streams, "
+                                       f"/api/v1/sessions, /metrics")
+        if method not in ("GET", "HEAD"):
+            return error_response(405, f"{path} answers GET only")
+        return route()
+
+    def _core_stats(self) -> dict[str, int]:
+        try:
+            return {str(k): int(v) for k, v in self.core.stats().items()}
+        except Exception:  # noqa: BLE001 - the core may be shutting down
+            return {}
+
+    def uptime(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def _server(self) -> Response:
+        return json_response(200, {"version": __version__, "uptime": self.uptime(), "ports": self.ports,
+                                   "core": self._core_stats()})
+
+    def _streams(self) -> Response:
+        return json_response(200, {"streams": self.registry.snapshot()})
+
+    def _sessions(self) -> Response:
+        now = _now()
+        return json_response(200, {"sessions": [s.describe(now) for s in list(self.sessions.values())]})
+
+    def _metrics(self) -> Response:
+        streams, players = self.registry.counts()
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, value: float) -> None:
+            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"))
+
+        metric("pms_uptime_seconds", "gauge", "Seconds since the server started.", self.uptime())
+        metric("pms_streams", "gauge", "Live streams.", streams)
+        metric("pms_sessions", "gauge", "Signaling sessions (WebSocket connections).", len(self.sessions))
+        metric("pms_players", "gauge", "Players of live streams.", players)
+        for key, value in sorted(self._core_stats().items()):
+            name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
+            if key in CORE_GAUGES:
+                metric(name, "gauge", f"Media core: {key} now.", value)
+            else:
+                metric(name + "_total", "counter", f"Media core: {key.replace('_', ' ')} since start.", value)
+        return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+
+def _now() -> float:
+    try:
+        return trio.current_time()  # the clock the signaling sessions use
+    except RuntimeError:  # outside trio.run (tests)
+        return time.monotonic()

@@ -1,0 +1,167 @@
+"""The stream registry: the one place that answers "where does stream NAME come from?".
+
+Owns: which stream names are live here, which transport publishes each, which transports play it,
+and who owns each transport (an object with a ``transport_closed(transport_id, stream, role,
+reason)`` method: a signaling session today; an RTSP session, a recorder or a cascade edge later).
+
+Rules:
+
+- A stream is live from the moment its publish is accepted (``add_publisher``), before its first
+  packet. ``producer_started`` events fill in its codecs.
+- When a publisher's transport ends (its own close, its session's end, or a ``transport_closed``
+  event), the stream stops being live at once and every player's owner is told
+  (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
+  itself; their later ``transport_closed`` events find nothing here and are ignored.
+- :meth:`locate` is the hook for other sources: today only local live streams; cascade pulls
+  (SPEC section 6) and GB28181 channels (section 7) will be started from here, once, and shared.
+- Owners' callbacks must not block: the event pump calls them synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+PUBLISH = "publish"
+PLAY = "play"
+
+
+class TransportOwner(Protocol):
+    def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class LiveStream:
+    name: str
+    source: str  # "webrtc" | "rtsp" | "cascade" | "gb28181"
+    publisher: int  # transport id
+    started_at: float
+    codecs: tuple[str, ...] = ()
+    players: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a stream comes from: ``kind`` "local" (live here); later "cascade" and "gb28181"."""
+
+    kind: str
+    stream: str
+
+
+@dataclass(slots=True)
+class _Entry:
+    stream: str
+    role: str
+    owner: TransportOwner
+    connected: bool = False
+
+
+class StreamRegistry:
+    def __init__(self, core: Any = None) -> None:
+        self._core = core  # for stream_codecs(); may be None in tests
+        self._streams: dict[str, LiveStream] = {}
+        self._transports: dict[int, _Entry] = {}
+
+    # -- questions
+
+    def is_live(self, name: str) -> bool:
+        return name in self._streams
+
+    def get(self, name: str) -> LiveStream | None:
+        return self._streams.get(name)
+
+    async def locate(self, name: str) -> Location | None:
+        """Where stream ``name`` comes from, or ``None``. Async because a cascade pull or a GB28181
+        INVITE (later) waits here, up to 10 s, until the stream's codecs are known."""
+        if name in self._streams:
+            return Location("local", name)
+        # Hook: ask cascade peers (SPEC 6) and GB28181 channels (SPEC 7) here, start the pull or
+        # INVITE once, share it among consumers.
+        return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        out = []
+        for s in sorted(self._streams.values(), key=lambda s: s.name):
+            codecs = list(s.codecs)
+            if not codecs and self._core is not None:
+                try:
+                    codecs = list(self._core.stream_codecs(s.name) or [])
+                except Exception:  # noqa: BLE001 - a listing never fails for a stats call
+                    codecs = []
+            out.append({"name": s.name, "source": s.source, "codecs": codecs, "players": len(s.players),
+                        "publisher": s.publisher, "age": round(time.monotonic() - s.started_at, 3)})
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        """(live streams, players)."""
+        return len(self._streams), sum(len(s.players) for s in self._streams.values())
+
+    # -- changes made by services
+
+    def add_publisher(self, name: str, transport_id: int, owner: TransportOwner, *, source: str = "webrtc"
+                      ) -> None:
+        if name in self._streams:
+            raise RuntimeError(f"stream {name!r} is already live")  # callers check is_live() first
+        self._streams[name] = LiveStream(name, source, transport_id, time.monotonic())
+        self._transports[transport_id] = _Entry(name, PUBLISH, owner)
+        log.info("stream %s: live (%s, transport %d)", name, source, transport_id)
+
+    def add_player(self, name: str, transport_id: int, owner: TransportOwner) -> None:
+        stream = self._streams.get(name)
+        if stream is None:
+            raise RuntimeError(f"stream {name!r} is not live")
+        stream.players.add(transport_id)
+        self._transports[transport_id] = _Entry(name, PLAY, owner)
+        log.info("stream %s: player joined (transport %d, %d players)", name, transport_id, len(stream.players))
+
+    def remove_transport(self, transport_id: int, reason: str = "closed") -> None:
+        """A transport ends (its owner closed it, or the core says so). Idempotent."""
+        entry = self._transports.pop(transport_id, None)
+        if entry is None:
+            return
+        stream = self._streams.get(entry.stream)
+        if entry.role == PLAY:
+            if stream is not None:
+                stream.players.discard(transport_id)
+            log.info("stream %s: player left (transport %d, %s)", entry.stream, transport_id, reason)
+            return
+        if stream is None or stream.publisher != transport_id:
+            return
+        del self._streams[entry.stream]
+        log.info("stream %s: ended (%s), %d players told", entry.stream, reason, len(stream.players))
+        for player in sorted(stream.players):
+            player_entry = self._transports.pop(player, None)
+            if player_entry is not None:
+                _tell(player_entry, player, "producer-closed")
+
+    # -- core events (called by the event pump; never block)
+
+    def on_transport_closed(self, transport_id: int, reason: str) -> None:
+        entry = self._transports.get(transport_id)
+        if entry is None:
+            return  # already forgotten (closed by its owner, or a player of an ended stream)
+        self.remove_transport(transport_id, reason)
+        _tell(entry, transport_id, reason)
+
+    def on_transport_connected(self, transport_id: int) -> None:
+        entry = self._transports.get(transport_id)
+        if entry is not None:
+            entry.connected = True
+            log.debug("stream %s: transport %d connected (%s)", entry.stream, transport_id, entry.role)
+
+    def on_producer_started(self, name: str, codecs: list[str]) -> None:
+        stream = self._streams.get(name)
+        if stream is not None:
+            stream.codecs = tuple(codecs)
+            log.info("stream %s: media started (%s)", name, ", ".join(codecs))
+
+
+def _tell(entry: _Entry, transport_id: int, reason: str) -> None:
+    try:
+        entry.owner.transport_closed(transport_id, entry.stream, entry.role, reason)
+    except Exception:  # a bug in one owner must not stop the event pump
+        log.exception("stream %s: owner of transport %d failed on close", entry.stream, transport_id)
