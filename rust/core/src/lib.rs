@@ -30,3 +30,8 @@
 //! replace.
 
 pub mod media;
+pub mod cert;
+pub mod error;
+pub mod ice;
+pub mod sdp;
+pub mod transport;
