@@ -1,0 +1,105 @@
+//! Events from the media workers to the control plane, and the wakeup socket that announces them.
+//!
+//! Workers push small records onto one queue; when the queue goes from empty to non-empty they
+//! write one byte to a socket pair. The control plane waits until the read end is readable, then
+//! drains the queue (and the socket) without blocking. The queue lock is taken once per event,
+//! never per packet.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+
+use pms_core::media::TransportId;
+
+/// What the control plane hears from the media plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// ICE and DTLS completed: media can flow.
+    TransportConnected { id: TransportId },
+    /// The transport is gone, with the reason (`closed`, `ice-timeout`, `dtls-failed`,
+    /// `connect-timeout`, `peer-closed`, `producer-closed`).
+    TransportClosed { id: TransportId, reason: &'static str },
+    /// The first media packet of a published stream arrived.
+    ProducerStarted { stream: String, codecs: Vec<String> },
+    /// A log record of the core that passed the configured level and tags.
+    Log { level: log::Level, tag: &'static str, message: String },
+}
+
+/// A multi-producer queue with a wakeup fd.
+pub struct EventQueue {
+    queue: Mutex<VecDeque<Event>>,
+    tx: UnixStream,
+    rx: UnixStream,
+}
+
+/// Events kept at most before new ones are dropped (a control plane that stopped draining must
+/// not make the media plane grow without bound).
+const MAX_QUEUED: usize = 100_000;
+
+impl EventQueue {
+    pub fn new() -> std::io::Result<EventQueue> {
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(EventQueue { queue: Mutex::new(VecDeque::new()), tx, rx })
+    }
+
+    /// Queues one event; wakes the reader when the queue was empty.
+    pub fn push(&self, event: Event) {
+        let was_empty = {
+            let mut q = match self.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if q.len() >= MAX_QUEUED {
+                return;
+            }
+            q.push_back(event);
+            q.len() == 1
+        };
+        if was_empty {
+            // A full socket buffer means a wakeup is already pending: nothing is lost.
+            let _ = (&self.tx).write(&[1u8]);
+        }
+    }
+
+    /// Takes every queued event and clears the wakeup fd.
+    pub fn drain(&self) -> Vec<Event> {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = (&self.rx).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        q.drain(..).collect()
+    }
+
+    /// The fd to wait on for readability.
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_once_and_drains_all() {
+        let q = EventQueue::new().unwrap();
+        q.push(Event::TransportConnected { id: 1 });
+        q.push(Event::TransportConnected { id: 2 });
+        let got = q.drain();
+        assert_eq!(got.len(), 2);
+        // The wakeup bytes were consumed too.
+        let mut b = [0u8; 1];
+        assert!((&q.rx).read(&mut b).is_err());
+        assert!(q.drain().is_empty());
+    }
+}

@@ -1,0 +1,65 @@
+//! The media plane's own record of streams and transports, shared by the command methods (called
+//! from Python) and the workers (on connect/close only; never per packet).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pms_core::media::{ProducerTrack, TransportId};
+
+pub(crate) struct StreamEntry {
+    pub worker: usize,
+    pub producer: TransportId,
+    pub tracks: Arc<Vec<ProducerTrack>>,
+}
+
+pub(crate) struct TransportInfo {
+    pub worker: usize,
+    pub stream: String,
+    pub publisher: bool,
+    pub ufrag: String,
+    /// (video, audio) mute state as last set by the control plane.
+    pub muted: (bool, bool),
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub streams: HashMap<String, StreamEntry>,
+    pub transports: HashMap<TransportId, TransportInfo>,
+    /// Local ICE ufrag → owning worker, for datagrams that reach another worker's socket.
+    pub ufrags: HashMap<String, usize>,
+}
+
+impl Registry {
+    /// The worker with the fewest transports.
+    pub fn least_loaded(&self, workers: usize) -> usize {
+        let mut load = vec![0usize; workers];
+        for t in self.transports.values() {
+            if let Some(l) = load.get_mut(t.worker) {
+                *l += 1;
+            }
+        }
+        load.iter().enumerate().min_by_key(|(_, l)| **l).map(|(i, _)| i).unwrap_or(0)
+    }
+
+    /// Forgets a transport; returns its info. A publisher's stream goes with it.
+    pub fn remove_transport(&mut self, id: TransportId) -> Option<TransportInfo> {
+        let info = self.transports.remove(&id)?;
+        self.ufrags.remove(&info.ufrag);
+        if info.publisher {
+            if let Some(s) = self.streams.get(&info.stream) {
+                if s.producer == id {
+                    self.streams.remove(&info.stream);
+                }
+            }
+        }
+        Some(info)
+    }
+}
+
+/// Codec names as the control plane shows them (`video/H264`).
+pub(crate) fn codec_names(tracks: &[ProducerTrack]) -> Vec<String> {
+    tracks
+        .iter()
+        .map(|t| format!("{}/{}", t.kind.as_str(), t.codec.name.encoding_name()))
+        .collect()
+}

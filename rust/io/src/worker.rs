@@ -1,0 +1,461 @@
+//! One media worker thread: a UDP socket, the transports it owns, and one router.
+//!
+//! The loop: wait on the socket and the command waker (mio) until the next timer; read every
+//! datagram; demultiplex it to a transport (STUN by the local ICE ufrag, everything else by the
+//! source address the transport's ICE selected); feed the transport; hand decrypted RTP/RTCP to
+//! the router, which writes rewritten packets back through [`Out`] (encrypt, `send_to`).
+//!
+//! A datagram for a transport this worker does not own (several workers sharing one port) is
+//! handed to the owner through its command channel. Nothing here takes a lock per packet; the
+//! shared registry is locked on connect and close only.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use pms_core::ice::{classify, stun_local_ufrag, PacketClass};
+use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
+use pms_core::router::{Router, RouterEvent, Sink};
+use pms_core::transport::{Received, TransportEvent, WebRtcTransport};
+
+use crate::events::Event;
+use crate::Shared;
+
+pub(crate) const SOCKET: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+
+/// How often transports' and the router's timers are checked.
+const TICK: Duration = Duration::from_millis(10);
+/// The largest datagram we read; anything longer is not media we handle.
+const RECV_BUFFER: usize = 4096;
+
+pub(crate) enum Command {
+    AddPublisher {
+        id: TransportId,
+        stream: String,
+        transport: Box<WebRtcTransport>,
+        tracks: Vec<ProducerTrack>,
+        max_bitrate: u32,
+    },
+    AddPlayer {
+        id: TransportId,
+        stream: String,
+        producer: TransportId,
+        transport: Box<WebRtcTransport>,
+        tracks: Vec<ConsumerTrack>,
+    },
+    SetMuted { id: TransportId, video: Option<bool>, audio: Option<bool> },
+    Close { id: TransportId },
+    /// A datagram another worker read for a transport of ours.
+    Foreign { from: SocketAddr, data: Vec<u8> },
+    Shutdown,
+}
+
+struct Entry {
+    transport: Box<WebRtcTransport>,
+    stream: String,
+    publisher: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+    send_errors: u64,
+    unknown_datagrams: u64,
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    poll: Poll,
+    socket: mio::net::UdpSocket,
+    rx: Receiver<Command>,
+    shared: Arc<Shared>,
+    transports: HashMap<TransportId, Entry>,
+    by_ufrag: HashMap<String, TransportId>,
+    by_addr: HashMap<SocketAddr, TransportId>,
+    /// Source addresses whose transport lives on another worker (shared-port mode).
+    foreign: HashMap<SocketAddr, usize>,
+    router: Router,
+    counters: Counters,
+    next_tick: Instant,
+}
+
+/// The router's output: encrypt for the target transport and send.
+struct Out<'a> {
+    transports: &'a mut HashMap<TransportId, Entry>,
+    socket: &'a mio::net::UdpSocket,
+    counters: &'a mut Counters,
+}
+
+impl Out<'_> {
+    fn send(&mut self, to: TransportId, pkt: &[u8], rtcp: bool) {
+        let Some(entry) = self.transports.get_mut(&to) else { return };
+        let Some(addr) = entry.transport.remote_addr() else { return };
+        let protected = if rtcp { entry.transport.protect_rtcp(pkt) } else { entry.transport.protect_rtp(pkt) };
+        let Some(buf) = protected else { return };
+        match self.socket.send_to(&buf, addr) {
+            Ok(n) => {
+                self.counters.packets_out += 1;
+                self.counters.bytes_out += n as u64;
+            }
+            Err(_) => self.counters.send_errors += 1,
+        }
+    }
+}
+
+impl Sink for Out<'_> {
+    fn send_rtp(&mut self, to: TransportId, pkt: &[u8]) {
+        self.send(to, pkt, false);
+    }
+    fn send_rtcp(&mut self, to: TransportId, pkt: &[u8]) {
+        self.send(to, pkt, true);
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        socket: std::net::UdpSocket,
+        rx: Receiver<Command>,
+        shared: Arc<Shared>,
+    ) -> io::Result<Worker> {
+        let mut socket = mio::net::UdpSocket::from_std(socket);
+        poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
+        Ok(Worker {
+            index,
+            poll,
+            socket,
+            rx,
+            shared,
+            transports: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            foreign: HashMap::new(),
+            router: Router::new(),
+            counters: Counters::default(),
+            next_tick: Instant::now(),
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            let now = Instant::now();
+            let timeout = self.next_tick.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!(target: "pms_io::worker", "worker {}: poll failed: {e}", self.index);
+                    return;
+                }
+            }
+            let readable = events.iter().any(|e| e.token() == SOCKET);
+            if !self.drain_commands() {
+                self.close_all();
+                return;
+            }
+            if readable {
+                self.read_socket(&mut buf);
+            }
+            let now = Instant::now();
+            if now >= self.next_tick {
+                self.tick(now);
+                self.next_tick = now + TICK;
+            }
+        }
+    }
+
+    /// Runs queued commands; false on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return false,
+                Ok(cmd) => self.handle_command(cmd),
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::AddPublisher { id, stream, transport, tracks, max_bitrate } => {
+                self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
+                self.router.add_producer(id, tracks, max_bitrate, now);
+                self.transports.insert(id, Entry { transport, stream, publisher: true });
+            }
+            Command::AddPlayer { id, stream, producer, transport, tracks } => {
+                if let Err(e) = self.router.add_consumer(id, producer, tracks, now) {
+                    // The producer went away between the answer and now.
+                    log::info!(target: "pms_io::worker", "player {id} of {stream}: {e}");
+                    self.forget(id, "producer-closed");
+                    return;
+                }
+                self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
+                self.transports.insert(id, Entry { transport, stream, publisher: false });
+            }
+            Command::SetMuted { id, video, audio } => {
+                self.router.set_muted(id, video, audio);
+            }
+            Command::Close { id } => {
+                if let Some(entry) = self.transports.get_mut(&id) {
+                    entry.transport.close();
+                    self.drive(id, now);
+                }
+                // Whatever the transport said, it is gone now.
+                if self.transports.contains_key(&id) {
+                    self.remove(id, "closed");
+                }
+            }
+            Command::Foreign { from, data } => self.handle_datagram(now, from, &data),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn read_socket(&mut self, buf: &mut [u8]) {
+        loop {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => {
+                    let now = Instant::now();
+                    self.counters.packets_in += 1;
+                    self.counters.bytes_in += n as u64;
+                    self.handle_datagram(now, from, &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors surface as ECONNREFUSED on some systems: nothing to do.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let id = match classify(data) {
+            PacketClass::Stun => match stun_local_ufrag(data) {
+                Some(ufrag) => match self.by_ufrag.get(ufrag) {
+                    Some(id) => Some(*id),
+                    None => {
+                        let owner = self.shared.registry().ufrags.get(ufrag).copied();
+                        if let Some(w) = owner.filter(|w| *w != self.index) {
+                            self.foreign.insert(from, w);
+                            self.hand_over(w, from, data);
+                        } else {
+                            self.counters.unknown_datagrams += 1;
+                        }
+                        return;
+                    }
+                },
+                None => self.by_addr.get(&from).copied(),
+            },
+            PacketClass::Other => None,
+            _ => self.by_addr.get(&from).copied(),
+        };
+        let Some(id) = id else {
+            if let Some(w) = self.foreign.get(&from).copied() {
+                self.hand_over(w, from, data);
+            } else {
+                self.counters.unknown_datagrams += 1;
+            }
+            return;
+        };
+        let result = {
+            let Some(entry) = self.transports.get_mut(&id) else { return };
+            catch_unwind(AssertUnwindSafe(|| entry.transport.handle_datagram(now, from, data)))
+        };
+        match result {
+            Ok(Some(Received::Rtp(pkt))) => {
+                let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+                let router = &mut self.router;
+                if catch_unwind(AssertUnwindSafe(|| router.handle_rtp(now, id, &pkt, &mut out))).is_err() {
+                    log::error!(target: "pms_io::worker", "router panicked on RTP of transport {id}; closing it");
+                    self.remove(id, "internal-error");
+                    return;
+                }
+                self.router_events();
+            }
+            Ok(Some(Received::Rtcp(pkt))) => {
+                let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+                let router = &mut self.router;
+                if catch_unwind(AssertUnwindSafe(|| router.handle_rtcp(now, id, &pkt, &mut out))).is_err() {
+                    log::error!(target: "pms_io::worker", "router panicked on RTCP of transport {id}; closing it");
+                    self.remove(id, "internal-error");
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                log::error!(target: "pms_io::worker", "transport {id} panicked on a datagram from {from}; closing it");
+                self.remove(id, "internal-error");
+                return;
+            }
+        }
+        self.drive(id, now);
+    }
+
+    fn hand_over(&mut self, worker: usize, from: SocketAddr, data: &[u8]) {
+        if let Some(handle) = self.shared.workers().get(worker) {
+            handle.send(Command::Foreign { from, data: data.to_vec() });
+        }
+    }
+
+    /// Sends what the transport queued and acts on its events.
+    fn drive(&mut self, id: TransportId, now: Instant) {
+        loop {
+            let Some(entry) = self.transports.get_mut(&id) else { return };
+            let mut progressed = false;
+            while let Some((to, buf)) = entry.transport.poll_transmit() {
+                progressed = true;
+                match self.socket.send_to(&buf, to) {
+                    Ok(n) => {
+                        self.counters.packets_out += 1;
+                        self.counters.bytes_out += n as u64;
+                    }
+                    Err(_) => self.counters.send_errors += 1,
+                }
+            }
+            if let Some(addr) = entry.transport.remote_addr() {
+                if self.by_addr.get(&addr) != Some(&id) {
+                    self.by_addr.retain(|_, v| *v != id);
+                    self.by_addr.insert(addr, id);
+                }
+            }
+            match entry.transport.poll_event() {
+                Some(TransportEvent::Connected) => {
+                    progressed = true;
+                    if !entry.publisher {
+                        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+                        self.router.consumer_connected(id, now, &mut out);
+                    }
+                    self.shared.events.push(Event::TransportConnected { id });
+                }
+                Some(TransportEvent::Closed(reason)) => {
+                    self.remove(id, reason);
+                    return;
+                }
+                None => {}
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn router_events(&mut self) {
+        while let Some(ev) = self.router.poll_event() {
+            match ev {
+                RouterEvent::ProducerStarted { producer } => {
+                    let Some(entry) = self.transports.get(&producer) else { continue };
+                    let codecs = self
+                        .shared
+                        .registry()
+                        .streams
+                        .get(&entry.stream)
+                        .map(|s| crate::registry::codec_names(&s.tracks))
+                        .unwrap_or_default();
+                    self.shared.events.push(Event::ProducerStarted { stream: entry.stream.clone(), codecs });
+                }
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+    }
+
+    /// Drops a transport and, for a publisher, its players.
+    fn remove(&mut self, id: TransportId, reason: &'static str) {
+        let Some(_entry) = self.transports.remove(&id) else { return };
+        let consumers = self.router.remove(id);
+        self.forget(id, reason);
+        for c in consumers {
+            if let Some(entry) = self.transports.get_mut(&c) {
+                entry.transport.close();
+            }
+            self.drive_transmits_only(c);
+            if self.transports.remove(&c).is_some() {
+                self.router.remove(c);
+                self.forget(c, "producer-closed");
+            }
+        }
+    }
+
+    fn drive_transmits_only(&mut self, id: TransportId) {
+        let Some(entry) = self.transports.get_mut(&id) else { return };
+        while let Some((to, buf)) = entry.transport.poll_transmit() {
+            let _ = self.socket.send_to(&buf, to);
+        }
+    }
+
+    /// Removes every index entry of `id` here and in the registry, and tells the control plane.
+    fn forget(&mut self, id: TransportId, reason: &'static str) {
+        self.by_ufrag.retain(|_, v| *v != id);
+        self.by_addr.retain(|_, v| *v != id);
+        self.shared.registry().remove_transport(id);
+        self.shared.events.push(Event::TransportClosed { id, reason });
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let due: Vec<TransportId> = self
+            .transports
+            .iter()
+            .filter(|(_, e)| e.transport.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let panicked = {
+                let Some(entry) = self.transports.get_mut(&id) else { continue };
+                catch_unwind(AssertUnwindSafe(|| entry.transport.handle_timeout(now))).is_err()
+            };
+            if panicked {
+                self.remove(id, "internal-error");
+            } else {
+                self.drive(id, now);
+            }
+        }
+        if self.router.poll_timeout().is_some_and(|t| t <= now) {
+            let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+            self.router.handle_timeout(now, &mut out);
+        }
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        let Some(slot) = self.shared.stats.get(self.index) else { return };
+        let r = self.router.stats();
+        let publishers = self.transports.values().filter(|e| e.publisher).count();
+        let set = |i: usize, v: u64| slot[i].store(v, Ordering::Relaxed);
+        set(crate::STAT_TRANSPORTS, self.transports.len() as u64);
+        set(crate::STAT_PRODUCERS, r.producers as u64);
+        set(crate::STAT_CONSUMERS, r.consumers as u64);
+        set(crate::STAT_PACKETS_IN, self.counters.packets_in);
+        set(crate::STAT_PACKETS_OUT, self.counters.packets_out);
+        set(crate::STAT_BYTES_IN, self.counters.bytes_in);
+        set(crate::STAT_BYTES_OUT, self.counters.bytes_out);
+        set(crate::STAT_NACKS, r.nacks);
+        set(crate::STAT_PLIS, r.plis);
+        set(crate::STAT_RETRANSMITS, r.retransmits);
+        set(crate::STAT_RTP_DROPPED, r.rtp_dropped + self.counters.unknown_datagrams);
+        set(crate::STAT_SEND_ERRORS, self.counters.send_errors);
+        set(crate::STAT_PUBLISHERS, publishers as u64);
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<TransportId> = self.transports.keys().copied().collect();
+        for id in ids {
+            if let Some(entry) = self.transports.get_mut(&id) {
+                entry.transport.close();
+            }
+            self.drive_transmits_only(id);
+        }
+        self.transports.clear();
+        self.publish_stats();
+    }
+}
