@@ -1,0 +1,412 @@
+//! The RTP hot path: identify a producer packet, keep it, fan it out rewritten; and the replay
+//! of the keyframe cache to a consumer that connects.
+
+use std::time::Instant;
+
+use super::{
+    ConsumerTrackState, ProducerTrackState, Router, RouterEvent, RouterStats, Sink,
+    KEYFRAME_CACHE_MAX_PACKETS, MAX_UPSTREAM_NACK_GAP,
+};
+use crate::codec::{self, PayloadInfo};
+use crate::media::{MediaKind, TransportId};
+use crate::rtp::{self, Header};
+
+/// One packet in producer terms, from the wire or from the retransmission buffer.
+#[derive(Clone, Copy)]
+pub(super) struct Frame<'a> {
+    pub ext: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub csrcs: &'a [u8],
+    pub payload: &'a [u8],
+    pub padding: u8,
+}
+
+impl Frame<'_> {
+    fn seq(&self) -> u16 {
+        self.ext as u16
+    }
+}
+
+impl<'a> From<crate::retransmit::Stored<'a>> for Frame<'a> {
+    fn from(s: crate::retransmit::Stored<'a>) -> Self {
+        Frame {
+            ext: s.ext_seq,
+            ts: s.timestamp,
+            marker: s.marker,
+            csrcs: s.csrcs,
+            payload: s.payload,
+            padding: s.padding,
+        }
+    }
+}
+
+/// Where rewritten packets go: the scratch buffer, the sink and the counters.
+pub(super) struct Out<'a, S: Sink> {
+    pub scratch: &'a mut [u8],
+    pub sink: &'a mut S,
+    pub stats: &'a mut RouterStats,
+}
+
+impl<S: Sink> Out<'_, S> {
+    /// Writes one packet for consumer `to` and sends it. Returns false if it did not fit.
+    pub fn send(&mut self, to: TransportId, hdr: &Header<'_>, f: &Frame<'_>) -> bool {
+        match rtp::write_packet(self.scratch, hdr, f.csrcs, f.payload, f.padding) {
+            Some(n) => {
+                self.sink.send_rtp(to, &self.scratch[..n]);
+                self.stats.packets_out += 1;
+                self.stats.bytes_out += n as u64;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn mid(ct: &ConsumerTrackState) -> Option<(u8, &[u8])> {
+    ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()))
+}
+
+/// Forwards one producer frame to one consumer track: starts the track at a keyframe (video)
+/// or any packet (audio), injects parameter sets before an IDR when needed, rewrites, sends.
+pub(super) fn deliver<S: Sink>(
+    cid: TransportId,
+    ct: &mut ConsumerTrackState,
+    track: &ProducerTrackState,
+    f: &Frame<'_>,
+    info: PayloadInfo,
+    out: &mut Out<'_, S>,
+) {
+    let mut starting = false;
+    if !ct.started {
+        if ct.cfg.kind == MediaKind::Video && !info.keyframe_start {
+            return;
+        }
+        let new_off = ct.next_seq.wrapping_sub(f.seq());
+        if new_off != ct.seq_off {
+            ct.prev_seq_off = ct.seq_off;
+            ct.seq_off = new_off;
+            ct.off_since = ct.next_seq;
+        }
+        ct.start_ext = f.ext;
+        ct.started = true;
+        starting = true;
+        if ct.ts_off.is_none() {
+            ct.ts_off = Some(ct.ts_base.wrapping_sub(f.ts));
+        }
+    } else if f.ext < ct.start_ext {
+        return;
+    }
+    let ts = f.ts.wrapping_add(ct.ts_off.unwrap_or(0));
+    if info.idr_start && !info.has_sps && (starting || track.params_ts != Some(f.ts)) {
+        if let Some(ps) = track.params.as_ref() {
+            inject_params(cid, ct, ps, f, ts, out);
+        }
+    }
+    let seq = f.seq().wrapping_add(ct.seq_off);
+    let hdr = Header {
+        ssrc: ct.cfg.ssrc,
+        payload_type: ct.cfg.codec.payload_type,
+        seq,
+        timestamp: ts,
+        marker: f.marker,
+        mid: mid(ct),
+        osn: None,
+    };
+    if out.send(cid, &hdr, f) {
+        if seq.wrapping_sub(ct.next_seq) as i16 >= 0 {
+            ct.next_seq = seq.wrapping_add(1);
+        }
+        ct.packets_sent = ct.packets_sent.wrapping_add(1);
+        ct.octets_sent = ct.octets_sent.wrapping_add(f.payload.len() as u32);
+    }
+}
+
+/// Sends SPS/PPS (VPS) as one aggregation packet just before the IDR `f`, and shifts the
+/// track's sequence offset by one so the IDR follows it.
+fn inject_params<S: Sink>(
+    cid: TransportId,
+    ct: &mut ConsumerTrackState,
+    ps: &codec::ParamSets,
+    f: &Frame<'_>,
+    ts: u32,
+    out: &mut Out<'_, S>,
+) {
+    // The aggregate goes at the end of the scratch buffer, the packet at its start.
+    let split = out.scratch.len() / 2;
+    let (head, tail) = out.scratch.split_at_mut(split);
+    let Some(n) = ps.write_aggregate(tail) else {
+        return;
+    };
+    let seq = f.seq().wrapping_add(ct.seq_off);
+    let hdr = Header {
+        ssrc: ct.cfg.ssrc,
+        payload_type: ct.cfg.codec.payload_type,
+        seq,
+        timestamp: ts,
+        marker: false,
+        mid: mid(ct),
+        osn: None,
+    };
+    let Some(len) = rtp::write_packet(head, &hdr, f.csrcs, &tail[..n], 0) else {
+        return;
+    };
+    out.sink.send_rtp(cid, &head[..len]);
+    out.stats.packets_out += 1;
+    out.stats.bytes_out += len as u64;
+    ct.packets_sent = ct.packets_sent.wrapping_add(1);
+    ct.octets_sent = ct.octets_sent.wrapping_add(n as u32);
+    ct.prev_seq_off = ct.seq_off;
+    ct.seq_off = ct.seq_off.wrapping_add(1);
+    ct.off_since = seq.wrapping_add(1);
+    ct.injected = Some(seq);
+    if seq.wrapping_sub(ct.next_seq) as i16 >= 0 {
+        ct.next_seq = seq.wrapping_add(1);
+    }
+}
+
+/// Which producer track a packet belongs to, and whether it is RTX.
+fn identify(tracks: &mut [ProducerTrackState], ssrc: u32, pt: u8) -> Option<(usize, bool)> {
+    for (i, t) in tracks.iter().enumerate() {
+        if t.ssrc == Some(ssrc) {
+            return Some((i, false));
+        }
+        if t.rtx_ssrc == Some(ssrc) {
+            return Some((i, true));
+        }
+    }
+    for (i, t) in tracks.iter_mut().enumerate() {
+        if t.ssrc.is_none() && t.cfg.codec.payload_type == pt {
+            t.ssrc = Some(ssrc);
+            return Some((i, false));
+        }
+        if t.rtx_ssrc.is_none() && t.cfg.codec.rtx_payload_type == Some(pt) && t.ssrc != Some(ssrc)
+        {
+            t.rtx_ssrc = Some(ssrc);
+            return Some((i, true));
+        }
+    }
+    None
+}
+
+impl Router {
+    /// Hot path. `pkt` is one decrypted RTP packet received on transport `from` (a producer).
+    /// Malformed packets, unknown SSRCs/payload types and unknown transports are counted in
+    /// [`RouterStats::rtp_dropped`]; duplicates (RTX of a packet already held) are ignored.
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        from: TransportId,
+        pkt: &[u8],
+        sink: &mut impl Sink,
+    ) {
+        self.tick(now);
+        let Some(prod) = self.producers.get_mut(&from) else {
+            self.stats.rtp_dropped += 1;
+            return;
+        };
+        let Ok(v) = rtp::parse(pkt) else {
+            self.stats.rtp_dropped += 1;
+            return;
+        };
+        let Some((ti, is_rtx)) = identify(&mut prod.tracks, v.ssrc, v.payload_type) else {
+            self.stats.rtp_dropped += 1;
+            return;
+        };
+        let (seq, payload) = if is_rtx {
+            // RFC 4588: the original sequence number leads the payload. Shorter ones are
+            // padding-only probes: not media, not an error.
+            match v.payload {
+                [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+                _ => return,
+            }
+        } else {
+            (v.seq, v.payload)
+        };
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += pkt.len() as u64;
+        if !prod.started {
+            prod.started = true;
+            self.events
+                .push_back(RouterEvent::ProducerStarted { producer: from });
+        }
+        let sender_ssrc = prod.sender_ssrc;
+        let track = &mut prod.tracks[ti];
+        let prev_highest = track.seq.highest();
+        let ext = track.seq.unwrap(seq);
+        if !track
+            .buffer
+            .insert(ext, v.timestamp, v.marker, v.csrcs, payload, v.padding)
+        {
+            return; // duplicate
+        }
+        let since_epoch = now.saturating_duration_since(self.epoch.unwrap_or(now));
+        track.stats.on_packet(ext, v.timestamp, since_epoch, is_rtx);
+        if track.kf_pending && track.ssrc.is_some() && track.last_kf_request.is_none() {
+            // First packet of a track someone already asked a keyframe of.
+            super::feedback::send_keyframe_request(
+                track,
+                from,
+                sender_ssrc,
+                now,
+                &mut self.rtcp,
+                sink,
+                &mut self.stats,
+            );
+        }
+        if let (Some(h), true) = (prev_highest, track.nack_upstream && !is_rtx) {
+            if ext > h + 1 && ext - h - 1 <= MAX_UPSTREAM_NACK_GAP {
+                super::feedback::nack_upstream(
+                    track,
+                    from,
+                    sender_ssrc,
+                    h + 1..ext,
+                    &mut self.rtcp,
+                    sink,
+                );
+            }
+        }
+        let info = codec::inspect(track.codec(), payload);
+        if let Some(ps) = track.params.as_mut() {
+            ps.update_from_payload(payload);
+            if info.has_sps {
+                track.params_ts = Some(v.timestamp);
+            }
+        }
+        if info.keyframe_start {
+            // A multi-packet keyframe starts at its first keyframe-start packet: keep that one.
+            let same_frame = track
+                .last_keyframe
+                .and_then(|k| track.buffer.get(k))
+                .is_some_and(|k| k.timestamp == v.timestamp);
+            if !same_frame {
+                track.last_keyframe = Some(ext);
+            }
+        }
+        let kind_muted = match track.cfg.kind {
+            MediaKind::Video => prod.video_muted,
+            MediaKind::Audio => prod.audio_muted,
+        };
+        let frame = Frame {
+            ext,
+            ts: v.timestamp,
+            marker: v.marker,
+            csrcs: v.csrcs,
+            payload,
+            padding: v.padding,
+        };
+        let track = &prod.tracks[ti];
+        if !kind_muted {
+            let mut out = Out {
+                scratch: &mut self.scratch,
+                sink: &mut *sink,
+                stats: &mut self.stats,
+            };
+            for cid in &prod.consumers {
+                let Some(c) = self.consumers.get_mut(cid) else {
+                    continue;
+                };
+                if !c.connected {
+                    continue;
+                }
+                let muted = match track.cfg.kind {
+                    MediaKind::Video => c.video_muted,
+                    MediaKind::Audio => c.audio_muted,
+                };
+                if muted {
+                    continue;
+                }
+                for ct in c.tracks.iter_mut().filter(|t| t.cfg.producer_track == ti) {
+                    deliver(*cid, ct, track, &frame, info, &mut out);
+                }
+            }
+        }
+        let track = &mut prod.tracks[ti];
+        if info.idr_start && track.params.as_ref().is_some_and(|p| p.complete()) {
+            // Every consumer that needed parameter sets for this frame got them.
+            track.params_ts = Some(v.timestamp);
+        }
+    }
+
+    /// The consumer's transport is connected (DTLS done): start sending. Each video track gets
+    /// the cached keyframe (and what followed it) at once when the cache is usable, and a
+    /// keyframe request goes to the producer in any case (rate-limited, deferred if needed).
+    pub fn consumer_connected(&mut self, id: TransportId, now: Instant, sink: &mut impl Sink) {
+        self.tick(now);
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        c.connected = true;
+        let Some(prod) = self.producers.get_mut(&c.producer) else {
+            return;
+        };
+        let producer_id = c.producer;
+        let mut out = Out {
+            scratch: &mut self.scratch,
+            sink: &mut *sink,
+            stats: &mut self.stats,
+        };
+        let mut wants_keyframe = Vec::new();
+        for ct in c.tracks.iter_mut() {
+            let ti = ct.cfg.producer_track;
+            let Some(track) = prod.tracks.get(ti) else {
+                continue;
+            };
+            if ct.cfg.kind != MediaKind::Video {
+                continue;
+            }
+            wants_keyframe.push(ti);
+            let muted = prod.video_muted || c.video_muted;
+            if !muted && !ct.started {
+                replay_cache(id, ct, track, &mut out);
+            }
+        }
+        let sender_ssrc = prod.sender_ssrc;
+        for ti in wants_keyframe {
+            if let Some(track) = prod.tracks.get_mut(ti) {
+                super::feedback::request_keyframe(
+                    track,
+                    producer_id,
+                    sender_ssrc,
+                    now,
+                    &mut self.rtcp,
+                    sink,
+                    &mut self.stats,
+                );
+            }
+        }
+    }
+}
+
+/// Sends the producer's last keyframe and every packet after it to a consumer track that is
+/// waiting for one, if the cache is usable: the keyframe's packets (start to marker) are all
+/// held and the whole run is at most [`KEYFRAME_CACHE_MAX_PACKETS`]. Otherwise nothing.
+fn replay_cache<S: Sink>(
+    cid: TransportId,
+    ct: &mut ConsumerTrackState,
+    track: &ProducerTrackState,
+    out: &mut Out<'_, S>,
+) {
+    let (Some(k), Some(h)) = (track.last_keyframe, track.seq.highest()) else {
+        return;
+    };
+    if h < k || h - k >= KEYFRAME_CACHE_MAX_PACKETS || h - k >= track.buffer.capacity() as u64 {
+        return;
+    }
+    // The keyframe itself must be complete.
+    let mut e = k;
+    loop {
+        match track.buffer.get(e) {
+            Some(p) if p.marker => break,
+            Some(_) if e < h => e += 1,
+            _ => return,
+        }
+    }
+    for e in k..=h {
+        if let Some(p) = track.buffer.get(e) {
+            let f = Frame::from(p);
+            let info = codec::inspect(track.codec(), f.payload);
+            deliver(cid, ct, track, &f, info, out);
+        }
+    }
+}
