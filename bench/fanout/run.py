@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Fan-out benchmark driver: one publisher to N players against the real pms-trio server.
+
+For each N it starts a fresh server (``pms-trio run -c <temp config> --ready-file <path>``), runs the
+Rust load client ``pms-fanout`` (bench/fanout), samples the server's CPU time and RSS from /proc at
+the client's progress events, and prints a table with the targets next to the figures.
+
+    python bench/fanout/run.py                      # N = 10, 100, 200, 400, ... until loss
+    python bench/fanout/run.py --players 10,100 --seconds 20
+
+Stdlib only. Benchmarks print figures; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TARGET_US_PER_PACKET = 3.0  # at N = 100; Janus 1.1.2 VideoRoom: ~28 us with 20 players
+TARGET_KIB_PER_PLAYER = 64.0
+TARGET_KEYFRAME_MS = 150.0
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the children
+
+
+def build_client(skip: bool) -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    if not target.is_absolute():
+        target = REPO / target
+    binary = target / "release" / "pms-fanout"
+    if not skip:
+        log("building pms-fanout (cargo build --release -p pms-bench-fanout) ...")
+        subprocess.run(["cargo", "build", "--release", "-p", "pms-bench-fanout"], cwd=REPO, check=True)
+    if not binary.exists():
+        sys.exit(f"run.py: {binary} not found (build it or set CARGO_TARGET_DIR)")
+    return binary
+
+
+def server_command(explicit: str | None) -> list[str]:
+    if explicit:
+        return explicit.split()
+    exe = shutil.which("pms-trio")
+    if exe:
+        return [exe]
+    return [sys.executable, "-m", "pms_trio"]
+
+
+def server_config(folder: Path, webrtc_ports: tuple[int, int]) -> dict:
+    return {
+        "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
+                "file": str(folder / "pms.log")},
+        "websocket": {"port": 0, "listenIp": "127.0.0.1"},
+        "http": {"port": 0, "listenIp": "127.0.0.1"},
+        "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1",
+                   "minPort": webrtc_ports[0], "maxPort": webrtc_ports[1]},
+        "rtsp": {"port": 0, "listenIp": "127.0.0.1"},
+        "record": {"cmdPort": 0, "recordPath": str(folder / "record")},
+        "sip": {"enable": False},
+        "master": {"numOfWorkProcess": 1},
+    }
+
+
+class Server:
+    def __init__(self, cmd: list[str], folder: Path, webrtc_ports: tuple[int, int]):
+        self.folder = folder
+        cfg = folder / "pms.json"
+        cfg.write_text(json.dumps(server_config(folder, webrtc_ports), indent=2))
+        self.ready_file = folder / "ready.json"
+        self.log_path = folder / "server.out"
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
+        self.ready = self._wait_ready(30.0)
+        self.pid = int(self.ready.get("pid") or self.proc.pid)
+
+    def _wait_ready(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                return json.loads(self.ready_file.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError(f"server not ready in {timeout:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def run_step(binary: Path, cmd: list[str], n: int, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"pms-fanout-{n}-") as tmp:
+        server = Server(cmd, Path(tmp), args.webrtc_ports)
+        try:
+            return drive_client(binary, server, n, args)
+        finally:
+            server.stop()
+
+
+def drive_client(binary: Path, server: Server, n: int, args: argparse.Namespace) -> dict:
+    pid = server.pid
+    client_cmd = [str(binary), "--ws", server.ready["websocket"], "--players", str(n),
+                  "--seconds", str(args.seconds), "--stream", args.stream,
+                  "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    proc = subprocess.Popen(client_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    samples: dict[str, float] = {}
+    other: list[str] = []
+    for line in proc.stderr:
+        line = line.rstrip("\n")
+        ev = None
+        if line.startswith("{"):
+            try:
+                ev = json.loads(line).get("event")
+            except ValueError:
+                ev = None
+        if ev is None:
+            other.append(line)
+            if args.verbose:
+                log(f"  client: {line}")
+            continue
+        try:
+            if ev == "publisher_ready":
+                samples["rss_base"] = rss_kib(pid)
+            elif ev == "players_connected":
+                samples["rss_joined"] = rss_kib(pid)
+            elif ev == "measure_start":
+                samples["cpu0"] = cpu_seconds(pid)
+                samples["client_cpu0"] = cpu_seconds(proc.pid)
+                samples["t0"] = time.monotonic()
+                samples["rss_start"] = rss_kib(pid)
+            elif ev == "measure_end":
+                samples["cpu1"] = cpu_seconds(pid)
+                samples["client_cpu1"] = cpu_seconds(proc.pid)
+                samples["t1"] = time.monotonic()
+                samples["rss_end"] = rss_kib(pid)
+        except OSError as e:  # the server died
+            other.append(f"/proc/{pid}: {e}")
+        if args.verbose:
+            log(f"  client: {line}")
+    proc.wait()
+    reader.join(5)
+    text = "".join(out).strip()
+    if proc.returncode != 0 or not text:
+        raise RuntimeError(f"pms-fanout exited with {proc.returncode}: {' | '.join(other[-5:])}\n"
+                           f"server log:\n{server.tail()}")
+    result = json.loads(text.splitlines()[-1])
+    if "cpu1" in samples and "cpu0" in samples:
+        cpu = samples["cpu1"] - samples["cpu0"]
+        wall = samples["t1"] - samples["t0"]
+        pkts = result.get("packets_received") or 0
+        result["server_cpu_seconds"] = round(cpu, 3)
+        result["server_cpu_share"] = round(cpu / wall, 3) if wall > 0 else None
+        result["server_us_per_packet"] = round(cpu / pkts * 1e6, 2) if pkts else None
+        ccpu = samples["client_cpu1"] - samples["client_cpu0"]
+        result["client_cpu_share"] = round(ccpu / wall, 3) if wall > 0 else None
+        result["client_us_per_packet"] = round(ccpu / pkts * 1e6, 2) if pkts else None
+    if "rss_base" in samples:
+        with_n = max(samples.get("rss_start", 0), samples.get("rss_end", 0))
+        result["server_rss_base_kib"] = samples["rss_base"]
+        result["server_rss_kib"] = with_n
+        result["server_kib_per_player"] = round((with_n - samples["rss_base"]) / n, 1) if n else None
+    return result
+
+
+def fmt(v, spec: str = "") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(rows: list[dict], seconds: float) -> None:
+    print(f"\nfan-out: 1 publisher (H.264 ~1.5 Mbit/s 30 fps + Opus 20 ms) -> N players, loopback, "
+          f"{seconds:g} s per step")
+    head = (f"{'N':>6} {'conn':>9} {'fwd pkt/s':>10} {'CPU us/pkt':>11} {'loss':>14} "
+            f"{'KiB/player':>11} {'keyframe p50/p95 ms':>20}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['players']:>6}  error: {r['error']}")
+            continue
+        kf = r.get("first_keyframe_ms") or {}
+        loss = f"{r.get('loss_packets', 0)} ({r.get('loss_ratio', 0):.1e})"
+        print(f"{r['players']:>6} {str(r.get('connected')) + '/' + str(r['players']):>9} "
+              f"{fmt(r.get('packets_per_second'), '.0f'):>10} {fmt(r.get('server_us_per_packet'), '.2f'):>11} "
+              f"{loss:>14} {fmt(r.get('server_kib_per_player'), '.1f'):>11} "
+              f"{fmt(kf.get('p50'), '.0f') + ' / ' + fmt(kf.get('p95'), '.0f'):>20}")
+    print("-" * len(head))
+    print(f"{'target':>6} {'all':>9} {'':>10} {'<= ' + format(TARGET_US_PER_PACKET, 'g'):>11} {'0':>14} "
+          f"{'<= ' + format(TARGET_KIB_PER_PLAYER, 'g'):>11} {'< ' + format(TARGET_KEYFRAME_MS, 'g') + ' (p95)':>20}")
+    print("CPU us/pkt = server CPU seconds per million forwarded packets (utime+stime over the "
+          "measurement window / packets the players received); target applies at N = 100 "
+          "(Janus 1.1.2 VideoRoom: ~28 us at 20 players).")
+    clean = [r["players"] for r in rows if "error" not in r and r.get("loss_packets", 1) == 0
+             and r.get("connected") == r["players"]]
+    print(f"largest N without loss: {max(clean) if clean else 'none'}")
+
+
+def parse_ports(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--players", help="comma-separated N list (default: 10,100 then doubling from 200 "
+                    "until loss or failed players, up to --max-players)")
+    ap.add_argument("--max-players", type=int, default=1600)
+    ap.add_argument("--seconds", type=float, default=10.0, help="measurement window per step")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds between all connected and the window")
+    ap.add_argument("--threads", type=int, default=1, help="client threads for the players")
+    ap.add_argument("--stream", default="fanout")
+    ap.add_argument("--server-cmd", help="command that starts the server (default: pms-trio, "
+                    "else python -m pms_trio with python/ on PYTHONPATH)")
+    ap.add_argument("--webrtc-ports", type=parse_ports, default=(0, 0),
+                    help="webrtc.minPort-maxPort for the server (default 0-0: the server picks)")
+    ap.add_argument("--no-build", action="store_true", help="use the already built release client")
+    ap.add_argument("--json", help="also write every step's figures to this file")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+
+    raise_nofile()
+    binary = build_client(args.no_build)
+    cmd = server_command(args.server_cmd)
+    auto = args.players is None
+    if auto:
+        steps = [10, 100]
+        n = 200
+        while n <= args.max_players:
+            steps.append(n)
+            n *= 2
+    else:
+        steps = [int(x) for x in args.players.split(",") if x.strip()]
+
+    rows: list[dict] = []
+    for n in steps:
+        log(f"N = {n}: starting server and {n} players ...")
+        try:
+            r = run_step(binary, cmd, n, args)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            r = {"players": n, "error": str(e).strip().splitlines()[0] if str(e).strip() else repr(e)}
+            log(f"N = {n}: {e}")
+        else:
+            log(f"N = {n}: {json.dumps(r)}")
+        rows.append(r)
+        bad = "error" in r or r.get("loss_packets", 0) > 0 or r.get("connected") != n
+        if auto and n >= 200 and bad:
+            break
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    print_table(rows, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
