@@ -81,7 +81,7 @@ class Core:
     def stream_codecs(self, stream: str) -> list[str] | None:
         """The codecs of a live stream (``"video/H264"``...), or ``None`` when it is not live."""
 
-    def set_muted(self, transport_id: int, video: bool | None, audio: bool | None) -> tuple[bool, bool]:
+    def set_muted(self, transport_id: int, video: bool | None = None, audio: bool | None = None) -> tuple[bool, bool]:
         """Change the mute state of a publisher (all its players) or one player; ``None`` keeps
         a kind as it is. Returns ``(video_muted, audio_muted)``. Raises ``KeyError`` for an unknown id."""
 
