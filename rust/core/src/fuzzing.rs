@@ -1,15 +1,36 @@
-//! Entry points for fuzz targets (`fuzz/`) and the corpus replay test: each feeds arbitrary
-//! bytes to a router set up with one producer (H.264 video + Opus audio) and two consumers.
+//! Entry points for the fuzz targets (`fuzz/`) and the corpus replay test
+//! (`tests/fuzz_corpus.rs`), so both run the same code. Each states its invariant; the common
+//! one is that nothing reachable from the network panics, whatever the bytes.
 //!
-//! Invariant: whatever the bytes, no panic, and the router's memory stays bounded (the
-//! retransmission buffers have fixed slot counts and a per-packet size cap).
+//! - [`fuzz_rtp`], [`fuzz_rtcp`]: a router with one producer (H.264 video + Opus audio) and two
+//!   consumers; memory stays bounded (fixed-size retransmission buffers).
+//! - [`fuzz_sdp`]: offers to [`crate::sdp`]; Ok or an `SdpError`, and an Ok answer parses.
+//! - [`fuzz_stun`]: STUN to [`crate::ice`]; a re-signed well-formed request for us is accepted.
+//! - [`fuzz_transport`]: datagrams to a [`WebRtcTransport`] whose ICE check already passed.
 
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rtc_sdp::description::session::SessionDescription;
+use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{
+    Message, Setter, TransactionId, BINDING_REQUEST, MAGIC_COOKIE,
+};
+use rtc_stun::textattrs::TextAttribute;
+
+use crate::cert::DtlsIdentity;
+use crate::ice::{classify, stun_local_ufrag, IceLite, PacketClass, StunOutcome};
 use crate::media::{
     Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack, TransportId,
 };
 use crate::router::{NullSink, Router};
+use crate::sdp::{answer_player, answer_publisher, AnswerContext, RemoteParams, SdpError};
+use crate::transport::{TransportEvent, WebRtcTransport};
 
 /// Producer id in [`fuzz_router`].
 pub const PRODUCER: TransportId = 1;
@@ -145,4 +166,389 @@ fn chunks(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
         data = &data[skip + n..];
         Some(chunk)
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDP
+// ---------------------------------------------------------------------------------------------
+
+/// Our side of every fuzzed answer.
+const SDP_FINGERPRINT: &str = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99";
+
+/// The stream a fuzzed player asks for: Opus audio, VP8 video, H.264 (mode 1) video.
+pub fn fuzz_source_tracks() -> Vec<ProducerTrack> {
+    let ext = HeaderExtensions::default();
+    [
+        (MediaKind::Audio, codec(CodecName::Opus, 111, None)),
+        (MediaKind::Video, codec(CodecName::Vp8, 96, Some(97))),
+        (MediaKind::Video, codec(CodecName::H264, 102, Some(103))),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (kind, codec))| ProducerTrack {
+        kind,
+        mid: i.to_string(),
+        codec,
+        ssrc: Some(0x1000 + i as u32),
+        rtx_ssrc: None,
+        extensions: ext,
+    })
+    .collect()
+}
+
+/// Invariant: `data` as (lossy UTF-8) text is answered by [`answer_publisher`] and
+/// [`answer_player`] (source [`fuzz_source_tracks`]) with Ok or an [`SdpError`] (status 415 or
+/// 422), never a panic. An Ok answer parses with `rtc-sdp`, keeps one m-line per offered
+/// m-line with exactly one accepted (port != 0) per returned track, and its `RemoteParams` are
+/// usable credentials that [`WebRtcTransport::new`] takes without panicking.
+pub fn fuzz_sdp(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let candidates: [SocketAddr; 2] = [
+        SocketAddr::from(([192, 0, 2, 1], 20000)),
+        SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 20000)),
+    ];
+    let ctx = AnswerContext {
+        ice_ufrag: "srvU",
+        ice_pwd: "serverpassword0123456789ab",
+        fingerprint: SDP_FINGERPRINT,
+        candidates: &candidates,
+        max_bitrate: 1_500_000,
+    };
+    match answer_publisher(&text, &ctx) {
+        Ok((answer, tracks, remote)) => {
+            let mids: Vec<&str> = tracks.iter().map(|t| t.mid.as_str()).collect();
+            check_answer(&answer, &mids, &remote);
+        }
+        Err(e) => check_sdp_error(&e),
+    }
+    let source = fuzz_source_tracks();
+    let mut next_ssrc = 0xA000_0000u32;
+    let mut new_ssrc = || {
+        next_ssrc += 1;
+        next_ssrc
+    };
+    match answer_player(&text, &source, &ctx, &mut new_ssrc) {
+        Ok((answer, tracks, remote)) => {
+            for t in &tracks {
+                let src = &source[t.producer_track];
+                assert_eq!((t.kind, t.codec.name), (src.kind, src.codec.name));
+            }
+            let mut used: Vec<usize> = tracks.iter().map(|t| t.producer_track).collect();
+            used.sort_unstable();
+            used.dedup();
+            assert_eq!(used.len(), tracks.len(), "a source track used twice");
+            let mids: Vec<&str> = tracks.iter().map(|t| t.mid.as_str()).collect();
+            check_answer(&answer, &mids, &remote);
+        }
+        Err(e) => check_sdp_error(&e),
+    }
+}
+
+fn check_sdp_error(e: &SdpError) {
+    assert!(matches!(e.status(), 415 | 422));
+    let _ = e.to_string();
+}
+
+fn check_answer(answer: &str, mids: &[&str], remote: &RemoteParams) {
+    let sd = match SessionDescription::unmarshal(&mut Cursor::new(answer.as_bytes())) {
+        Ok(sd) => sd,
+        Err(e) => panic!("our answer does not parse ({e}):\n{answer}"),
+    };
+    let accepted: Vec<&str> = sd
+        .media_descriptions
+        .iter()
+        .filter(|m| m.media_name.port.value != 0)
+        .map(|m| {
+            m.attributes
+                .iter()
+                .find(|a| a.key == "mid")
+                .and_then(|a| a.value.as_deref())
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(accepted.len(), mids.len(), "accepted m-lines vs tracks:\n{answer}");
+    for (got, want) in accepted.iter().zip(mids) {
+        // A track without a=mid gets its m-line index as mid; the answer then has none.
+        assert!(got.is_empty() || got == want, "mid {got:?} != {want:?}:\n{answer}");
+    }
+    assert!(!remote.ice_ufrag.is_empty() && !remote.ice_ufrag.contains(':'));
+    assert!(!remote.ice_pwd.is_empty());
+    assert_eq!(remote.fingerprint_algorithm, "sha-256");
+    // Whatever the offer's fingerprint text, building the transport is Ok or Err, no panic.
+    let _ = WebRtcTransport::new(
+        1,
+        ICE_UFRAG.into(),
+        ICE_PWD.into(),
+        remote.clone(),
+        fuzz_identity(),
+        Instant::now(),
+        Duration::from_secs(10),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// STUN / ICE
+// ---------------------------------------------------------------------------------------------
+
+/// Our ICE credentials in [`fuzz_stun`] and [`fuzz_transport`].
+pub const ICE_UFRAG: &str = "fuzzsrv";
+pub const ICE_PWD: &str = "fuzz-server-password-0123";
+
+/// A binding request as a browser sends it (USERNAME, optional USE-CANDIDATE,
+/// MESSAGE-INTEGRITY keyed with `pwd`, FINGERPRINT), built with `rtc-stun`.
+pub fn binding_request(username: &str, pwd: &str, use_candidate: bool, tid: [u8; 12]) -> Vec<u8> {
+    let provider = crate::cert::provider().expect("the built-in crypto provider");
+    let mut m = Message::new();
+    let mut setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId(tid)),
+        Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+    ];
+    if use_candidate {
+        setters.push(Box::new(rtc_stun::attributes::RawAttribute {
+            typ: rtc_stun::attributes::ATTR_USE_CANDIDATE,
+            length: 0,
+            value: vec![],
+        }));
+    }
+    setters.push(Box::new(
+        MessageIntegrity::new_short_term_integrity_with_provider(
+            pwd.to_owned(),
+            provider.crypto(),
+        ),
+    ));
+    setters.push(Box::new(FINGERPRINT));
+    m.build(&setters).expect("a well-formed binding request");
+    m.raw
+}
+
+/// Invariant: [`classify`], [`stun_local_ufrag`] and [`IceLite::handle_stun`] (credentials
+/// [`ICE_UFRAG`]/[`ICE_PWD`]) take any bytes without panicking; `handle_stun` queues at most
+/// one response, to the sender, and accepts only requests naming our ufrag. Then the input is
+/// *re-signed* (cut before its first MESSAGE-INTEGRITY or FINGERPRINT, header length fixed,
+/// both re-added with `rtc-stun`) so the fuzzer gets past the checksums: a re-signed binding
+/// request whose USERNAME is `fuzzsrv[:...]` must be accepted, and `stun_local_ufrag` must
+/// agree with `rtc-stun` on its USERNAME.
+pub fn fuzz_stun(data: &[u8]) {
+    let provider = crate::cert::provider().expect("the built-in crypto provider");
+    let from = SocketAddr::from(([198, 51, 100, 7], 50000));
+    let mut ice = IceLite::new(ICE_UFRAG.into(), ICE_PWD.into());
+    let now = Instant::now();
+    let check = |ice: &mut IceLite, msg: &[u8]| -> StunOutcome {
+        let class = classify(msg);
+        let ufrag = stun_local_ufrag(msg);
+        if ufrag.is_some() {
+            assert_eq!(class, PacketClass::Stun);
+        }
+        let outcome = ice.handle_stun(now, from, msg, provider.as_ref());
+        let sent: Vec<_> = ice.drain_transmits().collect();
+        assert!(sent.len() <= 1 && sent.iter().all(|(to, _)| *to == from));
+        if let StunOutcome::Accepted { .. } = outcome {
+            // rtc-stun ignores the two top bits of the type; the transport only hands over
+            // datagrams classified as STUN (first byte 0..=3), which the peek then agrees with.
+            if class == PacketClass::Stun {
+                assert_eq!(ufrag, Some(ICE_UFRAG), "accepted a request not for us");
+            }
+            assert_eq!(sent.len(), 1);
+            assert_eq!(ice.selected(), Some(from));
+        }
+        outcome
+    };
+    check(&mut ice, data);
+    let Some((resigned, username)) = resign(data, provider.as_ref()) else {
+        return;
+    };
+    let outcome = check(&mut ice, &resigned);
+    let is_binding_request = resigned[0..2] == [0, 1];
+    if is_binding_request {
+        let local = username.as_deref().map(|u| match u.iter().position(|b| *b == b':') {
+            Some(i) => &u[..i],
+            None => u,
+        });
+        let expected = local
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .filter(|s| !s.is_empty());
+        assert_eq!(stun_local_ufrag(&resigned), expected, "USERNAME peek vs rtc-stun");
+        if expected == Some(ICE_UFRAG) {
+            assert!(
+                matches!(outcome, StunOutcome::Accepted { .. }),
+                "a re-signed request for us was rejected: {resigned:02x?}"
+            );
+        }
+    }
+}
+
+/// `data` cut before its first MESSAGE-INTEGRITY/FINGERPRINT attribute (or its first
+/// attribute that runs past the end), with the magic cookie and length fixed, then
+/// MESSAGE-INTEGRITY ([`ICE_PWD`]) and FINGERPRINT added; with the first USERNAME's value.
+/// None when `rtc-stun` does not decode the cut message.
+fn resign(
+    data: &[u8],
+    provider: &dyn rtc_crypto::RTCCryptoProvider,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    if data.len() < 20 {
+        return None;
+    }
+    let mut off = 20;
+    while off + 4 <= data.len() {
+        let typ = u16::from_be_bytes([data[off], data[off + 1]]);
+        if typ == ATTR_MESSAGE_INTEGRITY.0 || typ == ATTR_FINGERPRINT.0 {
+            break;
+        }
+        let len = u16::from_be_bytes([data[off + 2], data[off + 3]]) as usize;
+        let next = off + 4 + ((len + 3) & !3);
+        if next > data.len() || next - 20 > 4096 {
+            break;
+        }
+        off = next;
+    }
+    let mut prefix = data[..off].to_vec();
+    prefix[2..4].copy_from_slice(&((off - 20) as u16).to_be_bytes());
+    prefix[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        let mut m = Message::new();
+        m.unmarshal_binary(&prefix).ok()?;
+        let username = m.get(ATTR_USERNAME).ok();
+        MessageIntegrity::new_short_term_integrity_with_provider(
+            ICE_PWD.to_owned(),
+            provider.crypto(),
+        )
+        .add_to(&mut m)
+        .ok()?;
+        FINGERPRINT.add_to(&mut m).ok()?;
+        Some((m.raw, username))
+    }));
+    built.ok().flatten()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport
+// ---------------------------------------------------------------------------------------------
+
+/// The DTLS identity of every fuzzed transport (generated once per process).
+pub fn fuzz_identity() -> &'static DtlsIdentity {
+    static IDENTITY: OnceLock<DtlsIdentity> = OnceLock::new();
+    IDENTITY.get_or_init(|| DtlsIdentity::generate().expect("a DTLS identity"))
+}
+
+/// The peer's address in [`fuzz_transport`] (ICE selected it before the fuzzed datagrams).
+pub const PEER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(192, 0, 2, 10),
+    40000,
+));
+/// The other source address of [`fuzz_transport`] (datagrams flagged with bit 15).
+pub const OTHER_PEER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(192, 0, 2, 11),
+    40001,
+));
+
+/// Invariant: a fresh [`WebRtcTransport`] (identity [`fuzz_identity`], ICE already selected
+/// [`PEER`] by a valid binding request) fed `data` as datagrams never panics: each datagram is
+/// a 2-byte big-endian header, bit 15 = sent from [`OTHER_PEER`] instead of [`PEER`], bits
+/// 0-14 = length (the remainder when it runs short); `now` advances 100 ms per datagram with
+/// `handle_timeout` after each, then 31 s more, then `close`. Transmits go to one of the two
+/// peers and drain (at most 64 per step); nothing decrypts before `Connected`; events come
+/// in order (`Connected` at most once, then exactly one `Closed`, last).
+pub fn fuzz_transport(data: &[u8]) {
+    let t0 = Instant::now();
+    let remote = RemoteParams {
+        ice_ufrag: "peer".into(),
+        ice_pwd: "peer-password-0123456789".into(),
+        fingerprint_algorithm: "sha-256".into(),
+        fingerprint: SDP_FINGERPRINT.into(),
+    };
+    let mut t = WebRtcTransport::new(
+        1,
+        ICE_UFRAG.into(),
+        ICE_PWD.into(),
+        remote,
+        fuzz_identity(),
+        t0,
+        Duration::from_secs(10),
+    )
+    .expect("a transport");
+    let mut events = Vec::new();
+    let req = binding_request(&format!("{ICE_UFRAG}:peer"), ICE_PWD, true, [7; 12]);
+    assert!(t.handle_datagram(t0, PEER, &req).is_none());
+    assert_eq!(drain(&mut t, &mut events), 1, "the binding response");
+    assert_eq!(t.remote_addr(), Some(PEER));
+    let mut now = t0;
+    for (other, datagram) in datagrams(data) {
+        now += Duration::from_millis(100);
+        let from = if other { OTHER_PEER } else { PEER };
+        let connected = t.is_connected();
+        let got = t.handle_datagram(now, from, datagram);
+        assert!(got.is_none() || connected, "decrypted before Connected");
+        drain(&mut t, &mut events);
+        if t.poll_timeout().is_some_and(|d| d <= now) {
+            t.handle_timeout(now);
+        }
+        drain(&mut t, &mut events);
+    }
+    t.handle_timeout(now + Duration::from_secs(31));
+    drain(&mut t, &mut events);
+    t.close();
+    drain(&mut t, &mut events);
+    assert!(t.is_closed() && t.poll_timeout().is_none());
+    let closed = events
+        .iter()
+        .filter(|e| matches!(e, TransportEvent::Closed(_)))
+        .count();
+    let connected = events
+        .iter()
+        .filter(|e| **e == TransportEvent::Connected)
+        .count();
+    assert!(closed == 1 && connected <= 1, "events {events:?}");
+    assert!(matches!(events.last(), Some(TransportEvent::Closed(_))));
+    // Closed is final: a datagram now does nothing.
+    assert!(t.handle_datagram(now, PEER, &req).is_none());
+    assert_eq!(drain(&mut t, &mut events), 0);
+}
+
+/// Drains transmits (returns how many) and events of `t`.
+fn drain(t: &mut WebRtcTransport, events: &mut Vec<TransportEvent>) -> usize {
+    let mut n = 0;
+    while let Some((to, _)) = t.poll_transmit() {
+        assert!(to == PEER || to == OTHER_PEER, "transmit to {to}");
+        n += 1;
+        assert!(n <= 64, "poll_transmit does not drain");
+    }
+    let mut m = 0;
+    while let Some(e) = t.poll_event() {
+        events.push(e);
+        m += 1;
+        assert!(m <= 2, "poll_event does not drain");
+    }
+    n
+}
+
+/// The datagrams of [`fuzz_transport`]: (from the other peer, bytes).
+fn datagrams(mut data: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
+    std::iter::from_fn(move || {
+        if data.is_empty() {
+            return None;
+        }
+        let (other, n) = match data {
+            [a, b, rest @ ..] => {
+                let h = u16::from_be_bytes([*a, *b]);
+                (h & 0x8000 != 0, ((h & 0x7fff) as usize).min(rest.len()))
+            }
+            _ => (false, 0),
+        };
+        let skip = data.len().min(2);
+        let datagram = &data[skip..skip + n];
+        data = &data[skip + n..];
+        Some((other, datagram))
+    })
+}
+
+/// Frames `datagrams` for [`fuzz_transport`] (to write corpus files).
+pub fn frame_datagrams(datagrams: &[(bool, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (other, d) in datagrams {
+        let len = d.len().min(0x7fff) as u16;
+        out.extend_from_slice(&(len | if *other { 0x8000 } else { 0 }).to_be_bytes());
+        out.extend_from_slice(&d[..len as usize]);
+    }
+    out
 }
