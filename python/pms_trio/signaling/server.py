@@ -61,7 +61,10 @@ async def serve(config: WebSocketConfig, core: Any, registry: StreamRegistry, se
                                  body=f"no WebSocket here; connect to {config.location}\n".encode())
             return
         connection = await request.accept()
-        await _run_session(connection, config, core, registry, sessions)
+        try:
+            await _run_session(connection, config, core, registry, sessions)
+        except Exception:  # noqa: BLE001 - one broken session must never stop the server
+            log.exception("session from %s failed", _peer(connection))
 
     server = WebSocketServer(handler, listeners, max_message_size=LIBRARY_MAX_MESSAGE,
                              connect_timeout=10, disconnect_timeout=1)
@@ -113,14 +116,20 @@ async def _read_loop(connection: WebSocketConnection, session: p.Session, handle
     while True:
         frame: str | bytes | None = None
         with trio.move_on_at(session.next_deadline()):
-            frame = await connection.get_message()
+            try:
+                frame = await connection.get_message()
+            except ConnectionClosed:
+                return "connection closed"
         if frame is None:
             if session.handle_timeout(trio.current_time()):
                 log.info("session %s: no request for %g s", session.id, session.heartbeat_timeout)
                 return "heartbeat timeout"
             continue
         reply = await handler.handle_frame(frame, trio.current_time())
-        await connection.send_message(reply)
+        try:
+            await connection.send_message(reply)
+        except ConnectionClosed:
+            return "connection closed"
 
 
 async def _send_notifications(connection: WebSocketConnection, receive_out: trio.MemoryReceiveChannel[str]
