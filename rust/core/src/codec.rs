@@ -29,7 +29,9 @@ pub fn inspect(codec: CodecName, payload: &[u8]) -> PayloadInfo {
         CodecName::Av1 => flag(av1_keyframe_start(payload)),
         CodecName::H264 => h264_inspect(payload),
         CodecName::H265 => h265_inspect(payload),
-        CodecName::Opus | CodecName::Pcma | CodecName::Pcmu => PayloadInfo::default(),
+        CodecName::Opus | CodecName::Pcma | CodecName::Pcmu | CodecName::Aac => {
+            PayloadInfo::default()
+        }
     }
 }
 
@@ -185,6 +187,8 @@ const MAX_PARAM_SET: usize = 512;
 #[derive(Debug, Clone, Default)]
 pub struct ParamSets {
     h265: bool,
+    /// Bumped whenever a stored set changes (so the router can report new sets once).
+    generation: u64,
     vps: Vec<u8>,
     sps: Vec<u8>,
     pps: Vec<u8>,
@@ -249,6 +253,7 @@ impl ParamSets {
         if slot.as_slice() != nal {
             slot.clear();
             slot.extend_from_slice(nal);
+            self.generation += 1;
         }
         true
     }
@@ -277,6 +282,20 @@ impl ParamSets {
                 _ => {}
             }
         }
+    }
+
+    /// Changes so far (each stored set that differed from the previous one counts one).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The known sets, in decoding order: `[SPS, PPS]` or `[VPS, SPS, PPS]` (empty ones left out).
+    pub fn nals(&self) -> Vec<Vec<u8>> {
+        [&self.vps, &self.sps, &self.pps]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// True when every set needed to decode is known.

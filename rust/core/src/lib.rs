@@ -41,3 +41,4 @@ pub mod retransmit;
 pub mod router;
 pub mod rtcp;
 pub mod rtp;
+pub mod rtsp_framing;

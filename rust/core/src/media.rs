@@ -31,6 +31,9 @@ pub enum CodecName {
     H264,
     H265,
     Av1,
+    /// AAC (`MPEG4-GENERIC`, RFC 3640): kept for RTSP publishers and players; never offered
+    /// to or accepted from WebRTC peers.
+    Aac,
 }
 
 impl CodecName {
@@ -46,6 +49,7 @@ impl CodecName {
             "H264" => CodecName::H264,
             "H265" | "HEVC" => CodecName::H265,
             "AV1" | "AV1X" => CodecName::Av1,
+            "MPEG4-GENERIC" => CodecName::Aac,
             _ => return None,
         })
     }
@@ -61,12 +65,18 @@ impl CodecName {
             CodecName::H264 => "H264",
             CodecName::H265 => "H265",
             CodecName::Av1 => "AV1",
+            CodecName::Aac => "MPEG4-GENERIC",
         }
+    }
+
+    /// Whether WebRTC peers may use this codec (everything but AAC).
+    pub fn webrtc(self) -> bool {
+        self != CodecName::Aac
     }
 
     pub fn kind(self) -> MediaKind {
         match self {
-            CodecName::Opus | CodecName::Pcma | CodecName::Pcmu => MediaKind::Audio,
+            CodecName::Opus | CodecName::Pcma | CodecName::Pcmu | CodecName::Aac => MediaKind::Audio,
             _ => MediaKind::Video,
         }
     }

@@ -646,7 +646,7 @@ fn pick_publisher_codec(m: &OfferMedia, kind: MediaKind) -> Option<Codec> {
         let Some(name) = CodecName::from_encoding_name(&r.name) else {
             continue;
         };
-        if name.kind() != kind {
+        if name.kind() != kind || !name.webrtc() {
             continue;
         }
         let fmtp = m.fmtp_of(r.pt);
@@ -792,7 +792,7 @@ pub fn answer_publisher(
 
 /// Whether the player's offered codec `r` (with fmtp) can carry what `source` sends.
 fn player_codec_matches(source: &Codec, name: CodecName, player_fmtp: &str) -> bool {
-    if name != source.name {
+    if name != source.name || !name.webrtc() {
         return false;
     }
     match name {

@@ -268,9 +268,17 @@ impl Router {
         }
         let info = codec::inspect(track.codec(), payload);
         if let Some(ps) = track.params.as_mut() {
+            let before = ps.generation();
             ps.update_from_payload(payload);
             if info.has_sps {
                 track.params_ts = Some(v.timestamp);
+            }
+            if ps.generation() != before && ps.complete() {
+                self.events.push_back(RouterEvent::ParameterSets {
+                    producer: from,
+                    track: ti,
+                    nals: ps.nals(),
+                });
             }
         }
         if info.keyframe_start {

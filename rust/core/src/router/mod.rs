@@ -87,6 +87,13 @@ impl Sink for NullSink {
 pub enum RouterEvent {
     /// The first valid RTP packet of a producer arrived.
     ProducerStarted { producer: TransportId },
+    /// A producer track's H.264 SPS/PPS (H.265 VPS/SPS/PPS) changed in band and the set is
+    /// complete: `nals` in decoding order. Not raised for the sets of the SDP `fmtp`.
+    ParameterSets {
+        producer: TransportId,
+        track: usize,
+        nals: Vec<Vec<u8>>,
+    },
 }
 
 /// Our misuse of the router (bad ids or track indexes); a bug in the caller, not the peer.
@@ -396,6 +403,52 @@ impl Router {
         };
         self.consumers.insert(id, consumer);
         Ok(())
+    }
+
+    /// Adds one track to a consumer made by [`add_consumer`](Router::add_consumer) (RTSP: one
+    /// track per SETUP). `start` gives the first sequence number and RTP timestamp it will send
+    /// (RTSP `RTP-Info`); `None`: random.
+    pub fn add_consumer_track(
+        &mut self,
+        id: TransportId,
+        track: ConsumerTrack,
+        start: Option<(u16, u32)>,
+    ) -> Result<(), RouterError> {
+        let c = self
+            .consumers
+            .get_mut(&id)
+            .ok_or(RouterError::UnknownProducer(id))?;
+        let ok = self
+            .producers
+            .get(&c.producer)
+            .and_then(|p| p.tracks.get(track.producer_track))
+            .is_some_and(|p| p.cfg.kind == track.kind);
+        if !ok {
+            return Err(RouterError::BadProducerTrack {
+                consumer: id,
+                index: track.producer_track,
+            });
+        }
+        let mut st = ConsumerTrackState::new(track);
+        if let Some((seq, ts)) = start {
+            st.next_seq = seq;
+            st.ts_base = ts;
+        }
+        c.tracks.push(st);
+        Ok(())
+    }
+
+    /// Stops sending to a consumer until the next [`consumer_connected`] (RTSP PAUSE). Its
+    /// tracks restart at a keyframe with contiguous sequence numbers.
+    ///
+    /// [`consumer_connected`]: Router::consumer_connected
+    pub fn pause_consumer(&mut self, id: TransportId) {
+        if let Some(c) = self.consumers.get_mut(&id) {
+            c.connected = false;
+            for t in &mut c.tracks {
+                t.started = false;
+            }
+        }
     }
 
     /// Removes a producer or consumer. Removing a producer also removes its consumers and
