@@ -10,9 +10,18 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
 - ``("transport_connected", transport_id)``: ICE and DTLS are up; media may flow.
 - ``("transport_closed", transport_id, reason)``: the transport is gone (``"closed"`` when asked
   to, ``"ice-timeout"``, ``"dtls-failed"``, ``"connect-timeout"`` when ICE/DTLS never completed
-  within the connect timeout, ``"producer-closed"`` for a player whose stream ended).
+  within the connect timeout, ``"producer-closed"`` for a player whose stream ended; RTSP
+  transports also ``"eof"`` when the peer closed the TCP connection, ``"stalled"`` after 10 s
+  without write progress, ``"protocol-error"`` for a header block over 64 KiB or a bad
+  ``Content-Length`` on a connection the core owns, ``"internal-error"``).
 - ``("producer_started", stream, [codec, ...])``: the first media packet of a published stream
   arrived; codecs are ``"video/H264"``-style names.
+- ``("rtsp_message", transport_id, data: bytes)``: an RTSP text message (headers, empty line,
+  ``Content-Length`` body) the core read on a TCP connection it owns since ``rtsp_start``;
+  answer with :meth:`Core.rtsp_send`.
+- ``("parameter_sets", stream, codec, [nal: bytes, ...])``: the H.264 ``[SPS, PPS]`` or H.265
+  ``[VPS, SPS, PPS]`` of a producer track changed in band (``codec`` is ``"H264"``/``"H265"``);
+  raised when they change, not per packet, and not for the sets of the SDP ``fmtp``.
 - ``("log", level, tag, message)``: a core log record that passed ``log_level``/``log_tags``;
   ``level`` is ``"debug" | "info" | "warn" | "error"``.
 """
@@ -81,16 +90,79 @@ class Core:
     def stream_codecs(self, stream: str) -> list[str] | None:
         """The codecs of a live stream (``"video/H264"``...), or ``None`` when it is not live."""
 
+    def stream_tracks(self, stream: str) -> list[dict] | None:
+        """Per producer track of a live stream, for DESCRIBE: ``{"index": int, "kind": "audio" |
+        "video", "codec": str ("H264", "opus", "MPEG4-GENERIC"...), "payload_type": int,
+        "clock_rate": int, "channels": int (0 for video), "fmtp": str}``; ``None`` when not live.
+        ``index`` is the ``track`` of :meth:`rtsp_add_track` for players."""
+
+    def create_rtsp_player(self, stream: str) -> int:
+        """An RTSP player of the live ``stream`` on the stream's worker, not started; returns its
+        transport id. Add tracks with :meth:`rtsp_add_track`, then :meth:`rtsp_start`. Raises
+        :class:`CoreError` (404 when the stream is not live)."""
+
+    def create_rtsp_publisher(self, stream: str, tracks: list[dict]) -> int:
+        """An RTSP publisher of ``stream`` (ANNOUNCE); the stream is live at once. ``tracks`` as
+        parsed from the ANNOUNCE SDP, in order: ``{"kind", "codec", "payload_type", "clock_rate",
+        "channels", "fmtp"}`` (the last three optional). ``sprop-parameter-sets`` in an H.264
+        ``fmtp`` are kept and sent before every IDR a player gets; ``packetization-mode=1`` is
+        added when absent. Tracks with codecs we do not forward are accepted and their packets
+        dropped; AAC (``MPEG4-GENERIC``) is forwarded to RTSP players only. Raises
+        :class:`CoreError` (409 already live, 415 no track with a codec we forward, 400 bad
+        payload type)."""
+
+    def rtsp_add_track(
+        self,
+        transport_id: int,
+        track: int,
+        *,
+        channels: tuple[int, int] | None = None,
+        client: tuple[str, int, int] | None = None,
+    ) -> dict:
+        """One SETUP. ``track``: for a player the ``index`` of :meth:`stream_tracks`, for a
+        publisher the position in its ANNOUNCE ``tracks``. Give exactly one of ``channels=(rtp,
+        rtcp)`` (TCP interleaved) or ``client=(ip, rtp_port, rtcp_port)`` (UDP: the core binds a
+        socket pair of its own on ``listen_ip``, ports chosen by the system, even/odd when it
+        can). Returns for players ``{"ssrc", "seq", "rtptime"}`` (the first sequence number and
+        RTP timestamp the player will get, for ``RTP-Info``), plus ``"server_port": (rtp, rtcp)``
+        over UDP; for publishers ``{"server_port": (rtp, rtcp)}`` over UDP, ``{}`` over TCP.
+        Raises :class:`CoreError` (404 unknown transport, 400 bad track or arguments, 500 no UDP
+        port)."""
+
+    def rtsp_start(self, transport_id: int, *, fd: int = -1, reply: bytes = b"", pending: bytes = b"") -> None:
+        """PLAY or RECORD. With ``fd >= 0`` (TCP interleaved) the core takes the connected TCP
+        socket (``sock.detach()``; closed by the core on any error), writes ``reply`` (the
+        PLAY/RECORD response) first, then treats ``pending`` (bytes read past the request) as
+        received. From then on it reads ``$`` frames (RTP/RTCP by channel; frames on channels
+        never set up are dropped and counted) and raises ``rtsp_message`` events for text
+        messages. A player starts at a keyframe (cache or PLI). Over UDP (``fd=-1``) media starts
+        flowing to the client ports / is accepted from the client's IP only. Called again after
+        :meth:`rtsp_pause`, it resumes (``reply`` is written first when the core owns the
+        connection). Raises :class:`CoreError` (404 unknown transport, 400 not a TCP socket)."""
+
+    def rtsp_pause(self, transport_id: int) -> None:
+        """PAUSE: stop forwarding to an RTSP player; :meth:`rtsp_start` resumes at a keyframe
+        with contiguous sequence numbers. Raises :class:`CoreError` (404)."""
+
+    def rtsp_send(self, transport_id: int, data: bytes) -> None:
+        """Write an RTSP message on a connection the core owns, whole, between frames (never
+        dropped for backpressure). Ignored when the core holds no connection for the transport.
+        Raises :class:`CoreError` (404)."""
+
     def set_muted(self, transport_id: int, video: bool | None = None, audio: bool | None = None) -> tuple[bool, bool]:
         """Change the mute state of a publisher (all its players) or one player; ``None`` keeps
         a kind as it is. Returns ``(video_muted, audio_muted)``. Raises ``KeyError`` for an unknown id."""
 
     def close_transport(self, transport_id: int) -> None:
-        """Close a transport (a publisher's close also closes its players). Unknown ids are ignored."""
+        """Close a transport, WebRTC or RTSP (a publisher's close also closes its players, RTSP
+        ones included; an RTSP TCP connection the core owns is closed). Unknown ids are ignored."""
 
     def stats(self) -> dict[str, int]:
         """Counters: ``transports``, ``producers``, ``consumers``, ``packets_in``, ``packets_out``,
-        ``bytes_in``, ``bytes_out``, ``nacks``, ``plis``, ``retransmits``, ``rtp_dropped``."""
+        ``bytes_in``, ``bytes_out``, ``nacks``, ``plis``, ``retransmits``, ``rtp_dropped`` (also
+        RTSP frames on channels never set up, and media before PLAY/RECORD), ``send_errors``,
+        ``publishers``, ``rtsp_dropped`` (packets not queued for a slow RTSP TCP reader). RTSP
+        transports count in ``transports``/``producers``/``consumers``/``publishers``."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

@@ -19,8 +19,15 @@ pub enum Event {
     /// ICE and DTLS completed: media can flow.
     TransportConnected { id: TransportId },
     /// The transport is gone, with the reason (`closed`, `ice-timeout`, `dtls-failed`,
-    /// `connect-timeout`, `peer-closed`, `producer-closed`).
+    /// `connect-timeout`, `peer-closed`, `producer-closed`; RTSP: `eof`, `stalled`,
+    /// `protocol-error`).
     TransportClosed { id: TransportId, reason: &'static str },
+    /// An RTSP text message read on a connection the core owns (after PLAY/RECORD over TCP):
+    /// headers, empty line and body, as received.
+    RtspMessage { id: TransportId, data: Vec<u8> },
+    /// A producer track's H.264 (`[SPS, PPS]`) or H.265 (`[VPS, SPS, PPS]`) parameter sets
+    /// changed; `codec` is `H264` or `H265`.
+    ParameterSets { stream: String, codec: String, nals: Vec<Vec<u8>> },
     /// The first media packet of a published stream arrived.
     ProducerStarted { stream: String, codecs: Vec<String> },
     /// A log record of the core that passed the configured level and tags.

@@ -19,6 +19,11 @@ pub(crate) struct TransportInfo {
     pub ufrag: String,
     /// (video, audio) mute state as last set by the control plane.
     pub muted: (bool, bool),
+    /// An RTSP player or publisher (not WebRTC).
+    pub rtsp: bool,
+    /// RTSP publisher: ANNOUNCE track index → producer track index (`None`: a codec we do not
+    /// forward; its packets are dropped).
+    pub announce_map: Vec<Option<usize>>,
 }
 
 #[derive(Default)]

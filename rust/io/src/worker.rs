@@ -51,56 +51,94 @@ pub(crate) enum Command {
         tracks: Vec<ConsumerTrack>,
     },
     SetMuted { id: TransportId, video: Option<bool>, audio: Option<bool> },
+    /// RTSP commands (see [`crate::rtsp`]).
+    Rtsp(crate::rtsp::RtspCommand),
     Close { id: TransportId },
     /// A datagram another worker read for a transport of ours.
     Foreign { from: SocketAddr, data: Vec<u8> },
     Shutdown,
 }
 
-struct Entry {
-    transport: Box<WebRtcTransport>,
-    stream: String,
-    publisher: bool,
+/// One peer of the worker: a WebRTC transport or an RTSP session (TCP interleaved or UDP).
+pub(crate) enum Peer {
+    WebRtc(Box<WebRtcTransport>),
+    Rtsp(Box<crate::rtsp::RtspPeer>),
+}
+
+pub(crate) struct Entry {
+    pub peer: Peer,
+    pub stream: String,
+    pub publisher: bool,
+}
+
+impl Entry {
+    fn webrtc(&mut self) -> Option<&mut WebRtcTransport> {
+        match &mut self.peer {
+            Peer::WebRtc(t) => Some(t),
+            Peer::Rtsp(_) => None,
+        }
+    }
+
+    pub(crate) fn rtsp(&mut self) -> Option<&mut crate::rtsp::RtspPeer> {
+        match &mut self.peer {
+            Peer::Rtsp(p) => Some(p),
+            Peer::WebRtc(_) => None,
+        }
+    }
 }
 
 #[derive(Default)]
-struct Counters {
-    packets_in: u64,
-    bytes_in: u64,
-    packets_out: u64,
-    bytes_out: u64,
-    send_errors: u64,
-    unknown_datagrams: u64,
+pub(crate) struct Counters {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub send_errors: u64,
+    pub unknown_datagrams: u64,
+    /// Packets not queued for a slow RTSP TCP reader (its write buffer was full).
+    pub rtsp_dropped: u64,
 }
 
 pub(crate) struct Worker {
-    index: usize,
-    poll: Poll,
+    pub(crate) index: usize,
+    pub(crate) poll: Poll,
     socket: mio::net::UdpSocket,
     rx: Receiver<Command>,
-    shared: Arc<Shared>,
-    transports: HashMap<TransportId, Entry>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) transports: HashMap<TransportId, Entry>,
     by_ufrag: HashMap<String, TransportId>,
     by_addr: HashMap<SocketAddr, TransportId>,
     /// Source addresses whose transport lives on another worker (shared-port mode).
     foreign: HashMap<SocketAddr, usize>,
-    router: Router,
-    counters: Counters,
+    pub(crate) router: Router,
+    pub(crate) counters: Counters,
     next_tick: Instant,
+    /// RTSP sockets: token → owning transport and which socket it is.
+    pub(crate) tokens: HashMap<Token, (TransportId, crate::rtsp::SocketRole)>,
+    pub(crate) next_token: usize,
+    /// Read buffer for RTSP TCP connections and UDP pairs.
+    pub(crate) rbuf: Vec<u8>,
 }
 
 /// The router's output: encrypt for the target transport and send.
-struct Out<'a> {
-    transports: &'a mut HashMap<TransportId, Entry>,
-    socket: &'a mio::net::UdpSocket,
-    counters: &'a mut Counters,
+pub(crate) struct Out<'a> {
+    pub transports: &'a mut HashMap<TransportId, Entry>,
+    pub socket: &'a mio::net::UdpSocket,
+    pub counters: &'a mut Counters,
 }
 
 impl Out<'_> {
     fn send(&mut self, to: TransportId, pkt: &[u8], rtcp: bool) {
         let Some(entry) = self.transports.get_mut(&to) else { return };
-        let Some(addr) = entry.transport.remote_addr() else { return };
-        let protected = if rtcp { entry.transport.protect_rtcp(pkt) } else { entry.transport.protect_rtp(pkt) };
+        let transport = match &mut entry.peer {
+            Peer::WebRtc(t) => t,
+            Peer::Rtsp(p) => {
+                p.send_packet(pkt, rtcp, self.counters);
+                return;
+            }
+        };
+        let Some(addr) = transport.remote_addr() else { return };
+        let protected = if rtcp { transport.protect_rtcp(pkt) } else { transport.protect_rtp(pkt) };
         let Some(buf) = protected else { return };
         match self.socket.send_to(&buf, addr) {
             Ok(n) => {
@@ -144,12 +182,16 @@ impl Worker {
             router: Router::new(),
             counters: Counters::default(),
             next_tick: Instant::now(),
+            tokens: HashMap::new(),
+            next_token: 2,
+            rbuf: vec![0u8; crate::rtsp::READ_BUFFER],
         })
     }
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; RECV_BUFFER];
+        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(64);
         loop {
             let now = Instant::now();
             let timeout = self.next_tick.saturating_duration_since(now);
@@ -160,12 +202,22 @@ impl Worker {
                 }
             }
             let readable = events.iter().any(|e| e.token() == SOCKET);
+            ready.clear();
+            ready.extend(
+                events
+                    .iter()
+                    .filter(|e| e.token() != SOCKET && e.token() != WAKER)
+                    .map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())),
+            );
             if !self.drain_commands() {
                 self.close_all();
                 return;
             }
             if readable {
                 self.read_socket(&mut buf);
+            }
+            for (token, r, w) in ready.drain(..) {
+                self.rtsp_ready(token, r, w);
             }
             let now = Instant::now();
             if now >= self.next_tick {
@@ -192,7 +244,7 @@ impl Worker {
             Command::AddPublisher { id, stream, transport, tracks, max_bitrate } => {
                 self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
                 self.router.add_producer(id, tracks, max_bitrate, now);
-                self.transports.insert(id, Entry { transport, stream, publisher: true });
+                self.transports.insert(id, Entry { peer: Peer::WebRtc(transport), stream, publisher: true });
             }
             Command::AddPlayer { id, stream, producer, transport, tracks } => {
                 if let Err(e) = self.router.add_consumer(id, producer, tracks, now) {
@@ -202,14 +254,14 @@ impl Worker {
                     return;
                 }
                 self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
-                self.transports.insert(id, Entry { transport, stream, publisher: false });
+                self.transports.insert(id, Entry { peer: Peer::WebRtc(transport), stream, publisher: false });
             }
             Command::SetMuted { id, video, audio } => {
                 self.router.set_muted(id, video, audio);
             }
             Command::Close { id } => {
-                if let Some(entry) = self.transports.get_mut(&id) {
-                    entry.transport.close();
+                if let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) {
+                    t.close();
                     self.drive(id, now);
                 }
                 // Whatever the transport said, it is gone now.
@@ -218,6 +270,7 @@ impl Worker {
                 }
             }
             Command::Foreign { from, data } => self.handle_datagram(now, from, &data),
+            Command::Rtsp(cmd) => self.handle_rtsp_command(cmd, now),
             Command::Shutdown => {}
         }
     }
@@ -269,26 +322,17 @@ impl Worker {
             return;
         };
         let result = {
-            let Some(entry) = self.transports.get_mut(&id) else { return };
-            catch_unwind(AssertUnwindSafe(|| entry.transport.handle_datagram(now, from, data)))
+            let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { return };
+            catch_unwind(AssertUnwindSafe(|| t.handle_datagram(now, from, data)))
         };
         match result {
             Ok(Some(Received::Rtp(pkt))) => {
-                let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
-                let router = &mut self.router;
-                if catch_unwind(AssertUnwindSafe(|| router.handle_rtp(now, id, &pkt, &mut out))).is_err() {
-                    log::error!(target: "pms_io::worker", "router panicked on RTP of transport {id}; closing it");
-                    self.remove(id, "internal-error");
+                if !self.feed_router(now, id, &pkt, false) {
                     return;
                 }
-                self.router_events();
             }
             Ok(Some(Received::Rtcp(pkt))) => {
-                let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
-                let router = &mut self.router;
-                if catch_unwind(AssertUnwindSafe(|| router.handle_rtcp(now, id, &pkt, &mut out))).is_err() {
-                    log::error!(target: "pms_io::worker", "router panicked on RTCP of transport {id}; closing it");
-                    self.remove(id, "internal-error");
+                if !self.feed_router(now, id, &pkt, true) {
                     return;
                 }
             }
@@ -302,6 +346,34 @@ impl Worker {
         self.drive(id, now);
     }
 
+    /// Hands a plain RTP or RTCP packet of transport `id` to the router. False when the router
+    /// panicked (the transport is then closed).
+    pub(crate) fn feed_router(&mut self, now: Instant, id: TransportId, pkt: &[u8], rtcp: bool) -> bool {
+        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+        let router = &mut self.router;
+        let result = if rtcp {
+            catch_unwind(AssertUnwindSafe(|| router.handle_rtcp(now, id, pkt, &mut out)))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| router.handle_rtp(now, id, pkt, &mut out)))
+        };
+        if result.is_err() {
+            let what = if rtcp { "RTCP" } else { "RTP" };
+            log::error!(target: "pms_io::worker", "router panicked on {what} of transport {id}; closing it");
+            self.remove(id, "internal-error");
+            return false;
+        }
+        if !rtcp {
+            self.router_events();
+        }
+        true
+    }
+
+    /// Runs `f` with the router and its output (the sink) borrowed together.
+    pub(crate) fn with_router<R>(&mut self, f: impl FnOnce(&mut Router, &mut Out<'_>) -> R) -> R {
+        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+        f(&mut self.router, &mut out)
+    }
+
     fn hand_over(&mut self, worker: usize, from: SocketAddr, data: &[u8]) {
         if let Some(handle) = self.shared.workers().get(worker) {
             handle.send(Command::Foreign { from, data: data.to_vec() });
@@ -312,8 +384,10 @@ impl Worker {
     fn drive(&mut self, id: TransportId, now: Instant) {
         loop {
             let Some(entry) = self.transports.get_mut(&id) else { return };
+            let publisher = entry.publisher;
+            let Some(transport) = entry.webrtc() else { return };
             let mut progressed = false;
-            while let Some((to, buf)) = entry.transport.poll_transmit() {
+            while let Some((to, buf)) = transport.poll_transmit() {
                 progressed = true;
                 match self.socket.send_to(&buf, to) {
                     Ok(n) => {
@@ -323,16 +397,16 @@ impl Worker {
                     Err(_) => self.counters.send_errors += 1,
                 }
             }
-            if let Some(addr) = entry.transport.remote_addr() {
+            if let Some(addr) = transport.remote_addr() {
                 if self.by_addr.get(&addr) != Some(&id) {
                     self.by_addr.retain(|_, v| *v != id);
                     self.by_addr.insert(addr, id);
                 }
             }
-            match entry.transport.poll_event() {
+            match transport.poll_event() {
                 Some(TransportEvent::Connected) => {
                     progressed = true;
-                    if !entry.publisher {
+                    if !publisher {
                         let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
                         self.router.consumer_connected(id, now, &mut out);
                     }
@@ -364,6 +438,17 @@ impl Worker {
                         .unwrap_or_default();
                     self.shared.events.push(Event::ProducerStarted { stream: entry.stream.clone(), codecs });
                 }
+                RouterEvent::ParameterSets { producer, track, nals } => {
+                    let Some(entry) = self.transports.get(&producer) else { continue };
+                    let codec = self
+                        .shared
+                        .registry()
+                        .streams
+                        .get(&entry.stream)
+                        .and_then(|s| s.tracks.get(track).map(|t| t.codec.name.encoding_name().to_string()))
+                        .unwrap_or_default();
+                    self.shared.events.push(Event::ParameterSets { stream: entry.stream.clone(), codec, nals });
+                }
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
@@ -371,16 +456,18 @@ impl Worker {
     }
 
     /// Drops a transport and, for a publisher, its players.
-    fn remove(&mut self, id: TransportId, reason: &'static str) {
-        let Some(_entry) = self.transports.remove(&id) else { return };
+    pub(crate) fn remove(&mut self, id: TransportId, reason: &'static str) {
+        let Some(entry) = self.transports.remove(&id) else { return };
+        self.drop_peer(entry);
         let consumers = self.router.remove(id);
         self.forget(id, reason);
         for c in consumers {
-            if let Some(entry) = self.transports.get_mut(&c) {
-                entry.transport.close();
+            if let Some(t) = self.transports.get_mut(&c).and_then(Entry::webrtc) {
+                t.close();
             }
             self.drive_transmits_only(c);
-            if self.transports.remove(&c).is_some() {
+            if let Some(entry) = self.transports.remove(&c) {
+                self.drop_peer(entry);
                 self.router.remove(c);
                 self.forget(c, "producer-closed");
             }
@@ -388,14 +475,14 @@ impl Worker {
     }
 
     fn drive_transmits_only(&mut self, id: TransportId) {
-        let Some(entry) = self.transports.get_mut(&id) else { return };
-        while let Some((to, buf)) = entry.transport.poll_transmit() {
+        let Some(transport) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { return };
+        while let Some((to, buf)) = transport.poll_transmit() {
             let _ = self.socket.send_to(&buf, to);
         }
     }
 
     /// Removes every index entry of `id` here and in the registry, and tells the control plane.
-    fn forget(&mut self, id: TransportId, reason: &'static str) {
+    pub(crate) fn forget(&mut self, id: TransportId, reason: &'static str) {
         self.by_ufrag.retain(|_, v| *v != id);
         self.by_addr.retain(|_, v| *v != id);
         self.shared.registry().remove_transport(id);
@@ -406,13 +493,16 @@ impl Worker {
         let due: Vec<TransportId> = self
             .transports
             .iter()
-            .filter(|(_, e)| e.transport.poll_timeout().is_some_and(|t| t <= now))
+            .filter(|(_, e)| match &e.peer {
+                Peer::WebRtc(t) => t.poll_timeout().is_some_and(|t| t <= now),
+                Peer::Rtsp(_) => false,
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             let panicked = {
-                let Some(entry) = self.transports.get_mut(&id) else { continue };
-                catch_unwind(AssertUnwindSafe(|| entry.transport.handle_timeout(now))).is_err()
+                let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { continue };
+                catch_unwind(AssertUnwindSafe(|| t.handle_timeout(now))).is_err()
             };
             if panicked {
                 self.remove(id, "internal-error");
@@ -424,6 +514,7 @@ impl Worker {
             let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
             self.router.handle_timeout(now, &mut out);
         }
+        self.rtsp_tick(now);
         self.publish_stats();
     }
 
@@ -445,17 +536,20 @@ impl Worker {
         set(crate::STAT_RTP_DROPPED, r.rtp_dropped + self.counters.unknown_datagrams);
         set(crate::STAT_SEND_ERRORS, self.counters.send_errors);
         set(crate::STAT_PUBLISHERS, publishers as u64);
+        set(crate::STAT_RTSP_DROPPED, self.counters.rtsp_dropped);
     }
 
     fn close_all(&mut self) {
         let ids: Vec<TransportId> = self.transports.keys().copied().collect();
         for id in ids {
-            if let Some(entry) = self.transports.get_mut(&id) {
-                entry.transport.close();
+            if let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) {
+                t.close();
             }
             self.drive_transmits_only(id);
         }
-        self.transports.clear();
+        for (_, entry) in std::mem::take(&mut self.transports) {
+            self.drop_peer(entry);
+        }
         self.publish_stats();
     }
 }

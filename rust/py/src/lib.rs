@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pms_core::cert::DtlsIdentity;
-use pms_io::{candidate_ips, logger, Engine, EngineConfig, EngineError, Event, EventQueue};
+use pms_io::{candidate_ips, logger, Engine, EngineConfig, EngineError, Event, EventQueue, RtspTrackSpec};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 create_exception!(_core, CoreError, PyException, "A command the media core refused; `code` follows the signaling error codes.");
 
@@ -120,6 +120,23 @@ impl Core {
                         PyList::new(py, codecs)?.into_any(),
                     ],
                 )?,
+                Event::RtspMessage { id, data } => PyTuple::new(
+                    py,
+                    [
+                        "rtsp_message".into_pyobject(py)?.into_any(),
+                        id.into_pyobject(py)?.into_any(),
+                        PyBytes::new(py, &data).into_any(),
+                    ],
+                )?,
+                Event::ParameterSets { stream, codec, nals } => PyTuple::new(
+                    py,
+                    [
+                        "parameter_sets".into_pyobject(py)?.into_any(),
+                        stream.into_pyobject(py)?.into_any(),
+                        codec.into_pyobject(py)?.into_any(),
+                        PyList::new(py, nals.iter().map(|n| PyBytes::new(py, n)))?.into_any(),
+                    ],
+                )?,
                 Event::Log { level, tag, message } => PyTuple::new(
                     py,
                     [
@@ -160,6 +177,101 @@ impl Core {
     /// The codecs of a live stream, or None.
     fn stream_codecs(&self, stream: &str) -> Option<Vec<String>> {
         self.engine.stream_codecs(stream)
+    }
+
+    /// Per producer track of a live stream, what DESCRIBE needs; None when not live.
+    fn stream_tracks<'py>(&self, py: Python<'py>, stream: &str) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(tracks) = self.engine.stream_tracks(stream) else { return Ok(None) };
+        let list = PyList::empty(py);
+        for (i, t) in tracks.iter().enumerate() {
+            let d = PyDict::new(py);
+            d.set_item("index", i)?;
+            d.set_item("kind", t.kind.as_str())?;
+            d.set_item("codec", t.codec.name.encoding_name())?;
+            d.set_item("payload_type", t.codec.payload_type)?;
+            d.set_item("clock_rate", t.codec.clock_rate)?;
+            d.set_item("channels", t.codec.channels)?;
+            d.set_item("fmtp", &t.codec.fmtp)?;
+            list.append(d)?;
+        }
+        Ok(Some(list))
+    }
+
+    /// An RTSP player of a live stream (not started); returns its transport id.
+    fn create_rtsp_player(&self, py: Python<'_>, stream: &str) -> PyResult<u64> {
+        self.engine.create_rtsp_player(stream).map_err(|e| core_error(py, e))
+    }
+
+    /// An RTSP publisher with the tracks of its ANNOUNCE; the stream is live at once.
+    fn create_rtsp_publisher(&self, py: Python<'_>, stream: &str, tracks: Vec<Bound<'_, PyDict>>) -> PyResult<u64> {
+        let mut specs = Vec::with_capacity(tracks.len());
+        for (i, d) in tracks.iter().enumerate() {
+            let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> { d.get_item(k) };
+            let need = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+                get(k)?.ok_or_else(|| PyValueError::new_err(format!("tracks[{i}]: missing {k:?}")))
+            };
+            specs.push(RtspTrackSpec {
+                kind: need("kind")?.extract()?,
+                codec: need("codec")?.extract()?,
+                payload_type: need("payload_type")?.extract()?,
+                clock_rate: get("clock_rate")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
+                channels: get("channels")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
+                fmtp: get("fmtp")?.map(|v| v.extract()).transpose()?.unwrap_or_default(),
+            });
+        }
+        self.engine.create_rtsp_publisher(stream, &specs).map_err(|e| core_error(py, e))
+    }
+
+    /// One SETUP: `channels=(rtp, rtcp)` for TCP interleaved or `client=(ip, rtp_port,
+    /// rtcp_port)` for UDP.
+    #[pyo3(signature = (transport_id, track, *, channels=None, client=None))]
+    fn rtsp_add_track<'py>(
+        &self,
+        py: Python<'py>,
+        transport_id: u64,
+        track: usize,
+        channels: Option<(u8, u8)>,
+        client: Option<(String, u16, u16)>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let client = match client {
+            Some((ip, rtp, rtcp)) => Some((parse_ip(&ip, "client")?, rtp, rtcp)),
+            None => None,
+        };
+        let setup = self.engine.rtsp_add_track(transport_id, track, channels, client).map_err(|e| core_error(py, e))?;
+        let d = PyDict::new(py);
+        if let (Some(ssrc), Some(seq), Some(ts)) = (setup.ssrc, setup.seq, setup.rtptime) {
+            d.set_item("ssrc", ssrc)?;
+            d.set_item("seq", seq)?;
+            d.set_item("rtptime", ts)?;
+        }
+        if let Some(ports) = setup.server_port {
+            d.set_item("server_port", ports)?;
+        }
+        Ok(d)
+    }
+
+    /// PLAY or RECORD; with `fd >= 0` the core takes the connected TCP socket (closed on error).
+    #[pyo3(signature = (transport_id, *, fd=-1, reply=b"".to_vec(), pending=b"".to_vec()))]
+    fn rtsp_start(&self, py: Python<'_>, transport_id: u64, fd: i32, reply: Vec<u8>, pending: Vec<u8>) -> PyResult<()> {
+        let tcp = if fd >= 0 {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            // SAFETY: the caller detached the socket and hands us its only reference.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            Some(std::net::TcpStream::from(owned))
+        } else {
+            None
+        };
+        self.engine.rtsp_start(transport_id, tcp, reply, pending).map_err(|e| core_error(py, e))
+    }
+
+    /// PAUSE: stop forwarding to an RTSP player until the next `rtsp_start`.
+    fn rtsp_pause(&self, py: Python<'_>, transport_id: u64) -> PyResult<()> {
+        self.engine.rtsp_pause(transport_id).map_err(|e| core_error(py, e))
+    }
+
+    /// Write an RTSP message whole on a connection the core owns.
+    fn rtsp_send(&self, py: Python<'_>, transport_id: u64, data: Vec<u8>) -> PyResult<()> {
+        self.engine.rtsp_send(transport_id, data).map_err(|e| core_error(py, e))
     }
 
     /// Changes the mute state; returns `(video_muted, audio_muted)`.
