@@ -18,9 +18,7 @@ use rtc_sdp::description::session::SessionDescription;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{
-    Message, Setter, TransactionId, BINDING_REQUEST, MAGIC_COOKIE,
-};
+use rtc_stun::message::{Message, Setter, TransactionId, BINDING_REQUEST, MAGIC_COOKIE};
 use rtc_stun::textattrs::TextAttribute;
 
 use crate::cert::DtlsIdentity;
@@ -266,10 +264,17 @@ fn check_answer(answer: &str, mids: &[&str], remote: &RemoteParams) {
                 .unwrap_or("")
         })
         .collect();
-    assert_eq!(accepted.len(), mids.len(), "accepted m-lines vs tracks:\n{answer}");
+    assert_eq!(
+        accepted.len(),
+        mids.len(),
+        "accepted m-lines vs tracks:\n{answer}"
+    );
     for (got, want) in accepted.iter().zip(mids) {
         // A track without a=mid gets its m-line index as mid; the answer then has none.
-        assert!(got.is_empty() || got == want, "mid {got:?} != {want:?}:\n{answer}");
+        assert!(
+            got.is_empty() || got == want,
+            "mid {got:?} != {want:?}:\n{answer}"
+        );
     }
     assert!(!remote.ice_ufrag.is_empty() && !remote.ice_ufrag.contains(':'));
     assert!(!remote.ice_pwd.is_empty());
@@ -312,10 +317,7 @@ pub fn binding_request(username: &str, pwd: &str, use_candidate: bool, tid: [u8;
         }));
     }
     setters.push(Box::new(
-        MessageIntegrity::new_short_term_integrity_with_provider(
-            pwd.to_owned(),
-            provider.crypto(),
-        ),
+        MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), provider.crypto()),
     ));
     setters.push(Box::new(FINGERPRINT));
     m.build(&setters).expect("a well-formed binding request");
@@ -361,14 +363,20 @@ pub fn fuzz_stun(data: &[u8]) {
     let outcome = check(&mut ice, &resigned);
     let is_binding_request = resigned[0..2] == [0, 1];
     if is_binding_request {
-        let local = username.as_deref().map(|u| match u.iter().position(|b| *b == b':') {
-            Some(i) => &u[..i],
-            None => u,
-        });
+        let local = username
+            .as_deref()
+            .map(|u| match u.iter().position(|b| *b == b':') {
+                Some(i) => &u[..i],
+                None => u,
+            });
         let expected = local
             .and_then(|l| std::str::from_utf8(l).ok())
             .filter(|s| !s.is_empty());
-        assert_eq!(stun_local_ufrag(&resigned), expected, "USERNAME peek vs rtc-stun");
+        assert_eq!(
+            stun_local_ufrag(&resigned),
+            expected,
+            "USERNAME peek vs rtc-stun"
+        );
         if expected == Some(ICE_UFRAG) {
             assert!(
                 matches!(outcome, StunOutcome::Accepted { .. }),
@@ -442,6 +450,11 @@ pub const OTHER_PEER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     40001,
 ));
 
+/// The certificate the peer of [`fuzz_transport`] must present: SHA-256 of
+/// `rust/core/tests/data/ec_pkcs8_cert.pem`, so a seed recorded from a client with that
+/// certificate gets past the fingerprint check.
+pub const PEER_FINGERPRINT: &str = "90:A9:4A:19:E1:E1:C7:10:5F:53:DA:93:9C:88:85:41:E7:5D:C3:E9:B5:35:19:10:CB:F8:3D:3C:D5:FF:B0:03";
+
 /// Invariant: a fresh [`WebRtcTransport`] (identity [`fuzz_identity`], ICE already selected
 /// [`PEER`] by a valid binding request) fed `data` as datagrams never panics: each datagram is
 /// a 2-byte big-endian header, bit 15 = sent from [`OTHER_PEER`] instead of [`PEER`], bits
@@ -449,13 +462,17 @@ pub const OTHER_PEER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 /// `handle_timeout` after each, then 31 s more, then `close`. Transmits go to one of the two
 /// peers and drain (at most 64 per step); nothing decrypts before `Connected`; events come
 /// in order (`Connected` at most once, then exactly one `Closed`, last).
+///
+/// The cookie of the last DTLS HelloVerifyRequest sent is spliced into later ClientHellos
+/// whose cookie has the same length, so recorded client flights get past the (random) cookie
+/// exchange and reach the server's parsing of Certificate, ClientKeyExchange and the rest.
 pub fn fuzz_transport(data: &[u8]) {
     let t0 = Instant::now();
     let remote = RemoteParams {
         ice_ufrag: "peer".into(),
         ice_pwd: "peer-password-0123456789".into(),
         fingerprint_algorithm: "sha-256".into(),
-        fingerprint: SDP_FINGERPRINT.into(),
+        fingerprint: PEER_FINGERPRINT.into(),
     };
     let mut t = WebRtcTransport::new(
         1,
@@ -468,27 +485,36 @@ pub fn fuzz_transport(data: &[u8]) {
     )
     .expect("a transport");
     let mut events = Vec::new();
+    let mut cookie = Vec::new();
     let req = binding_request(&format!("{ICE_UFRAG}:peer"), ICE_PWD, true, [7; 12]);
     assert!(t.handle_datagram(t0, PEER, &req).is_none());
-    assert_eq!(drain(&mut t, &mut events), 1, "the binding response");
+    assert_eq!(
+        drain(&mut t, &mut events, &mut cookie),
+        1,
+        "the binding response"
+    );
     assert_eq!(t.remote_addr(), Some(PEER));
     let mut now = t0;
+    let mut buf = Vec::new();
     for (other, datagram) in datagrams(data) {
         now += Duration::from_millis(100);
         let from = if other { OTHER_PEER } else { PEER };
+        buf.clear();
+        buf.extend_from_slice(datagram);
+        splice_cookie(&mut buf, &cookie);
         let connected = t.is_connected();
-        let got = t.handle_datagram(now, from, datagram);
+        let got = t.handle_datagram(now, from, &buf);
         assert!(got.is_none() || connected, "decrypted before Connected");
-        drain(&mut t, &mut events);
+        drain(&mut t, &mut events, &mut cookie);
         if t.poll_timeout().is_some_and(|d| d <= now) {
             t.handle_timeout(now);
         }
-        drain(&mut t, &mut events);
+        drain(&mut t, &mut events, &mut cookie);
     }
     t.handle_timeout(now + Duration::from_secs(31));
-    drain(&mut t, &mut events);
+    drain(&mut t, &mut events, &mut cookie);
     t.close();
-    drain(&mut t, &mut events);
+    drain(&mut t, &mut events, &mut cookie);
     assert!(t.is_closed() && t.poll_timeout().is_none());
     let closed = events
         .iter()
@@ -502,14 +528,20 @@ pub fn fuzz_transport(data: &[u8]) {
     assert!(matches!(events.last(), Some(TransportEvent::Closed(_))));
     // Closed is final: a datagram now does nothing.
     assert!(t.handle_datagram(now, PEER, &req).is_none());
-    assert_eq!(drain(&mut t, &mut events), 0);
+    assert_eq!(drain(&mut t, &mut events, &mut cookie), 0);
 }
 
-/// Drains transmits (returns how many) and events of `t`.
-fn drain(t: &mut WebRtcTransport, events: &mut Vec<TransportEvent>) -> usize {
+/// Drains transmits (returns how many; keeps the cookie of a HelloVerifyRequest) and events.
+fn drain(t: &mut WebRtcTransport, events: &mut Vec<TransportEvent>, cookie: &mut Vec<u8>) -> usize {
     let mut n = 0;
-    while let Some((to, _)) = t.poll_transmit() {
+    while let Some((to, d)) = t.poll_transmit() {
         assert!(to == PEER || to == OTHER_PEER, "transmit to {to}");
+        // DTLS record (13 bytes), handshake header (12, type 3), version (2), cookie.
+        if d.len() > 28 && d[0] == 22 && d[13] == 3 {
+            if let Some(c) = d.get(28..28 + d[27] as usize) {
+                *cookie = c.to_vec();
+            }
+        }
         n += 1;
         assert!(n <= 64, "poll_transmit does not drain");
     }
@@ -520,6 +552,20 @@ fn drain(t: &mut WebRtcTransport, events: &mut Vec<TransportEvent>) -> usize {
         assert!(m <= 2, "poll_event does not drain");
     }
     n
+}
+
+/// Overwrites the cookie of a ClientHello at the start of `d` with `cookie` when the lengths
+/// match: record (13), handshake header (12, type 1), version (2), random (32), session id.
+fn splice_cookie(d: &mut [u8], cookie: &[u8]) {
+    if cookie.is_empty() || d.len() < 60 || d[0] != 22 || d[13] != 1 {
+        return;
+    }
+    let at = 60 + d[59] as usize;
+    if d.get(at) == Some(&(cookie.len() as u8)) {
+        if let Some(dst) = d.get_mut(at + 1..at + 1 + cookie.len()) {
+            dst.copy_from_slice(cookie);
+        }
+    }
 }
 
 /// The datagrams of [`fuzz_transport`]: (from the other peer, bytes).
