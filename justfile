@@ -37,23 +37,35 @@ lint:
 fuzz SECONDS="60" RUNS="100000":
     #!/usr/bin/env bash
     set -euo pipefail
+    # fuzz/corpus/<target> seeds each run and is never written: new inputs go to
+    # fuzz/target/corpus/<target>, crashes to fuzz/artifacts/<target>/ (minimize one with
+    # `cargo fuzz tmin`, add it to fuzz/corpus/<target>/ with the fix; tests/fuzz_corpus.rs replays it).
+    export RUSTC_BOOTSTRAP=1  # cargo-fuzz needs nightly flags (-Zsanitizer); stable works with this
+    scratch=fuzz/target/corpus
     ran=0
     if [[ -f fuzz/Cargo.toml ]]; then
         command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-        for target in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+        for target in $(cargo fuzz list); do
+            mkdir -p "$scratch/$target" "fuzz/corpus/$target"
             echo "== cargo fuzz run $target ({{SECONDS}} s)"
-            RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time={{SECONDS}}
+            cargo fuzz run "$target" "$scratch/$target" "fuzz/corpus/$target" -- -max_total_time={{SECONDS}}
             ran=1
         done
     fi
     mapfile -t atheris_targets < <(find fuzz -name '*.py' -not -path '*/target/*' | sort)
     if (( ${#atheris_targets[@]} )); then
-        {{python}} -m pip install --quiet atheris
-        for target in "${atheris_targets[@]}"; do
-            echo "== atheris $target (-runs={{RUNS}})"
-            {{python}} "$target" -runs={{RUNS}}
-            ran=1
-        done
+        if {{python}} -c 'import atheris' 2>/dev/null || {{python}} -m pip install --quiet atheris; then
+            for target in "${atheris_targets[@]}"; do
+                name=$(basename "$target" .py)
+                name=${name#atheris_}
+                mkdir -p "$scratch/$name" "fuzz/corpus/$name"
+                echo "== atheris $target (-runs={{RUNS}})"
+                {{python}} "$target" -runs={{RUNS}} "$scratch/$name" "fuzz/corpus/$name"
+                ran=1
+            done
+        else
+            echo "atheris does not install/build for $({{python}} --version 2>&1) here; skipping ${atheris_targets[*]}"
+        fi
     fi
     (( ran )) || echo "no fuzz targets yet"
 

@@ -7,7 +7,7 @@ The input is tried as bytes (a binary frame) and, when it decodes, as text; a ``
 agree with the bare parser.
 
     pip install atheris
-    python fuzz/atheris_signaling.py -runs=100000 fuzz/corpus/signaling
+    python fuzz/atheris_signaling.py -runs=100000 fuzz/target/corpus/signaling fuzz/corpus/signaling
 
 ``check_one`` is importable without atheris; ``tests/unit/test_fuzz_corpus.py`` replays the corpus.
 """
@@ -68,6 +68,9 @@ def check_one(data: bytes) -> None:
 def main() -> None:
     import atheris
 
+    # The parser was imported above (check_one must work without atheris), so instrument the
+    # already-loaded code now; without this libFuzzer sees no coverage and fuzzes blind.
+    atheris.instrument_all()
     atheris.Setup(sys.argv, check_one)
     atheris.Fuzz()
 
