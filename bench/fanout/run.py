@@ -105,7 +105,9 @@ class Server:
         self.log_path = folder / "server.out"
         self.log = open(self.log_path, "wb")
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
+        if cmd[1:3] == ["-m", "pms_trio"]:
+            # Fallback when pms-trio is not installed: the source tree, with an in-place build.
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
         self.ready = self._wait_ready(30.0)

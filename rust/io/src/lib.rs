@@ -10,6 +10,7 @@
 //! Commands do the SDP work on the caller's thread (microseconds) and pass the new transport to
 //! its worker through a channel; the worker wakes up through a `mio::Waker`.
 
+mod batch;
 pub mod events;
 pub mod logger;
 mod ports;

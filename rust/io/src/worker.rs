@@ -24,6 +24,7 @@ use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
 use pms_core::router::{Router, RouterEvent, Sink};
 use pms_core::transport::{Received, TransportEvent, WebRtcTransport};
 
+use crate::batch::SendBatch;
 use crate::events::Event;
 use crate::Shared;
 
@@ -118,6 +119,8 @@ pub(crate) struct Worker {
     pub(crate) next_token: usize,
     /// Read buffer for RTSP TCP connections and UDP pairs.
     pub(crate) rbuf: Vec<u8>,
+    /// Outgoing WebRTC datagrams of the current input (see [`Out`]).
+    batch: SendBatch,
 }
 
 /// The router's output: encrypt for the target transport and send.
@@ -125,6 +128,24 @@ pub(crate) struct Out<'a> {
     pub transports: &'a mut HashMap<TransportId, Entry>,
     pub socket: &'a mio::net::UdpSocket,
     pub counters: &'a mut Counters,
+    /// WebRTC datagrams wait here and leave in one `sendmmsg` when `Out` is dropped (or the
+    /// batch is full): one system call per fan-out instead of one per player.
+    pub batch: &'a mut SendBatch,
+}
+
+impl Out<'_> {
+    fn flush(&mut self) {
+        let done = self.batch.flush(self.socket);
+        self.counters.packets_out += done.packets;
+        self.counters.bytes_out += done.bytes;
+        self.counters.send_errors += done.errors;
+    }
+}
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 impl Out<'_> {
@@ -140,12 +161,9 @@ impl Out<'_> {
         let Some(addr) = transport.remote_addr() else { return };
         let protected = if rtcp { transport.protect_rtcp(pkt) } else { transport.protect_rtp(pkt) };
         let Some(buf) = protected else { return };
-        match self.socket.send_to(&buf, addr) {
-            Ok(n) => {
-                self.counters.packets_out += 1;
-                self.counters.bytes_out += n as u64;
-            }
-            Err(_) => self.counters.send_errors += 1,
+        self.batch.push(addr, buf);
+        if self.batch.is_full() {
+            self.flush();
         }
     }
 }
@@ -185,6 +203,7 @@ impl Worker {
             tokens: HashMap::new(),
             next_token: 2,
             rbuf: vec![0u8; crate::rtsp::READ_BUFFER],
+            batch: SendBatch::new(),
         })
     }
 
@@ -349,13 +368,14 @@ impl Worker {
     /// Hands a plain RTP or RTCP packet of transport `id` to the router. False when the router
     /// panicked (the transport is then closed).
     pub(crate) fn feed_router(&mut self, now: Instant, id: TransportId, pkt: &[u8], rtcp: bool) -> bool {
-        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
         let router = &mut self.router;
         let result = if rtcp {
             catch_unwind(AssertUnwindSafe(|| router.handle_rtcp(now, id, pkt, &mut out)))
         } else {
             catch_unwind(AssertUnwindSafe(|| router.handle_rtp(now, id, pkt, &mut out)))
         };
+        drop(out); // sends the batch
         if result.is_err() {
             let what = if rtcp { "RTCP" } else { "RTP" };
             log::error!(target: "pms_io::worker", "router panicked on {what} of transport {id}; closing it");
@@ -370,7 +390,7 @@ impl Worker {
 
     /// Runs `f` with the router and its output (the sink) borrowed together.
     pub(crate) fn with_router<R>(&mut self, f: impl FnOnce(&mut Router, &mut Out<'_>) -> R) -> R {
-        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
         f(&mut self.router, &mut out)
     }
 
@@ -407,7 +427,7 @@ impl Worker {
                 Some(TransportEvent::Connected) => {
                     progressed = true;
                     if !publisher {
-                        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+                        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
                         self.router.consumer_connected(id, now, &mut out);
                     }
                     self.shared.events.push(Event::TransportConnected { id });
@@ -511,7 +531,7 @@ impl Worker {
             }
         }
         if self.router.poll_timeout().is_some_and(|t| t <= now) {
-            let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters };
+            let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
             self.router.handle_timeout(now, &mut out);
         }
         self.rtsp_tick(now);
