@@ -97,7 +97,8 @@ def server_config(folder: Path, webrtc_ports: tuple[int, int]) -> dict:
 
 
 class Server:
-    def __init__(self, cmd: list[str], folder: Path, webrtc_ports: tuple[int, int]):
+    def __init__(self, cmd: list[str], folder: Path, webrtc_ports: tuple[int, int],
+                 cpus: set[int] | None = None):
         self.folder = folder
         cfg = folder / "pms.json"
         cfg.write_text(json.dumps(server_config(folder, webrtc_ports), indent=2))
@@ -109,7 +110,8 @@ class Server:
             # Fallback when pms-trio is not installed: the source tree, with an in-place build.
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         self.ready = self._wait_ready(30.0)
         self.pid = int(self.ready.get("pid") or self.proc.pid)
 
@@ -143,11 +145,23 @@ class Server:
 
 def run_step(binary: Path, cmd: list[str], n: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"pms-fanout-{n}-") as tmp:
-        server = Server(cmd, Path(tmp), args.webrtc_ports)
+        server = Server(cmd, Path(tmp), args.webrtc_ports, server_cpus(args))
         try:
             return drive_client(binary, server, n, args)
         finally:
             server.stop()
+
+
+def server_cpus(args: argparse.Namespace) -> set[int] | None:
+    """With --pin, the server runs on the first CPU and the client on the others, so the load client
+    does not preempt the server's worker (which would charge its context switches to the server)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return {cpus[0]} if args.pin and len(cpus) >= 2 else None
+
+
+def client_cpus(args: argparse.Namespace) -> set[int] | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    return set(cpus[1:]) if args.pin and len(cpus) >= 2 else None
 
 
 def drive_client(binary: Path, server: Server, n: int, args: argparse.Namespace) -> dict:
@@ -155,7 +169,9 @@ def drive_client(binary: Path, server: Server, n: int, args: argparse.Namespace)
     client_cmd = [str(binary), "--ws", server.ready["websocket"], "--players", str(n),
                   "--seconds", str(args.seconds), "--stream", args.stream,
                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    proc = subprocess.Popen(client_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpus = client_cpus(args)
+    proc = subprocess.Popen(client_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
     reader.start()
@@ -269,6 +285,8 @@ def main() -> int:
     ap.add_argument("--webrtc-ports", type=parse_ports, default=(0, 0),
                     help="webrtc.minPort-maxPort for the server (default 0-0: the server picks)")
     ap.add_argument("--no-build", action="store_true", help="use the already built release client")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin the server to the first CPU and the client to the others")
     ap.add_argument("--json", help="also write every step's figures to this file")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
