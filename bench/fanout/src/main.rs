@@ -6,14 +6,12 @@
 //! at those moments; the figures go to stdout as one JSON line.
 
 use pms_bench_fanout::media::{H264Source, OpusSource};
-use pms_bench_fanout::sdp::{self, OPUS_PT, H264_PT, OfferParams};
+use pms_bench_fanout::sdp::{self, OfferParams, H264_PT, OPUS_PT};
 use pms_bench_fanout::signaling::Session;
-use pms_bench_fanout::transport::{Identity, RemoteParams, Transport, random_ice_string};
-use pms_bench_fanout::worker::{
-    Cmd, Peer, PlayerState, PublisherState, Role, Snapshot, Worker,
-};
-use serde_json::{Value, json};
-use std::sync::mpsc::{Sender, channel};
+use pms_bench_fanout::transport::{random_ice_string, Identity, RemoteParams, Transport};
+use pms_bench_fanout::worker::{Cmd, Peer, PlayerState, PublisherState, Role, Snapshot, Worker};
+use serde_json::{json, Value};
+use std::sync::mpsc::{channel, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,8 +46,13 @@ fn parse_args() -> Result<Args, String> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        let v = it.next().ok_or_else(|| format!("{k} needs a value\n{USAGE}"))?;
-        let num = |v: &str| v.parse::<f64>().map_err(|_| format!("{k}: not a number: {v}"));
+        let v = it
+            .next()
+            .ok_or_else(|| format!("{k} needs a value\n{USAGE}"))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| format!("{k}: not a number: {v}"))
+        };
         match k.as_str() {
             "--ws" => a.ws = v,
             "--players" => a.players = num(&v)? as usize,
@@ -92,7 +95,8 @@ fn new_peer(
     stream: &str,
     publisher: bool,
 ) -> Result<(Session, Peer), String> {
-    let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("udp bind: {e}"))?;
+    let std_sock =
+        std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("udp bind: {e}"))?;
     std_sock.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = std_sock.local_addr().map_err(|e| e.to_string())?;
     let ufrag = random_ice_string(8);
@@ -109,7 +113,11 @@ fn new_peer(
         ssrcs,
     });
     let mut session = Session::connect(url, stream)?;
-    let method = if publisher { "stream.publish" } else { "stream.play" };
+    let method = if publisher {
+        "stream.publish"
+    } else {
+        "stream.play"
+    };
     let sent = Instant::now();
     let answer_sdp = session.negotiate(method, &offer)?;
     let answer = sdp::parse_answer(&answer_sdp).map_err(|e| format!("{method}: {e}"))?;
@@ -134,7 +142,14 @@ fn new_peer(
         }
         Role::Player(Box::new(PlayerState::new(sent, answer.video_pt)))
     };
-    Ok((session, Peer { sock: mio::net::UdpSocket::from_std(std_sock), transport, role }))
+    Ok((
+        session,
+        Peer {
+            sock: mio::net::UdpSocket::from_std(std_sock),
+            transport,
+            role,
+        },
+    ))
 }
 
 struct Workers {
@@ -229,7 +244,10 @@ fn run() -> Result<(), String> {
     let identity = Identity::generate().map_err(|e| format!("certificate: {e}"))?;
 
     let (pub_tx, pub_h) = Workers::spawn("fanout-publisher", Duration::from_millis(1))?;
-    let mut workers = Workers { txs: vec![pub_tx.clone()], handles: vec![pub_h] };
+    let mut workers = Workers {
+        txs: vec![pub_tx.clone()],
+        handles: vec![pub_h],
+    };
     let mut player_txs = vec![];
     for i in 0..args.threads {
         let (tx, h) = Workers::spawn(&format!("fanout-players-{i}"), Duration::from_millis(10))?;
@@ -237,13 +255,18 @@ fn run() -> Result<(), String> {
         workers.handles.push(h);
         player_txs.push(tx);
     }
-    let mut keeper = Keeper { sessions: vec![], next: Instant::now() + Duration::from_secs(5) };
+    let mut keeper = Keeper {
+        sessions: vec![],
+        next: Instant::now() + Duration::from_secs(5),
+    };
 
     // Publisher.
     let t_pub = Instant::now();
     let (session, peer) = new_peer(&identity, &args.ws, &args.stream, true)?;
     keeper.sessions.push(session);
-    pub_tx.send(Cmd::Add(Box::new(peer))).map_err(|_| "publisher worker gone")?;
+    pub_tx
+        .send(Cmd::Add(Box::new(peer)))
+        .map_err(|_| "publisher worker gone")?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.connect_timeout);
     loop {
         let s = workers.snapshot();
@@ -251,13 +274,20 @@ fn run() -> Result<(), String> {
             break;
         }
         if Instant::now() > deadline {
-            let why = s.errors.first().cloned().unwrap_or_else(|| "timeout".into());
+            let why = s
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "timeout".into());
             workers.stop();
             return Err(format!("publisher did not connect: {why}"));
         }
         keeper.sleep(Duration::from_millis(20));
     }
-    event("publisher_ready", json!({ "ms": (t_pub.elapsed().as_secs_f64() * 1e3).round() }));
+    event(
+        "publisher_ready",
+        json!({ "ms": (t_pub.elapsed().as_secs_f64() * 1e3).round() }),
+    );
     keeper.sleep(Duration::from_secs_f64(args.settle));
 
     // Players.
@@ -270,7 +300,8 @@ fn run() -> Result<(), String> {
             Ok((session, peer)) => {
                 keeper.sessions.push(session);
                 let tx = &player_txs[i % player_txs.len()];
-                tx.send(Cmd::Add(Box::new(peer))).map_err(|_| "player worker gone")?;
+                tx.send(Cmd::Add(Box::new(peer)))
+                    .map_err(|_| "player worker gone")?;
             }
             Err(e) => {
                 if signaling_errors.len() < 5 {

@@ -63,7 +63,9 @@ pub fn parse_rtp(b: &[u8]) -> Option<RtpHeader> {
 /// True when an H.264 RTP payload (RFC 6184) starts a keyframe: an IDR slice (5) or an SPS (7),
 /// alone, first in a STAP-A, or at the start of an FU-A.
 pub fn h264_starts_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
+    let Some(&first) = payload.first() else {
+        return false;
+    };
     match first & 0x1f {
         5 | 7 => true,
         24 => {
@@ -79,7 +81,9 @@ pub fn h264_starts_keyframe(payload: &[u8]) -> bool {
             }
             false
         }
-        28 => payload.get(1).is_some_and(|h| h & 0x80 != 0 && matches!(h & 0x1f, 5 | 7)),
+        28 => payload
+            .get(1)
+            .is_some_and(|h| h & 0x80 != 0 && matches!(h & 0x1f, 5 | 7)),
         _ => false,
     }
 }
@@ -116,7 +120,9 @@ pub const P_BYTES: usize = 5_600;
 impl H264Source {
     pub fn new(ssrc: u32, pt: u8) -> Self {
         let mut rng = rand::thread_rng();
-        let filler: Vec<u8> = (0..IDR_BYTES * 2).map(|_| rng.r#gen::<u8>() | 0x01).collect();
+        let filler: Vec<u8> = (0..IDR_BYTES * 2)
+            .map(|_| rng.r#gen::<u8>() | 0x01)
+            .collect();
         Self {
             ssrc,
             pt,
@@ -224,7 +230,13 @@ impl OpusSource {
         let mut rng = rand::thread_rng();
         let mut payload: Vec<u8> = (0..100).map(|_| rng.r#gen()).collect();
         payload[0] = 0xfc; // TOC: CELT fullband 20 ms, stereo, one frame
-        Self { ssrc, pt, seq: rng.r#gen(), ts: rng.r#gen(), payload }
+        Self {
+            ssrc,
+            pt,
+            seq: rng.r#gen(),
+            ts: rng.r#gen(),
+            payload,
+        }
     }
 
     pub fn next_packet(&mut self) -> Vec<u8> {
@@ -282,14 +294,25 @@ pub struct SeqTracker {
 impl SeqTracker {
     pub fn new(ssrc: u32, seq: u16) -> Self {
         let ext = seq as i64 + (1 << 32);
-        Self { ssrc, base_ext: ext, max_ext: ext, window: 1, received: 1, duplicates: 0 }
+        Self {
+            ssrc,
+            base_ext: ext,
+            max_ext: ext,
+            window: 1,
+            received: 1,
+            duplicates: 0,
+        }
     }
 
     pub fn push(&mut self, seq: u16) {
         let delta = seq.wrapping_sub(self.max_ext as u16) as i16 as i64;
         let ext = self.max_ext + delta;
         if delta > 0 {
-            self.window = if delta >= 128 { 0 } else { self.window << delta };
+            self.window = if delta >= 128 {
+                0
+            } else {
+                self.window << delta
+            };
             self.window |= 1;
             self.max_ext = ext;
             self.received += 1;
@@ -425,8 +448,17 @@ mod tests {
         let rr = receiver_report(7, &[SeqTracker::new(9, 100)]);
         let mut b = rr.clone();
         b.extend_from_slice(&[0x81, 206, 0, 2, 0, 0, 0, 7, 0, 0, 0, 9]);
-        b.extend_from_slice(&[0x84, 206, 0, 4, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9, 1, 0, 0, 0]);
+        b.extend_from_slice(&[
+            0x84, 206, 0, 4, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9, 1, 0, 0, 0,
+        ]);
         let f = scan_rtcp(&b);
-        assert_eq!(f, Feedback { pli: 1, fir: 1, other: 1 });
+        assert_eq!(
+            f,
+            Feedback {
+                pli: 1,
+                fir: 1,
+                other: 1
+            }
+        );
     }
 }

@@ -39,7 +39,10 @@ pub fn build_offer(p: &OfferParams) -> String {
     let common = |s: &mut String, mid: u8| {
         l(s, "c=IN IP4 0.0.0.0");
         l(s, "a=rtcp:9 IN IP4 0.0.0.0");
-        l(s, &format!("a=candidate:1 1 udp 2130706431 {ip} {port} typ host"));
+        l(
+            s,
+            &format!("a=candidate:1 1 udp 2130706431 {ip} {port} typ host"),
+        );
         l(s, "a=end-of-candidates");
         l(s, &format!("a=ice-ufrag:{}", p.ice_ufrag));
         l(s, &format!("a=ice-pwd:{}", p.ice_pwd));
@@ -54,7 +57,10 @@ pub fn build_offer(p: &OfferParams) -> String {
         l(s, "a=rtcp-mux");
     };
     // Video.
-    l(&mut s, &format!("m=video 9 UDP/TLS/RTP/SAVPF {H264_PT} {RTX_PT}"));
+    l(
+        &mut s,
+        &format!("m=video 9 UDP/TLS/RTP/SAVPF {H264_PT} {RTX_PT}"),
+    );
     common(&mut s, 0);
     l(&mut s, "a=rtcp-rsize");
     l(&mut s, &format!("a=rtpmap:{H264_PT} H264/90000"));
@@ -73,17 +79,26 @@ pub fn build_offer(p: &OfferParams) -> String {
         l(&mut s, &format!("a=ssrc-group:FID {v} {rtx}"));
         for ssrc in [v, rtx] {
             l(&mut s, &format!("a=ssrc:{ssrc} cname:{}", p.cname));
-            l(&mut s, &format!("a=ssrc:{ssrc} msid:pms-fanout pms-fanout-track-video"));
+            l(
+                &mut s,
+                &format!("a=ssrc:{ssrc} msid:pms-fanout pms-fanout-track-video"),
+            );
         }
     }
     // Audio.
     l(&mut s, &format!("m=audio 9 UDP/TLS/RTP/SAVPF {OPUS_PT}"));
     common(&mut s, 1);
     l(&mut s, &format!("a=rtpmap:{OPUS_PT} opus/48000/2"));
-    l(&mut s, &format!("a=fmtp:{OPUS_PT} minptime=10;useinbandfec=1"));
+    l(
+        &mut s,
+        &format!("a=fmtp:{OPUS_PT} minptime=10;useinbandfec=1"),
+    );
     if let Some((_, _, a)) = p.ssrcs {
         l(&mut s, &format!("a=ssrc:{a} cname:{}", p.cname));
-        l(&mut s, &format!("a=ssrc:{a} msid:pms-fanout pms-fanout-track-audio"));
+        l(
+            &mut s,
+            &format!("a=ssrc:{a} msid:pms-fanout pms-fanout-track-audio"),
+        );
     }
     s
 }
@@ -117,7 +132,10 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, String> {
         } else if let Some(v) = line.strip_prefix("a=fingerprint:") {
             if a.fingerprint.is_empty() {
                 let mut it = v.split_whitespace();
-                if it.next().is_some_and(|alg| alg.eq_ignore_ascii_case("sha-256")) {
+                if it
+                    .next()
+                    .is_some_and(|alg| alg.eq_ignore_ascii_case("sha-256"))
+                {
                     a.fingerprint = it.next().unwrap_or("").to_string();
                 }
             }
@@ -185,7 +203,10 @@ mod tests {
             assert!(v.attribute(dir).is_some(), "{text}");
             assert_eq!(
                 v.attribute("fmtp").flatten().map(|s| s.to_string()),
-                Some("102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".into())
+                Some(
+                    "102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .into()
+                )
             );
             let a = &sd.media_descriptions[1];
             assert_eq!(a.media_name.media, "audio");

@@ -1,6 +1,6 @@
 //! One WebSocket per session (SPEC section 3): request/reply and heartbeats.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -21,7 +21,11 @@ fn host_port(url: &str) -> Result<String> {
         .strip_prefix("ws://")
         .ok_or_else(|| format!("only ws:// URLs are supported, got {url}"))?;
     let hp = rest.split('/').next().unwrap_or(rest);
-    Ok(if hp.contains(':') { hp.to_string() } else { format!("{hp}:80") })
+    Ok(if hp.contains(':') {
+        hp.to_string()
+    } else {
+        format!("{hp}:80")
+    })
 }
 
 impl Session {
@@ -32,8 +36,15 @@ impl Session {
         tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let (ws, _resp) =
             tungstenite::client::client(url, tcp).map_err(|e| format!("websocket {url}: {e}"))?;
-        ws.get_ref().set_nonblocking(true).map_err(|e| e.to_string())?;
-        Ok(Self { ws, id: String::new(), stream: stream.to_string(), closed: false })
+        ws.get_ref()
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            ws,
+            id: String::new(),
+            stream: stream.to_string(),
+            closed: false,
+        })
     }
 
     fn send(&mut self, v: &Value) -> Result<()> {
@@ -155,7 +166,10 @@ impl Session {
 mod tests {
     #[test]
     fn url() {
-        assert_eq!(super::host_port("ws://127.0.0.1:8889/").unwrap(), "127.0.0.1:8889");
+        assert_eq!(
+            super::host_port("ws://127.0.0.1:8889/").unwrap(),
+            "127.0.0.1:8889"
+        );
         assert_eq!(super::host_port("ws://localhost").unwrap(), "localhost:80");
         assert!(super::host_port("wss://x").is_err());
     }

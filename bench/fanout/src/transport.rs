@@ -44,7 +44,11 @@ impl Identity {
             Certificate::generate_self_signed(vec!["pms-fanout".to_string()], crypto.crypto())?;
         let der = certificate.certificate[0].as_ref();
         let fingerprint = fingerprint_sha256(crypto.as_ref(), der)?;
-        Ok(Self { crypto, certificate, fingerprint })
+        Ok(Self {
+            crypto,
+            certificate,
+            fingerprint,
+        })
     }
 }
 
@@ -53,14 +57,20 @@ pub fn fingerprint_sha256(crypto: &dyn RTCCryptoProvider, der: &[u8]) -> Result<
         .crypto()
         .hash(HashAlgorithm::Sha256, der)
         .map_err(|e| format!("sha-256: {e}"))?;
-    Ok(hash.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+    Ok(hash
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 /// Random ICE credential characters (RFC 8839 ice-char subset).
 pub fn random_ice_string(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..len)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +150,11 @@ impl Transport {
         remote: RemoteParams,
     ) -> Result<Self> {
         let config = dtls_config(identity, &remote.fingerprint, remote.dtls_client)?;
-        let (client_config, server_config) =
-            if remote.dtls_client { (Some(config), None) } else { (None, Some(config)) };
+        let (client_config, server_config) = if remote.dtls_client {
+            (Some(config), None)
+        } else {
+            (None, Some(config))
+        };
         let endpoint = Endpoint::new(local_addr, TransportProtocol::UDP, server_config);
         let mut t = Self {
             local_addr,
@@ -202,12 +215,20 @@ impl Transport {
         if use_candidate {
             setters.push(Box::new(RawAttr(ATTR_USE_CANDIDATE, vec![])));
         }
-        setters.push(Box::new(RawAttr(ATTR_ICE_CONTROLLING, self.tie_breaker.to_be_bytes().to_vec())));
-        setters.push(Box::new(RawAttr(ATTR_PRIORITY, priority.to_be_bytes().to_vec())));
-        setters.push(Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
-            self.remote.ice_pwd.clone(),
-            self.crypto.crypto(),
+        setters.push(Box::new(RawAttr(
+            ATTR_ICE_CONTROLLING,
+            self.tie_breaker.to_be_bytes().to_vec(),
         )));
+        setters.push(Box::new(RawAttr(
+            ATTR_PRIORITY,
+            priority.to_be_bytes().to_vec(),
+        )));
+        setters.push(Box::new(
+            MessageIntegrity::new_short_term_integrity_with_provider(
+                self.remote.ice_pwd.clone(),
+                self.crypto.crypto(),
+            ),
+        ));
         setters.push(Box::new(FINGERPRINT));
         let mut msg = Message::new();
         msg.build(&setters)?;
@@ -241,7 +262,10 @@ impl Transport {
             resp.build(&[
                 Box::new(BINDING_SUCCESS),
                 Box::new(msg.transaction_id),
-                Box::new(XorMappedAddress { ip: from.ip(), port: from.port() }),
+                Box::new(XorMappedAddress {
+                    ip: from.ip(),
+                    port: from.port(),
+                }),
                 Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                     self.local_pwd.clone(),
                     self.crypto.crypto(),
@@ -270,7 +294,9 @@ impl Transport {
             }
             self.state = State::Dtls;
         }
-        let events = self.endpoint.read(now, self.remote.addr, None, BytesMut::from(data));
+        let events = self
+            .endpoint
+            .read(now, self.remote.addr, None, BytesMut::from(data));
         self.drain_dtls();
         for ev in events? {
             if let EndpointEvent::HandshakeComplete = ev {
@@ -362,7 +388,11 @@ impl Transport {
                     self.fail("DTLS handshake did not complete".into());
                     return;
                 }
-                if self.endpoint.poll_timeout(&self.remote.addr).is_some_and(|t| now >= t) {
+                if self
+                    .endpoint
+                    .poll_timeout(&self.remote.addr)
+                    .is_some_and(|t| now >= t)
+                {
                     if let Err(e) = self.endpoint.handle_timeout(self.remote.addr, now) {
                         self.fail(format!("dtls timeout: {e}"));
                     }
@@ -406,18 +436,22 @@ pub fn dtls_config(
     let verify: Option<dtls::config::VerifyPeerCertificateFn> = if expected.is_empty() {
         None
     } else {
-        Some(Arc::new(move |certs: &[Vec<u8>], _chains: &[_]| -> shared::error::Result<()> {
-            let first = certs.first().ok_or(shared::error::Error::ErrNonCertificate)?;
-            let got = fingerprint_sha256(fp_crypto.as_ref(), first)
-                .map_err(|e| shared::error::Error::Other(e.to_string()))?
-                .replace(':', "")
-                .to_lowercase();
-            if got == expected {
-                Ok(())
-            } else {
-                Err(shared::error::Error::ErrNoMatchingCertificateFingerprint)
-            }
-        }))
+        Some(Arc::new(
+            move |certs: &[Vec<u8>], _chains: &[_]| -> shared::error::Result<()> {
+                let first = certs
+                    .first()
+                    .ok_or(shared::error::Error::ErrNonCertificate)?;
+                let got = fingerprint_sha256(fp_crypto.as_ref(), first)
+                    .map_err(|e| shared::error::Error::Other(e.to_string()))?
+                    .replace(':', "")
+                    .to_lowercase();
+                if got == expected {
+                    Ok(())
+                } else {
+                    Err(shared::error::Error::ErrNoMatchingCertificateFingerprint)
+                }
+            },
+        ))
     };
     let config = ConfigBuilder::default()
         .with_crypto_provider(identity.crypto.clone())
@@ -445,11 +479,18 @@ pub fn srtp_contexts(
     let profile = match state.srtp_protection_profile() {
         SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
         SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => ProtectionProfile::AeadAes256Gcm,
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+            ProtectionProfile::Aes128CmHmacSha1_80
+        }
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_32 => {
+            ProtectionProfile::Aes128CmHmacSha1_32
+        }
         other => return Err(format!("unsupported SRTP profile {other:?}").into()),
     };
-    let mut config = srtp::config::Config { profile, ..Default::default() };
+    let mut config = srtp::config::Config {
+        profile,
+        ..Default::default()
+    };
     let keying = state.export_keying_material(
         srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
         &[],

@@ -1,8 +1,7 @@
 //! The socket loop: one thread drives many peers (one UDP socket each) with mio.
 
 use crate::media::{
-    H264Source, OpusSource, SeqTracker, h264_starts_keyframe, parse_rtp, receiver_report,
-    scan_rtcp,
+    h264_starts_keyframe, parse_rtp, receiver_report, scan_rtcp, H264Source, OpusSource, SeqTracker,
 };
 use crate::transport::{Incoming, State, Transport};
 use mio::net::UdpSocket;
@@ -270,17 +269,23 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(rx: Receiver<Cmd>, scan_every: Duration) -> std::io::Result<Self> {
-        Ok(Self { poll: Poll::new()?, peers: Vec::new(), rx, scan_every })
+        Ok(Self {
+            poll: Poll::new()?,
+            peers: Vec::new(),
+            rx,
+            scan_every,
+        })
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut s = Snapshot { at: Some(Instant::now()), ..Default::default() };
+        let mut s = Snapshot {
+            at: Some(Instant::now()),
+            ..Default::default()
+        };
         for peer in &self.peers {
             let t = &peer.transport;
-            if t.state() == State::Failed {
-                if s.errors.len() < 5 {
-                    s.errors.push(t.failure.clone().unwrap_or_default());
-                }
+            if t.state() == State::Failed && s.errors.len() < 5 {
+                s.errors.push(t.failure.clone().unwrap_or_default());
             }
             match &peer.role {
                 Role::Publisher(p) => {
@@ -333,7 +338,11 @@ impl Worker {
                 match self.rx.try_recv() {
                     Ok(Cmd::Add(mut peer)) => {
                         let token = Token(self.peers.len());
-                        if self.poll.registry().register(&mut peer.sock, token, Interest::READABLE).is_ok()
+                        if self
+                            .poll
+                            .registry()
+                            .register(&mut peer.sock, token, Interest::READABLE)
+                            .is_ok()
                         {
                             peer.flush();
                             self.peers.push(*peer);
@@ -347,7 +356,9 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            let wait = next_scan.saturating_duration_since(now).min(Duration::from_millis(5));
+            let wait = next_scan
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(5));
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != ErrorKind::Interrupted {
                     eprintln!("pms-fanout: poll: {e}");
@@ -356,7 +367,9 @@ impl Worker {
             }
             let now = Instant::now();
             for ev in events.iter() {
-                let Some(peer) = self.peers.get_mut(ev.token().0) else { continue };
+                let Some(peer) = self.peers.get_mut(ev.token().0) else {
+                    continue;
+                };
                 loop {
                     match peer.sock.recv_from(&mut buf) {
                         Ok((n, from)) => peer.on_datagram(now, from, &buf[..n]),

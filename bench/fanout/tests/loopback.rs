@@ -6,19 +6,29 @@
 mod toy;
 
 use pms_bench_fanout::media::H264Source;
-use pms_bench_fanout::transport::{Identity, Incoming, RemoteParams, State, Transport, random_ice_string};
+use pms_bench_fanout::transport::{
+    random_ice_string, Identity, Incoming, RemoteParams, State, Transport,
+};
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use toy::LitePeer;
 
-fn handshake_in_memory(server_is_dtls_client: bool, wrong_fingerprint: bool) -> (Transport, LitePeer) {
+fn handshake_in_memory(
+    server_is_dtls_client: bool,
+    wrong_fingerprint: bool,
+) -> (Transport, LitePeer) {
     let client_id = Identity::generate().unwrap();
     let server_id = Identity::generate().unwrap();
     let caddr: SocketAddr = "127.0.0.1:40001".parse().unwrap();
     let saddr: SocketAddr = "127.0.0.1:40002".parse().unwrap();
-    let mut server = LitePeer::new(&server_id, saddr, &client_id.fingerprint, server_is_dtls_client);
+    let mut server = LitePeer::new(
+        &server_id,
+        saddr,
+        &client_id.fingerprint,
+        server_is_dtls_client,
+    );
     let fingerprint = if wrong_fingerprint {
         Identity::generate().unwrap().fingerprint
     } else {
@@ -47,8 +57,7 @@ fn handshake_in_memory(server_is_dtls_client: bool, wrong_fingerprint: bool) -> 
         for d in std::mem::take(&mut server.out) {
             client.handle_datagram(now, saddr, &d);
         }
-        if client.is_connected() && server.local_ctx.is_some() && client.poll_transmit().is_none()
-        {
+        if client.is_connected() && server.local_ctx.is_some() && client.poll_transmit().is_none() {
             break;
         }
         if client.state() == State::Failed {
@@ -85,7 +94,12 @@ fn check_media(client: &mut Transport, server: &mut LitePeer) {
     }
     // RTCP both ways (a PLI from the server, an RR from the client).
     let pli = [0x81u8, 206, 0, 2, 0, 0, 0, 1, 0, 0xab, 0xcd, 0xef];
-    let enc = server.local_ctx.as_mut().unwrap().encrypt_rtcp(&pli).unwrap();
+    let enc = server
+        .local_ctx
+        .as_mut()
+        .unwrap()
+        .encrypt_rtcp(&pli)
+        .unwrap();
     match client.handle_datagram(now, saddr, &enc) {
         Some(Incoming::Rtcp(dec)) => assert_eq!(&dec[..], &pli[..]),
         _ => panic!("client could not decrypt the server's RTCP"),
@@ -125,12 +139,28 @@ fn binary_against_toy_sfu() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let sfu = toy::spawn(listener, Identity::generate().unwrap());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pms-fanout"))
-        .args(["--ws", &url, "--players", "4", "--seconds", "2", "--warmup", "1", "--settle", "0.2"])
+        .args([
+            "--ws",
+            &url,
+            "--players",
+            "4",
+            "--seconds",
+            "2",
+            "--warmup",
+            "1",
+            "--settle",
+            "0.2",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    for ev in ["publisher_ready", "players_connected", "measure_start", "measure_end"] {
+    for ev in [
+        "publisher_ready",
+        "players_connected",
+        "measure_start",
+        "measure_end",
+    ] {
         assert!(stderr.contains(&format!("\"event\":\"{ev}\"")), "{stderr}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -6,7 +6,9 @@
 
 use bytes::BytesMut;
 use pms_bench_fanout::sdp;
-use pms_bench_fanout::transport::{Identity, Incoming, dtls_config, random_ice_string, srtp_contexts};
+use pms_bench_fanout::transport::{
+    dtls_config, random_ice_string, srtp_contexts, Identity, Incoming,
+};
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_shared::TransportProtocol;
 use rtc_srtp::context::Context;
@@ -16,7 +18,7 @@ use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::*;
 use rtc_stun::textattrs::Username;
 use rtc_stun::xoraddr::XorMappedAddress;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,9 +40,18 @@ pub struct LitePeer {
 
 impl LitePeer {
     /// `dtls_client`: the server takes the DTLS client role (answer `a=setup:active`).
-    pub fn new(identity: &Identity, local_addr: SocketAddr, client_fp: &str, dtls_client: bool) -> Self {
+    pub fn new(
+        identity: &Identity,
+        local_addr: SocketAddr,
+        client_fp: &str,
+        dtls_client: bool,
+    ) -> Self {
         let config = dtls_config(identity, client_fp, dtls_client).unwrap();
-        let (client, server) = if dtls_client { (Some(config), None) } else { (None, Some(config)) };
+        let (client, server) = if dtls_client {
+            (Some(config), None)
+        } else {
+            (None, Some(config))
+        };
         Self {
             identity: identity.clone(),
             ufrag: random_ice_string(6),
@@ -65,7 +76,11 @@ impl LitePeer {
                     .expect("integrity with the server's ice-pwd");
                 FINGERPRINT.check(&m).expect("fingerprint");
                 let user = Username::get_from_as(&m, ATTR_USERNAME).unwrap();
-                assert!(user.text.starts_with(&format!("{}:", self.ufrag)), "{}", user.text);
+                assert!(
+                    user.text.starts_with(&format!("{}:", self.ufrag)),
+                    "{}",
+                    user.text
+                );
                 assert!(m.contains(ATTR_ICE_CONTROLLING));
                 assert!(m.contains(ATTR_PRIORITY));
                 self.binding_requests += 1;
@@ -73,7 +88,10 @@ impl LitePeer {
                 r.build(&[
                     Box::new(BINDING_SUCCESS),
                     Box::new(m.transaction_id),
-                    Box::new(XorMappedAddress { ip: from.ip(), port: from.port() }),
+                    Box::new(XorMappedAddress {
+                        ip: from.ip(),
+                        port: from.port(),
+                    }),
                     Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                         self.pwd.clone(),
                         self.identity.crypto.crypto(),
@@ -92,12 +110,16 @@ impl LitePeer {
                 None
             }
             20..=63 => {
-                let events = self.endpoint.read(now, from, None, BytesMut::from(data)).unwrap();
+                let events = self
+                    .endpoint
+                    .read(now, from, None, BytesMut::from(data))
+                    .unwrap();
                 self.drain();
                 for ev in events {
                     if let EndpointEvent::HandshakeComplete = ev {
                         let state = self.endpoint.get_connection_state(from).unwrap();
-                        let (l, r, _) = srtp_contexts(state, self.identity.crypto.as_ref()).unwrap();
+                        let (l, r, _) =
+                            srtp_contexts(state, self.identity.crypto.as_ref()).unwrap();
                         self.local_ctx = Some(l);
                         self.remote_ctx = Some(r);
                     }
@@ -148,8 +170,13 @@ pub struct Sfu {
 }
 
 fn answer_sdp(ufrag: &str, pwd: &str, fp: &str, addr: SocketAddr) -> String {
-    let mut s = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE 0 1\r\n");
-    for (mid, m) in [("0", "video 9 UDP/TLS/RTP/SAVPF 102"), ("1", "audio 9 UDP/TLS/RTP/SAVPF 111")] {
+    let mut s = String::from(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-lite\r\na=group:BUNDLE 0 1\r\n",
+    );
+    for (mid, m) in [
+        ("0", "video 9 UDP/TLS/RTP/SAVPF 102"),
+        ("1", "audio 9 UDP/TLS/RTP/SAVPF 111"),
+    ] {
         s += &format!(
             "m={m}\r\nc=IN IP4 127.0.0.1\r\na=mid:{mid}\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n\
              a=fingerprint:sha-256 {fp}\r\na=setup:passive\r\na=rtcp-mux\r\n\
@@ -162,7 +189,8 @@ fn answer_sdp(ufrag: &str, pwd: &str, fp: &str, addr: SocketAddr) -> String {
 }
 
 fn session_media(sfu: Arc<Sfu>, mut lite: LitePeer, sock: Arc<UdpSocket>, sink: Option<Arc<Sink>>) {
-    sock.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
     let mut buf = vec![0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(3600);
     let publisher = sink.is_none();
@@ -224,10 +252,15 @@ fn serve_ws(sfu: Arc<Sfu>, identity: Identity, tcp: std::net::TcpStream) {
             let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
             let addr = sock.local_addr().unwrap();
             let lite = LitePeer::new(&identity, addr, &client_fp, false);
-            data = json!({ "sdp": answer_sdp(&lite.ufrag, &lite.pwd, &identity.fingerprint, addr) });
+            data =
+                json!({ "sdp": answer_sdp(&lite.ufrag, &lite.pwd, &identity.fingerprint, addr) });
             let sink = (!publisher).then(|| {
                 sfu.plays.fetch_add(1, Ordering::SeqCst);
-                let s = Arc::new(Sink { sock: sock.clone(), addr: Mutex::new(None), ctx: Mutex::new(None) });
+                let s = Arc::new(Sink {
+                    sock: sock.clone(),
+                    addr: Mutex::new(None),
+                    ctx: Mutex::new(None),
+                });
                 sfu.players.lock().unwrap().push(s.clone());
                 s
             });
@@ -236,7 +269,10 @@ fn serve_ws(sfu: Arc<Sfu>, identity: Identity, tcp: std::net::TcpStream) {
         }
         let reply = json!({ "version": "1.0", "err": 0, "err_msg": "success", "method": method,
                             "session": session, "data": data });
-        if ws.send(tungstenite::Message::text(reply.to_string())).is_err() {
+        if ws
+            .send(tungstenite::Message::text(reply.to_string()))
+            .is_err()
+        {
             return;
         }
     }

@@ -30,7 +30,9 @@ pub(crate) struct Flushed {
 
 impl SendBatch {
     pub(crate) fn new() -> SendBatch {
-        SendBatch { items: Vec::with_capacity(MAX_BATCH) }
+        SendBatch {
+            items: Vec::with_capacity(MAX_BATCH),
+        }
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -102,15 +104,20 @@ fn sendmmsg(socket: &mio::net::UdpSocket, items: &[(SocketAddr, BytesMut)]) -> i
     let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
     for (i, (to, data)) in items[..n].iter().enumerate() {
         let len = write_sockaddr(to, &mut addrs[i]);
-        iovs[i] = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-        msgs[i].msg_hdr.msg_name = &mut addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+        iovs[i] = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        msgs[i].msg_hdr.msg_name =
+            &mut addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
         msgs[i].msg_hdr.msg_namelen = len;
         msgs[i].msg_hdr.msg_iov = &mut iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
     // SAFETY: every pointer in msgs points into addrs/iovs/items, which outlive the call; the
     // kernel only reads the buffers.
-    let sent = unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    let sent =
+        unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
     if sent < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -123,19 +130,25 @@ fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::
     match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
-            let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage as *mut libc::sockaddr_in) };
+            let sin =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage as *mut libc::sockaddr_in) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
             // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe { &mut *(out as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
+            let sin6 =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
             sin6.sin6_scope_id = a.scope_id();
             std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
@@ -151,17 +164,26 @@ mod tests {
         let std_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         std_sock.set_nonblocking(true).unwrap();
         let sender = mio::net::UdpSocket::from_std(std_sock);
-        let receivers: Vec<std::net::UdpSocket> =
-            (0..100).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let receivers: Vec<std::net::UdpSocket> = (0..100)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
         let mut batch = SendBatch::new();
         for (i, r) in receivers.iter().enumerate() {
             batch.push(r.local_addr().unwrap(), BytesMut::from(&[i as u8; 40][..]));
         }
         let done = batch.flush(&sender);
-        assert_eq!(done, Flushed { packets: 100, bytes: 4000, errors: 0 });
+        assert_eq!(
+            done,
+            Flushed {
+                packets: 100,
+                bytes: 4000,
+                errors: 0
+            }
+        );
         for (i, r) in receivers.iter().enumerate() {
             let mut buf = [0u8; 64];
-            r.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            r.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
             let n = r.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], &[i as u8; 40][..]);
         }

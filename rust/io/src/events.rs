@@ -21,17 +21,28 @@ pub enum Event {
     /// The transport is gone, with the reason (`closed`, `ice-timeout`, `dtls-failed`,
     /// `connect-timeout`, `peer-closed`, `producer-closed`; RTSP: `eof`, `stalled`,
     /// `protocol-error`).
-    TransportClosed { id: TransportId, reason: &'static str },
+    TransportClosed {
+        id: TransportId,
+        reason: &'static str,
+    },
     /// An RTSP text message read on a connection the core owns (after PLAY/RECORD over TCP):
     /// headers, empty line and body, as received.
     RtspMessage { id: TransportId, data: Vec<u8> },
     /// A producer track's H.264 (`[SPS, PPS]`) or H.265 (`[VPS, SPS, PPS]`) parameter sets
     /// changed; `codec` is `H264` or `H265`.
-    ParameterSets { stream: String, codec: String, nals: Vec<Vec<u8>> },
+    ParameterSets {
+        stream: String,
+        codec: String,
+        nals: Vec<Vec<u8>>,
+    },
     /// The first media packet of a published stream arrived.
     ProducerStarted { stream: String, codecs: Vec<String> },
     /// A log record of the core that passed the configured level and tags.
-    Log { level: log::Level, tag: &'static str, message: String },
+    Log {
+        level: log::Level,
+        tag: &'static str,
+        message: String,
+    },
 }
 
 /// A multi-producer queue with a wakeup fd.
@@ -50,7 +61,11 @@ impl EventQueue {
         let (tx, rx) = UnixStream::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
-        Ok(EventQueue { queue: Mutex::new(VecDeque::new()), tx, rx })
+        Ok(EventQueue {
+            queue: Mutex::new(VecDeque::new()),
+            tx,
+            rx,
+        })
     }
 
     /// Queues one event; wakes the reader when the queue was empty.

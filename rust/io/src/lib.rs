@@ -90,7 +90,8 @@ impl std::fmt::Display for EngineError {
             | EngineError::Internal(m)
             | EngineError::BadRequest(m)
             | EngineError::Unsupported(m) => f.write_str(m),
-            EngineError::Sdp(SdpError::NoCommonCodec(m)) | EngineError::Sdp(SdpError::Unusable(m)) => f.write_str(m),
+            EngineError::Sdp(SdpError::NoCommonCodec(m))
+            | EngineError::Sdp(SdpError::Unusable(m)) => f.write_str(m),
             #[allow(unreachable_patterns)]
             EngineError::Sdp(e) => write!(f, "{e:?}"),
         }
@@ -151,7 +152,12 @@ pub struct RtspTrackSetup {
     pub server_port: Option<(u16, u16)>,
 }
 
-fn rtsp_info(worker: usize, stream: &str, publisher: bool, announce_map: Vec<Option<usize>>) -> TransportInfo {
+fn rtsp_info(
+    worker: usize,
+    stream: &str,
+    publisher: bool,
+    announce_map: Vec<Option<usize>>,
+) -> TransportInfo {
     TransportInfo {
         worker,
         stream: stream.to_string(),
@@ -212,24 +218,40 @@ pub struct Engine {
 }
 
 fn random_string(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 impl Engine {
     /// Binds the sockets and starts the workers.
     pub fn start(config: EngineConfig, events: Arc<EventQueue>) -> io::Result<Engine> {
         let workers = if config.workers == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             config.workers
         };
-        let sockets = ports::bind_worker_sockets(config.listen_ip, config.min_port, config.max_port, workers)?;
-        let ports = sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<io::Result<Vec<_>>>()?;
+        let sockets = ports::bind_worker_sockets(
+            config.listen_ip,
+            config.min_port,
+            config.max_port,
+            workers,
+        )?;
+        let ports = sockets
+            .iter()
+            .map(|s| s.local_addr().map(|a| a.port()))
+            .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry::default()),
             events,
             handles: OnceLock::new(),
-            stats: (0..workers).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            stats: (0..workers)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
         });
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
@@ -269,14 +291,24 @@ impl Engine {
 
     fn candidates(&self, worker: usize) -> Vec<std::net::SocketAddr> {
         let port = self.ports.get(worker).copied().unwrap_or(0);
-        self.announced_ips.iter().map(|ip| std::net::SocketAddr::new(*ip, port)).collect()
+        self.announced_ips
+            .iter()
+            .map(|ip| std::net::SocketAddr::new(*ip, port))
+            .collect()
     }
 
     /// Accepts a publisher's offer for `stream`.
-    pub fn create_publisher(&self, stream: &str, offer: &str, max_bitrate: u32) -> Result<(TransportId, String), EngineError> {
+    pub fn create_publisher(
+        &self,
+        stream: &str,
+        offer: &str,
+        max_bitrate: u32,
+    ) -> Result<(TransportId, String), EngineError> {
         let mut reg = self.shared.registry();
         if reg.streams.contains_key(stream) {
-            return Err(EngineError::Conflict(format!("stream {stream:?} is already published")));
+            return Err(EngineError::Conflict(format!(
+                "stream {stream:?} is already published"
+            )));
         }
         let worker = reg.least_loaded(self.shared.workers().len());
         let (ufrag, pwd) = (random_string(8), random_string(24));
@@ -288,26 +320,65 @@ impl Engine {
             candidates: &candidates,
             max_bitrate,
         };
-        let (answer, tracks, remote) = sdp::answer_publisher(offer, &ctx).map_err(EngineError::Sdp)?;
+        let (answer, tracks, remote) =
+            sdp::answer_publisher(offer, &ctx).map_err(EngineError::Sdp)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let transport = WebRtcTransport::new(id, ufrag.clone(), pwd, remote, &self.identity, Instant::now(), self.connect_timeout)
-            .map_err(|e| EngineError::Internal(format!("cannot create the transport: {e}")))?;
-        reg.streams.insert(stream.to_string(), StreamEntry { worker, producer: id, tracks: Arc::new(tracks.clone()) });
+        let transport = WebRtcTransport::new(
+            id,
+            ufrag.clone(),
+            pwd,
+            remote,
+            &self.identity,
+            Instant::now(),
+            self.connect_timeout,
+        )
+        .map_err(|e| EngineError::Internal(format!("cannot create the transport: {e}")))?;
+        reg.streams.insert(
+            stream.to_string(),
+            StreamEntry {
+                worker,
+                producer: id,
+                tracks: Arc::new(tracks.clone()),
+            },
+        );
         reg.transports.insert(
             id,
-            TransportInfo { worker, stream: stream.to_string(), publisher: true, ufrag: ufrag.clone(), muted: (false, false), rtsp: false, announce_map: Vec::new() },
+            TransportInfo {
+                worker,
+                stream: stream.to_string(),
+                publisher: true,
+                ufrag: ufrag.clone(),
+                muted: (false, false),
+                rtsp: false,
+                announce_map: Vec::new(),
+            },
         );
         reg.ufrags.insert(ufrag, worker);
         drop(reg);
-        self.send(worker, Command::AddPublisher { id, stream: stream.to_string(), transport: Box::new(transport), tracks, max_bitrate });
+        self.send(
+            worker,
+            Command::AddPublisher {
+                id,
+                stream: stream.to_string(),
+                transport: Box::new(transport),
+                tracks,
+                max_bitrate,
+            },
+        );
         Ok((id, answer))
     }
 
     /// Accepts a player's offer for the live `stream`.
-    pub fn create_player(&self, stream: &str, offer: &str) -> Result<(TransportId, String), EngineError> {
+    pub fn create_player(
+        &self,
+        stream: &str,
+        offer: &str,
+    ) -> Result<(TransportId, String), EngineError> {
         let mut reg = self.shared.registry();
         let Some(entry) = reg.streams.get(stream) else {
-            return Err(EngineError::NotFound(format!("stream {stream:?} is not live")));
+            return Err(EngineError::NotFound(format!(
+                "stream {stream:?} is not live"
+            )));
         };
         let (worker, producer, tracks) = (entry.worker, entry.producer, entry.tracks.clone());
         let (ufrag, pwd) = (random_string(8), random_string(24));
@@ -324,29 +395,59 @@ impl Engine {
         let (answer, consumer_tracks, remote) =
             sdp::answer_player(offer, &tracks, &ctx, &mut new_ssrc).map_err(EngineError::Sdp)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let transport = WebRtcTransport::new(id, ufrag.clone(), pwd, remote, &self.identity, Instant::now(), self.connect_timeout)
-            .map_err(|e| EngineError::Internal(format!("cannot create the transport: {e}")))?;
+        let transport = WebRtcTransport::new(
+            id,
+            ufrag.clone(),
+            pwd,
+            remote,
+            &self.identity,
+            Instant::now(),
+            self.connect_timeout,
+        )
+        .map_err(|e| EngineError::Internal(format!("cannot create the transport: {e}")))?;
         reg.transports.insert(
             id,
-            TransportInfo { worker, stream: stream.to_string(), publisher: false, ufrag: ufrag.clone(), muted: (false, false), rtsp: false, announce_map: Vec::new() },
+            TransportInfo {
+                worker,
+                stream: stream.to_string(),
+                publisher: false,
+                ufrag: ufrag.clone(),
+                muted: (false, false),
+                rtsp: false,
+                announce_map: Vec::new(),
+            },
         );
         reg.ufrags.insert(ufrag, worker);
         drop(reg);
         self.send(
             worker,
-            Command::AddPlayer { id, stream: stream.to_string(), producer, transport: Box::new(transport), tracks: consumer_tracks },
+            Command::AddPlayer {
+                id,
+                stream: stream.to_string(),
+                producer,
+                transport: Box::new(transport),
+                tracks: consumer_tracks,
+            },
         );
         Ok((id, answer))
     }
 
     /// Codec names of a live stream.
     pub fn stream_codecs(&self, stream: &str) -> Option<Vec<String>> {
-        self.shared.registry().streams.get(stream).map(|s| registry::codec_names(&s.tracks))
+        self.shared
+            .registry()
+            .streams
+            .get(stream)
+            .map(|s| registry::codec_names(&s.tracks))
     }
 
     /// Per producer track of a live stream: what DESCRIBE needs.
     pub fn stream_tracks(&self, stream: &str) -> Option<Vec<ProducerTrack>> {
-        self.shared.registry().streams.get(stream).map(|s| s.tracks.as_ref().clone())
+        self.shared
+            .registry()
+            .streams
+            .get(stream)
+            .map(|s| s.tracks.as_ref().clone())
     }
 
     /// An RTSP player of the live `stream` (not started; tracks come with [`rtsp_add_track`]).
@@ -355,18 +456,32 @@ impl Engine {
     pub fn create_rtsp_player(&self, stream: &str) -> Result<TransportId, EngineError> {
         let mut reg = self.shared.registry();
         let Some(entry) = reg.streams.get(stream) else {
-            return Err(EngineError::NotFound(format!("stream {stream:?} is not live")));
+            return Err(EngineError::NotFound(format!(
+                "stream {stream:?} is not live"
+            )));
         };
         let (worker, producer) = (entry.worker, entry.producer);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        reg.transports.insert(id, rtsp_info(worker, stream, false, Vec::new()));
+        reg.transports
+            .insert(id, rtsp_info(worker, stream, false, Vec::new()));
         drop(reg);
-        self.send(worker, Command::Rtsp(RtspCommand::AddPlayer { id, stream: stream.to_string(), producer }));
+        self.send(
+            worker,
+            Command::Rtsp(RtspCommand::AddPlayer {
+                id,
+                stream: stream.to_string(),
+                producer,
+            }),
+        );
         Ok(id)
     }
 
     /// An RTSP publisher of `stream` with the tracks of its ANNOUNCE; the stream is live at once.
-    pub fn create_rtsp_publisher(&self, stream: &str, tracks: &[RtspTrackSpec]) -> Result<TransportId, EngineError> {
+    pub fn create_rtsp_publisher(
+        &self,
+        stream: &str,
+        tracks: &[RtspTrackSpec],
+    ) -> Result<TransportId, EngineError> {
         let mut producer_tracks = Vec::new();
         let mut announce_map = Vec::with_capacity(tracks.len());
         for (i, t) in tracks.iter().enumerate() {
@@ -380,7 +495,10 @@ impl Engine {
             }
         }
         if producer_tracks.is_empty() {
-            let offered: Vec<String> = tracks.iter().map(|t| format!("{}/{}", t.kind, t.codec)).collect();
+            let offered: Vec<String> = tracks
+                .iter()
+                .map(|t| format!("{}/{}", t.kind, t.codec))
+                .collect();
             return Err(EngineError::Unsupported(format!(
                 "no track has a codec we forward (announced: {}; forwarded: {})",
                 offered.join(", "),
@@ -389,14 +507,31 @@ impl Engine {
         }
         let mut reg = self.shared.registry();
         if reg.streams.contains_key(stream) {
-            return Err(EngineError::Conflict(format!("stream {stream:?} is already published")));
+            return Err(EngineError::Conflict(format!(
+                "stream {stream:?} is already published"
+            )));
         }
         let worker = reg.least_loaded(self.shared.workers().len());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        reg.streams.insert(stream.to_string(), StreamEntry { worker, producer: id, tracks: Arc::new(producer_tracks.clone()) });
-        reg.transports.insert(id, rtsp_info(worker, stream, true, announce_map));
+        reg.streams.insert(
+            stream.to_string(),
+            StreamEntry {
+                worker,
+                producer: id,
+                tracks: Arc::new(producer_tracks.clone()),
+            },
+        );
+        reg.transports
+            .insert(id, rtsp_info(worker, stream, true, announce_map));
         drop(reg);
-        self.send(worker, Command::Rtsp(RtspCommand::AddPublisher { id, stream: stream.to_string(), tracks: producer_tracks }));
+        self.send(
+            worker,
+            Command::Rtsp(RtspCommand::AddPublisher {
+                id,
+                stream: stream.to_string(),
+                tracks: producer_tracks,
+            }),
+        );
         Ok(id)
     }
 
@@ -409,26 +544,40 @@ impl Engine {
         client: Option<(IpAddr, u16, u16)>,
     ) -> Result<RtspTrackSetup, EngineError> {
         if channels.is_some() == client.is_some() {
-            return Err(EngineError::BadRequest("give either channels (TCP) or client (UDP)".into()));
+            return Err(EngineError::BadRequest(
+                "give either channels (TCP) or client (UDP)".into(),
+            ));
         }
         let reg = self.shared.registry();
         let Some(info) = reg.transports.get(&id).filter(|t| t.rtsp) else {
             return Err(EngineError::NotFound(format!("no RTSP transport {id}")));
         };
         let worker = info.worker;
-        let tracks = reg.streams.get(&info.stream).map(|s| s.tracks.clone()).unwrap_or_default();
+        let tracks = reg
+            .streams
+            .get(&info.stream)
+            .map(|s| s.tracks.clone())
+            .unwrap_or_default();
         let (source, consumer) = if info.publisher {
             let Some(source) = info.announce_map.get(track).copied() else {
-                return Err(EngineError::BadRequest(format!("no announced track {track}")));
+                return Err(EngineError::BadRequest(format!(
+                    "no announced track {track}"
+                )));
             };
             (source, None)
         } else {
             let Some(src) = tracks.get(track) else {
-                return Err(EngineError::BadRequest(format!("the stream has no track {track}")));
+                return Err(EngineError::BadRequest(format!(
+                    "the stream has no track {track}"
+                )));
             };
             let mut rng = rand::thread_rng();
             let (ssrc, seq, ts) = (rng.gen::<u32>(), rng.gen::<u16>(), rng.gen::<u32>());
-            let codec = pms_core::media::Codec { rtx_payload_type: None, rtcp_fb: Vec::new(), ..src.codec.clone() };
+            let codec = pms_core::media::Codec {
+                rtx_payload_type: None,
+                rtcp_fb: Vec::new(),
+                ..src.codec.clone()
+            };
             let ct = pms_core::media::ConsumerTrack {
                 kind: src.kind,
                 mid: track.to_string(),
@@ -441,7 +590,12 @@ impl Engine {
             (Some(track), Some((ct, seq, ts)))
         };
         drop(reg);
-        let mut setup = RtspTrackSetup { ssrc: None, seq: None, rtptime: None, server_port: None };
+        let mut setup = RtspTrackSetup {
+            ssrc: None,
+            seq: None,
+            rtptime: None,
+            server_port: None,
+        };
         if let Some((ct, seq, ts)) = &consumer {
             setup.ssrc = Some(ct.ssrc);
             setup.seq = Some(*seq);
@@ -449,18 +603,37 @@ impl Engine {
         }
         let udp = match client {
             Some((ip, rtp_port, rtcp_port)) => {
-                let (rtp, rtcp) = rtsp::bind_pair(self.listen_ip)
-                    .map_err(|e| EngineError::Internal(format!("cannot bind an RTSP UDP pair: {e}")))?;
+                let (rtp, rtcp) = rtsp::bind_pair(self.listen_ip).map_err(|e| {
+                    EngineError::Internal(format!("cannot bind an RTSP UDP pair: {e}"))
+                })?;
                 let ports = (
-                    rtp.local_addr().map_err(|e| EngineError::Internal(e.to_string()))?.port(),
-                    rtcp.local_addr().map_err(|e| EngineError::Internal(e.to_string()))?.port(),
+                    rtp.local_addr()
+                        .map_err(|e| EngineError::Internal(e.to_string()))?
+                        .port(),
+                    rtcp.local_addr()
+                        .map_err(|e| EngineError::Internal(e.to_string()))?
+                        .port(),
                 );
                 setup.server_port = Some(ports);
-                Some((rtp, rtcp, std::net::SocketAddr::new(ip, rtp_port), std::net::SocketAddr::new(ip, rtcp_port)))
+                Some((
+                    rtp,
+                    rtcp,
+                    std::net::SocketAddr::new(ip, rtp_port),
+                    std::net::SocketAddr::new(ip, rtcp_port),
+                ))
             }
             None => None,
         };
-        self.send(worker, Command::Rtsp(RtspCommand::AddTrack { id, source, consumer, channels, udp }));
+        self.send(
+            worker,
+            Command::Rtsp(RtspCommand::AddTrack {
+                id,
+                source,
+                consumer,
+                channels,
+                udp,
+            }),
+        );
         Ok(setup)
     }
 
@@ -480,12 +653,23 @@ impl Engine {
                 && matches!(sock.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6)
                 && sock.peer_addr().is_ok();
             if !tcp_ok {
-                return Err(EngineError::BadRequest("fd is not a connected TCP socket".into()));
+                return Err(EngineError::BadRequest(
+                    "fd is not a connected TCP socket".into(),
+                ));
             }
-            s.set_nonblocking(true).map_err(|e| EngineError::BadRequest(format!("not a usable socket: {e}")))?;
+            s.set_nonblocking(true)
+                .map_err(|e| EngineError::BadRequest(format!("not a usable socket: {e}")))?;
             let _ = s.set_nodelay(true);
         }
-        self.send(worker, Command::Rtsp(RtspCommand::Start { id, tcp, reply, pending }));
+        self.send(
+            worker,
+            Command::Rtsp(RtspCommand::Start {
+                id,
+                tcp,
+                reply,
+                pending,
+            }),
+        );
         Ok(())
     }
 
@@ -514,7 +698,12 @@ impl Engine {
     }
 
     /// Sets the mute state; `None` keeps a kind. Returns `(video, audio)`, or `None` for an unknown id.
-    pub fn set_muted(&self, id: TransportId, video: Option<bool>, audio: Option<bool>) -> Option<(bool, bool)> {
+    pub fn set_muted(
+        &self,
+        id: TransportId,
+        video: Option<bool>,
+        audio: Option<bool>,
+    ) -> Option<(bool, bool)> {
         let mut reg = self.shared.registry();
         let info = reg.transports.get_mut(&id)?;
         if let Some(v) = video {
@@ -542,7 +731,16 @@ impl Engine {
         STAT_NAMES
             .iter()
             .enumerate()
-            .map(|(i, name)| (*name, self.shared.stats.iter().map(|s| s[i].load(Ordering::Relaxed)).sum()))
+            .map(|(i, name)| {
+                (
+                    *name,
+                    self.shared
+                        .stats
+                        .iter()
+                        .map(|s| s[i].load(Ordering::Relaxed))
+                        .sum(),
+                )
+            })
             .collect()
     }
 

@@ -42,10 +42,14 @@ pub fn tag_of(target: &str) -> &'static str {
 
 impl log::Log for CoreLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        let Some(lock) = FILTER.get() else { return false };
+        let Some(lock) = FILTER.get() else {
+            return false;
+        };
         let Ok(guard) = lock.read() else { return false };
         match guard.as_ref() {
-            Some(f) => metadata.level() <= f.level && f.tags.iter().any(|t| t == tag_of(metadata.target())),
+            Some(f) => {
+                metadata.level() <= f.level && f.tags.iter().any(|t| t == tag_of(metadata.target()))
+            }
             None => false,
         }
     }

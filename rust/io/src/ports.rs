@@ -14,7 +14,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 const SOCKET_BUFFER: usize = 4 << 20;
 
 fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     if reuse_port {
         socket.set_reuse_port(true)?;
@@ -28,9 +32,16 @@ fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
 }
 
 /// Binds one socket per worker. Errors name the range that could not be bound.
-pub fn bind_worker_sockets(ip: IpAddr, min_port: u16, max_port: u16, workers: usize) -> io::Result<Vec<UdpSocket>> {
+pub fn bind_worker_sockets(
+    ip: IpAddr,
+    min_port: u16,
+    max_port: u16,
+    workers: usize,
+) -> io::Result<Vec<UdpSocket>> {
     if min_port == 0 && max_port == 0 {
-        return (0..workers).map(|_| new_socket(SocketAddr::new(ip, 0), false)).collect();
+        return (0..workers)
+            .map(|_| new_socket(SocketAddr::new(ip, 0), false))
+            .collect();
     }
     let (lo, hi) = (min_port.min(max_port), min_port.max(max_port));
     let range = usize::from(hi - lo) + 1;
@@ -54,7 +65,10 @@ pub fn bind_worker_sockets(ip: IpAddr, min_port: u16, max_port: u16, workers: us
             ));
         }
         // Fewer free ports than workers: the rest share them.
-        let shared: Vec<SocketAddr> = sockets.iter().map(|s| s.local_addr()).collect::<io::Result<_>>()?;
+        let shared: Vec<SocketAddr> = sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<_>>()?;
         drop(sockets);
         return share(&shared, workers);
     }
@@ -83,7 +97,12 @@ pub fn candidate_ips(listen: IpAddr, announced: &[IpAddr]) -> Vec<IpAddr> {
         return vec![listen];
     }
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|list| list.into_iter().map(|i| i.ip()).filter(|ip| ip.is_ipv4()).collect())
+        .map(|list| {
+            list.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| ip.is_ipv4())
+                .collect()
+        })
         .unwrap_or_default();
     // Non-loopback first: that is what remote peers can reach.
     ips.sort_by_key(|ip| ip.is_loopback());
@@ -113,6 +132,9 @@ mod tests {
     #[test]
     fn ephemeral_ports_differ() {
         let socks = bind_worker_sockets(IpAddr::from([127, 0, 0, 1]), 0, 0, 2).unwrap();
-        assert_ne!(socks[0].local_addr().unwrap(), socks[1].local_addr().unwrap());
+        assert_ne!(
+            socks[0].local_addr().unwrap(),
+            socks[1].local_addr().unwrap()
+        );
     }
 }

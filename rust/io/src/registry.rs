@@ -43,7 +43,11 @@ impl Registry {
                 *l += 1;
             }
         }
-        load.iter().enumerate().min_by_key(|(_, l)| **l).map(|(i, _)| i).unwrap_or(0)
+        load.iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .map(|(i, _)| i)
+            .unwrap_or(0)
     }
 
     /// Forgets a transport; returns its info. A publisher's stream goes with it.

@@ -18,7 +18,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
-use pms_core::media::{Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack, TransportId};
+use pms_core::media::{
+    Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack, TransportId,
+};
 use pms_core::rtsp_framing::{Frame, InterleavedReader};
 
 use crate::events::Event;
@@ -32,8 +34,16 @@ pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
 
 pub(crate) enum RtspCommand {
-    AddPlayer { id: TransportId, stream: String, producer: TransportId },
-    AddPublisher { id: TransportId, stream: String, tracks: Vec<ProducerTrack> },
+    AddPlayer {
+        id: TransportId,
+        stream: String,
+        producer: TransportId,
+    },
+    AddPublisher {
+        id: TransportId,
+        stream: String,
+        tracks: Vec<ProducerTrack>,
+    },
     /// One SETUP. `source`: producer track index (`None`: a publisher's track we do not forward).
     AddTrack {
         id: TransportId,
@@ -42,9 +52,19 @@ pub(crate) enum RtspCommand {
         channels: Option<(u8, u8)>,
         udp: Option<(UdpSocket, UdpSocket, SocketAddr, SocketAddr)>,
     },
-    Start { id: TransportId, tcp: Option<std::net::TcpStream>, reply: Vec<u8>, pending: Vec<u8> },
-    Pause { id: TransportId },
-    Send { id: TransportId, data: Vec<u8> },
+    Start {
+        id: TransportId,
+        tcp: Option<std::net::TcpStream>,
+        reply: Vec<u8>,
+        pending: Vec<u8>,
+    },
+    Pause {
+        id: TransportId,
+    },
+    Send {
+        id: TransportId,
+        data: Vec<u8>,
+    },
 }
 
 /// Which socket of an RTSP peer a token names.
@@ -134,7 +154,14 @@ pub(crate) struct RtspPeer {
 
 impl RtspPeer {
     fn new() -> Self {
-        RtspPeer { tracks: Vec::new(), conn: None, tcp_token: None, all_tokens: Vec::new(), started: false, closing: None }
+        RtspPeer {
+            tracks: Vec::new(),
+            conn: None,
+            tcp_token: None,
+            all_tokens: Vec::new(),
+            started: false,
+            closing: None,
+        }
     }
 
     /// The router's output towards this peer: by SSRC to the track's channel or UDP socket.
@@ -143,12 +170,21 @@ impl RtspPeer {
             return;
         }
         let ssrc_at = if rtcp { 4 } else { 8 };
-        let ssrc = pkt.get(ssrc_at..ssrc_at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let by_ssrc = self.tracks.iter().position(|t| t.ssrc.is_some() && t.ssrc == ssrc);
+        let ssrc = pkt
+            .get(ssrc_at..ssrc_at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let by_ssrc = self
+            .tracks
+            .iter()
+            .position(|t| t.ssrc.is_some() && t.ssrc == ssrc);
         let index = match (by_ssrc, rtcp) {
             (Some(i), _) => i,
             // RR, REMB, PLI, NACK towards a publisher: the first track that has a path.
-            (None, true) => match self.tracks.iter().position(|t| t.channels.is_some() || t.udp.is_some()) {
+            (None, true) => match self
+                .tracks
+                .iter()
+                .position(|t| t.channels.is_some() || t.udp.is_some())
+            {
                 Some(i) => i,
                 None => return,
             },
@@ -156,7 +192,11 @@ impl RtspPeer {
         };
         let track = &self.tracks[index];
         if let Some(udp) = &track.udp {
-            let (sock, to) = if rtcp { (&udp.rtcp, udp.client_rtcp) } else { (&udp.rtp, udp.client_rtp) };
+            let (sock, to) = if rtcp {
+                (&udp.rtcp, udp.client_rtcp)
+            } else {
+                (&udp.rtp, udp.client_rtp)
+            };
             match sock.send_to(pkt, to) {
                 Ok(n) => {
                     counters.packets_out += 1;
@@ -166,7 +206,9 @@ impl RtspPeer {
             }
             return;
         }
-        let (Some((rtp_ch, rtcp_ch)), Some(conn)) = (track.channels, self.conn.as_mut()) else { return };
+        let (Some((rtp_ch, rtcp_ch)), Some(conn)) = (track.channels, self.conn.as_mut()) else {
+            return;
+        };
         if pkt.len() > usize::from(u16::MAX) {
             return;
         }
@@ -176,7 +218,8 @@ impl RtspPeer {
         }
         let channel = if rtcp { rtcp_ch } else { rtp_ch };
         conn.wbuf.extend_from_slice(&[b'$', channel]);
-        conn.wbuf.extend_from_slice(&(pkt.len() as u16).to_be_bytes());
+        conn.wbuf
+            .extend_from_slice(&(pkt.len() as u16).to_be_bytes());
         conn.wbuf.extend_from_slice(pkt);
         counters.packets_out += 1;
         counters.bytes_out += 4 + pkt.len() as u64;
@@ -194,27 +237,38 @@ impl RtspPeer {
             }
         }
     }
-
 }
 
 /// The producer track of ANNOUNCE track `index`; `Ok(None)` for a codec we do not forward.
-pub(crate) fn producer_track(index: usize, t: &crate::RtspTrackSpec) -> Result<Option<ProducerTrack>, String> {
+pub(crate) fn producer_track(
+    index: usize,
+    t: &crate::RtspTrackSpec,
+) -> Result<Option<ProducerTrack>, String> {
     let kind = match t.kind.to_ascii_lowercase().as_str() {
         "audio" => MediaKind::Audio,
         "video" => MediaKind::Video,
         _ => return Ok(None),
     };
-    let Some(name) = CodecName::from_encoding_name(&t.codec) else { return Ok(None) };
+    let Some(name) = CodecName::from_encoding_name(&t.codec) else {
+        return Ok(None);
+    };
     if name.kind() != kind {
         return Ok(None);
     }
     if t.payload_type > 127 {
-        return Err(format!("track {index}: payload type {} out of range", t.payload_type));
+        return Err(format!(
+            "track {index}: payload type {} out of range",
+            t.payload_type
+        ));
     }
     let mut fmtp = t.fmtp.trim().to_string();
     if name == CodecName::H264 && !fmtp.to_ascii_lowercase().contains("packetization-mode") {
         // RTSP senders use FU-A/STAP-A (mode 1) in practice; WebRTC players require the flag.
-        fmtp = if fmtp.is_empty() { "packetization-mode=1".into() } else { format!("packetization-mode=1;{fmtp}") };
+        fmtp = if fmtp.is_empty() {
+            "packetization-mode=1".into()
+        } else {
+            format!("packetization-mode=1;{fmtp}")
+        };
     }
     let clock_rate = match (t.clock_rate, name) {
         (0, CodecName::Opus) => 48000,
@@ -222,11 +276,23 @@ pub(crate) fn producer_track(index: usize, t: &crate::RtspTrackSpec) -> Result<O
         (0, _) => 90000,
         (c, _) => c,
     };
-    let channels = if kind == MediaKind::Audio { t.channels.max(1) } else { 0 };
+    let channels = if kind == MediaKind::Audio {
+        t.channels.max(1)
+    } else {
+        0
+    };
     Ok(Some(ProducerTrack {
         kind,
         mid: index.to_string(),
-        codec: Codec { name, payload_type: t.payload_type, clock_rate, channels, fmtp, rtx_payload_type: None, rtcp_fb: Vec::new() },
+        codec: Codec {
+            name,
+            payload_type: t.payload_type,
+            clock_rate,
+            channels,
+            fmtp,
+            rtx_payload_type: None,
+            rtcp_fb: Vec::new(),
+        },
         ssrc: None,
         rtx_ssrc: None,
         extensions: HeaderExtensions::default(),
@@ -273,21 +339,45 @@ impl Worker {
 
     pub(crate) fn handle_rtsp_command(&mut self, cmd: RtspCommand, now: Instant) {
         match cmd {
-            RtspCommand::AddPlayer { id, stream, producer } => {
+            RtspCommand::AddPlayer {
+                id,
+                stream,
+                producer,
+            } => {
                 if let Err(e) = self.router.add_consumer(id, producer, Vec::new(), now) {
                     log::info!(target: "pms_io::rtsp", "RTSP player {id} of {stream}: {e}");
                     self.forget(id, "producer-closed");
                     return;
                 }
                 let peer = Peer::Rtsp(Box::new(RtspPeer::new()));
-                self.transports.insert(id, Entry { peer, stream, publisher: false });
+                self.transports.insert(
+                    id,
+                    Entry {
+                        peer,
+                        stream,
+                        publisher: false,
+                    },
+                );
             }
             RtspCommand::AddPublisher { id, stream, tracks } => {
                 self.router.add_producer(id, tracks, 0, now);
                 let peer = Peer::Rtsp(Box::new(RtspPeer::new()));
-                self.transports.insert(id, Entry { peer, stream, publisher: true });
+                self.transports.insert(
+                    id,
+                    Entry {
+                        peer,
+                        stream,
+                        publisher: true,
+                    },
+                );
             }
-            RtspCommand::AddTrack { id, source, consumer, channels, udp } => {
+            RtspCommand::AddTrack {
+                id,
+                source,
+                consumer,
+                channels,
+                udp,
+            } => {
                 if self.rtsp_peer(id).is_none() {
                     return;
                 }
@@ -303,7 +393,10 @@ impl Worker {
                 let index = self.rtsp_peer(id).map_or(0, |p| p.tracks.len());
                 let udp = match udp {
                     Some((rtp, rtcp, client_rtp, client_rtcp)) => {
-                        let (mut rtp, mut rtcp) = (mio::net::UdpSocket::from_std(rtp), mio::net::UdpSocket::from_std(rtcp));
+                        let (mut rtp, mut rtcp) = (
+                            mio::net::UdpSocket::from_std(rtp),
+                            mio::net::UdpSocket::from_std(rtcp),
+                        );
                         let t1 = self.new_token(id, SocketRole::UdpRtp(index));
                         let t2 = self.new_token(id, SocketRole::UdpRtcp(index));
                         let reg = self.poll.registry();
@@ -313,15 +406,30 @@ impl Worker {
                             self.remove(id, "internal-error");
                             return;
                         }
-                        Some(UdpPair { rtp, rtcp, client_rtp, client_rtcp })
+                        Some(UdpPair {
+                            rtp,
+                            rtcp,
+                            client_rtp,
+                            client_rtcp,
+                        })
                     }
                     None => None,
                 };
                 if let Some(p) = self.rtsp_peer(id) {
-                    p.tracks.push(RtspTrack { source, ssrc, channels, udp });
+                    p.tracks.push(RtspTrack {
+                        source,
+                        ssrc,
+                        channels,
+                        udp,
+                    });
                 }
             }
-            RtspCommand::Start { id, tcp, reply, pending } => self.rtsp_start(id, tcp, &reply, &pending, now),
+            RtspCommand::Start {
+                id,
+                tcp,
+                reply,
+                pending,
+            } => self.rtsp_start(id, tcp, &reply, &pending, now),
             RtspCommand::Pause { id } => {
                 if let Some(p) = self.rtsp_peer(id) {
                     p.started = false;
@@ -336,12 +444,26 @@ impl Worker {
         }
     }
 
-    fn rtsp_start(&mut self, id: TransportId, tcp: Option<std::net::TcpStream>, reply: &[u8], pending: &[u8], now: Instant) {
-        let Some(publisher) = self.transports.get(&id).map(|e| e.publisher) else { return };
+    fn rtsp_start(
+        &mut self,
+        id: TransportId,
+        tcp: Option<std::net::TcpStream>,
+        reply: &[u8],
+        pending: &[u8],
+        now: Instant,
+    ) {
+        let Some(publisher) = self.transports.get(&id).map(|e| e.publisher) else {
+            return;
+        };
         if let Some(stream) = tcp {
             let token = self.new_token(id, SocketRole::Tcp);
             let mut stream = mio::net::TcpStream::from_std(stream);
-            if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .is_err()
+            {
                 self.remove(id, "internal-error");
                 return;
             }
@@ -350,7 +472,13 @@ impl Worker {
                 self.tokens.remove(&old);
             }
             let Some(p) = self.rtsp_peer(id) else { return };
-            p.conn = Some(TcpConn { stream, reader: Some(InterleavedReader::new()), wbuf: Vec::new(), wpos: 0, waiting_since: None });
+            p.conn = Some(TcpConn {
+                stream,
+                reader: Some(InterleavedReader::new()),
+                wbuf: Vec::new(),
+                wpos: 0,
+                waiting_since: None,
+            });
         }
         let Some(p) = self.rtsp_peer(id) else { return };
         p.send_text(reply);
@@ -365,22 +493,32 @@ impl Worker {
 
     /// Feeds bytes read on `id`'s connection to its framing reader and acts on each frame.
     fn rtsp_input(&mut self, id: TransportId, data: &[u8], now: Instant) {
-        let Some(mut reader) = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()).and_then(|c| c.reader.take()) else {
+        let Some(mut reader) = self
+            .rtsp_peer(id)
+            .and_then(|p| p.conn.as_mut())
+            .and_then(|c| c.reader.take())
+        else {
             return;
         };
         let mut failed = None;
         for frame in reader.push(data) {
             match frame {
-                Ok(Frame::Message(m)) => self.shared.events.push(Event::RtspMessage { id, data: m.to_vec() }),
+                Ok(Frame::Message(m)) => self.shared.events.push(Event::RtspMessage {
+                    id,
+                    data: m.to_vec(),
+                }),
                 Ok(Frame::Interleaved { channel, payload }) => {
                     self.counters.packets_in += 1;
                     self.counters.bytes_in += payload.len() as u64 + 4;
                     let hit = self.rtsp_peer(id).and_then(|p| {
-                        p.tracks.iter().enumerate().find_map(|(i, t)| match t.channels {
-                            Some((rtp, _)) if rtp == channel => Some((i, false)),
-                            Some((_, rtcp)) if rtcp == channel => Some((i, true)),
-                            _ => None,
-                        })
+                        p.tracks
+                            .iter()
+                            .enumerate()
+                            .find_map(|(i, t)| match t.channels {
+                                Some((rtp, _)) if rtp == channel => Some((i, false)),
+                                Some((_, rtcp)) if rtcp == channel => Some((i, true)),
+                                _ => None,
+                            })
                     });
                     if !self.rtsp_packet(id, hit, payload, now) {
                         return;
@@ -403,14 +541,26 @@ impl Worker {
 
     /// Routes one packet of peer `id` that arrived for its track `hit` (`(index, is_rtcp)`;
     /// `None`: no track). False when the peer is gone.
-    fn rtsp_packet(&mut self, id: TransportId, hit: Option<(usize, bool)>, pkt: &[u8], now: Instant) -> bool {
-        let Some(entry) = self.transports.get_mut(&id) else { return false };
+    fn rtsp_packet(
+        &mut self,
+        id: TransportId,
+        hit: Option<(usize, bool)>,
+        pkt: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some(entry) = self.transports.get_mut(&id) else {
+            return false;
+        };
         let publisher = entry.publisher;
         let Some(p) = entry.rtsp() else { return false };
-        let source = hit.and_then(|(i, _)| p.tracks.get(i)).and_then(|t| t.source);
+        let source = hit
+            .and_then(|(i, _)| p.tracks.get(i))
+            .and_then(|t| t.source);
         match hit {
             Some((_, true)) if p.started => self.feed_router(now, id, pkt, true),
-            Some((_, false)) if publisher && p.started && source.is_some() => self.feed_router(now, id, pkt, false),
+            Some((_, false)) if publisher && p.started && source.is_some() => {
+                self.feed_router(now, id, pkt, false)
+            }
             _ => {
                 // A channel never set up, a player's RTP, a track we do not forward, or media
                 // before PLAY/RECORD.
@@ -422,12 +572,17 @@ impl Worker {
 
     /// A poll event for an RTSP socket.
     pub(crate) fn rtsp_ready(&mut self, token: Token, readable: bool, writable: bool) {
-        let Some(&(id, role)) = self.tokens.get(&token) else { return };
+        let Some(&(id, role)) = self.tokens.get(&token) else {
+            return;
+        };
         let now = Instant::now();
         match role {
             SocketRole::Tcp => {
                 if writable {
-                    let broken = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()).is_some_and(|c| c.flush().is_err());
+                    let broken = self
+                        .rtsp_peer(id)
+                        .and_then(|p| p.conn.as_mut())
+                        .is_some_and(|c| c.flush().is_err());
                     if broken {
                         self.remove(id, "eof");
                         return;
@@ -442,7 +597,13 @@ impl Worker {
                 let mut buf = std::mem::take(&mut self.rbuf);
                 loop {
                     let got = {
-                        let Some(udp) = self.rtsp_peer(id).and_then(|p| p.tracks.get(i)).and_then(|t| t.udp.as_ref()) else { break };
+                        let Some(udp) = self
+                            .rtsp_peer(id)
+                            .and_then(|p| p.tracks.get(i))
+                            .and_then(|t| t.udp.as_ref())
+                        else {
+                            break;
+                        };
                         let sock = if rtcp { &udp.rtcp } else { &udp.rtp };
                         match sock.recv_from(&mut buf) {
                             Ok((n, from)) => Some((n, from.ip() == udp.client_rtp.ip())),
@@ -470,7 +631,9 @@ impl Worker {
         let mut buf = std::mem::take(&mut self.rbuf);
         loop {
             let read = {
-                let Some(conn) = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()) else { break };
+                let Some(conn) = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()) else {
+                    break;
+                };
                 match conn.stream.read(&mut buf) {
                     Ok(n) => Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -496,7 +659,12 @@ impl Worker {
             let Peer::Rtsp(p) = &e.peer else { continue };
             if let Some(reason) = p.closing {
                 doomed.push((*id, reason));
-            } else if p.conn.as_ref().and_then(|c| c.waiting_since).is_some_and(|t| now.duration_since(t) >= STALL_TIMEOUT) {
+            } else if p
+                .conn
+                .as_ref()
+                .and_then(|c| c.waiting_since)
+                .is_some_and(|t| now.duration_since(t) >= STALL_TIMEOUT)
+            {
                 doomed.push((*id, "stalled"));
             }
         }

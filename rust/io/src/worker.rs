@@ -51,12 +51,21 @@ pub(crate) enum Command {
         transport: Box<WebRtcTransport>,
         tracks: Vec<ConsumerTrack>,
     },
-    SetMuted { id: TransportId, video: Option<bool>, audio: Option<bool> },
+    SetMuted {
+        id: TransportId,
+        video: Option<bool>,
+        audio: Option<bool>,
+    },
     /// RTSP commands (see [`crate::rtsp`]).
     Rtsp(crate::rtsp::RtspCommand),
-    Close { id: TransportId },
+    Close {
+        id: TransportId,
+    },
     /// A datagram another worker read for a transport of ours.
-    Foreign { from: SocketAddr, data: Vec<u8> },
+    Foreign {
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
     Shutdown,
 }
 
@@ -150,7 +159,9 @@ impl Drop for Out<'_> {
 
 impl Out<'_> {
     fn send(&mut self, to: TransportId, pkt: &[u8], rtcp: bool) {
-        let Some(entry) = self.transports.get_mut(&to) else { return };
+        let Some(entry) = self.transports.get_mut(&to) else {
+            return;
+        };
         let transport = match &mut entry.peer {
             Peer::WebRtc(t) => t,
             Peer::Rtsp(p) => {
@@ -158,8 +169,14 @@ impl Out<'_> {
                 return;
             }
         };
-        let Some(addr) = transport.remote_addr() else { return };
-        let protected = if rtcp { transport.protect_rtcp(pkt) } else { transport.protect_rtp(pkt) };
+        let Some(addr) = transport.remote_addr() else {
+            return;
+        };
+        let protected = if rtcp {
+            transport.protect_rtcp(pkt)
+        } else {
+            transport.protect_rtp(pkt)
+        };
         let Some(buf) = protected else { return };
         self.batch.push(addr, buf);
         if self.batch.is_full() {
@@ -186,7 +203,8 @@ impl Worker {
         shared: Arc<Shared>,
     ) -> io::Result<Worker> {
         let mut socket = mio::net::UdpSocket::from_std(socket);
-        poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
         Ok(Worker {
             index,
             poll,
@@ -226,7 +244,13 @@ impl Worker {
                 events
                     .iter()
                     .filter(|e| e.token() != SOCKET && e.token() != WAKER)
-                    .map(|e| (e.token(), e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())),
+                    .map(|e| {
+                        (
+                            e.token(),
+                            e.is_readable() || e.is_read_closed() || e.is_error(),
+                            e.is_writable(),
+                        )
+                    }),
             );
             if !self.drain_commands() {
                 self.close_all();
@@ -260,20 +284,48 @@ impl Worker {
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::AddPublisher { id, stream, transport, tracks, max_bitrate } => {
-                self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
+            Command::AddPublisher {
+                id,
+                stream,
+                transport,
+                tracks,
+                max_bitrate,
+            } => {
+                self.by_ufrag
+                    .insert(transport.local_ufrag().to_string(), id);
                 self.router.add_producer(id, tracks, max_bitrate, now);
-                self.transports.insert(id, Entry { peer: Peer::WebRtc(transport), stream, publisher: true });
+                self.transports.insert(
+                    id,
+                    Entry {
+                        peer: Peer::WebRtc(transport),
+                        stream,
+                        publisher: true,
+                    },
+                );
             }
-            Command::AddPlayer { id, stream, producer, transport, tracks } => {
+            Command::AddPlayer {
+                id,
+                stream,
+                producer,
+                transport,
+                tracks,
+            } => {
                 if let Err(e) = self.router.add_consumer(id, producer, tracks, now) {
                     // The producer went away between the answer and now.
                     log::info!(target: "pms_io::worker", "player {id} of {stream}: {e}");
                     self.forget(id, "producer-closed");
                     return;
                 }
-                self.by_ufrag.insert(transport.local_ufrag().to_string(), id);
-                self.transports.insert(id, Entry { peer: Peer::WebRtc(transport), stream, publisher: false });
+                self.by_ufrag
+                    .insert(transport.local_ufrag().to_string(), id);
+                self.transports.insert(
+                    id,
+                    Entry {
+                        peer: Peer::WebRtc(transport),
+                        stream,
+                        publisher: false,
+                    },
+                );
             }
             Command::SetMuted { id, video, audio } => {
                 self.router.set_muted(id, video, audio);
@@ -341,7 +393,9 @@ impl Worker {
             return;
         };
         let result = {
-            let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { return };
+            let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
+                return;
+            };
             catch_unwind(AssertUnwindSafe(|| t.handle_datagram(now, from, data)))
         };
         match result {
@@ -367,13 +421,28 @@ impl Worker {
 
     /// Hands a plain RTP or RTCP packet of transport `id` to the router. False when the router
     /// panicked (the transport is then closed).
-    pub(crate) fn feed_router(&mut self, now: Instant, id: TransportId, pkt: &[u8], rtcp: bool) -> bool {
-        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
+    pub(crate) fn feed_router(
+        &mut self,
+        now: Instant,
+        id: TransportId,
+        pkt: &[u8],
+        rtcp: bool,
+    ) -> bool {
+        let mut out = Out {
+            transports: &mut self.transports,
+            socket: &self.socket,
+            counters: &mut self.counters,
+            batch: &mut self.batch,
+        };
         let router = &mut self.router;
         let result = if rtcp {
-            catch_unwind(AssertUnwindSafe(|| router.handle_rtcp(now, id, pkt, &mut out)))
+            catch_unwind(AssertUnwindSafe(|| {
+                router.handle_rtcp(now, id, pkt, &mut out)
+            }))
         } else {
-            catch_unwind(AssertUnwindSafe(|| router.handle_rtp(now, id, pkt, &mut out)))
+            catch_unwind(AssertUnwindSafe(|| {
+                router.handle_rtp(now, id, pkt, &mut out)
+            }))
         };
         drop(out); // sends the batch
         if result.is_err() {
@@ -390,22 +459,34 @@ impl Worker {
 
     /// Runs `f` with the router and its output (the sink) borrowed together.
     pub(crate) fn with_router<R>(&mut self, f: impl FnOnce(&mut Router, &mut Out<'_>) -> R) -> R {
-        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
+        let mut out = Out {
+            transports: &mut self.transports,
+            socket: &self.socket,
+            counters: &mut self.counters,
+            batch: &mut self.batch,
+        };
         f(&mut self.router, &mut out)
     }
 
     fn hand_over(&mut self, worker: usize, from: SocketAddr, data: &[u8]) {
         if let Some(handle) = self.shared.workers().get(worker) {
-            handle.send(Command::Foreign { from, data: data.to_vec() });
+            handle.send(Command::Foreign {
+                from,
+                data: data.to_vec(),
+            });
         }
     }
 
     /// Sends what the transport queued and acts on its events.
     fn drive(&mut self, id: TransportId, now: Instant) {
         loop {
-            let Some(entry) = self.transports.get_mut(&id) else { return };
+            let Some(entry) = self.transports.get_mut(&id) else {
+                return;
+            };
             let publisher = entry.publisher;
-            let Some(transport) = entry.webrtc() else { return };
+            let Some(transport) = entry.webrtc() else {
+                return;
+            };
             let mut progressed = false;
             while let Some((to, buf)) = transport.poll_transmit() {
                 progressed = true;
@@ -427,7 +508,12 @@ impl Worker {
                 Some(TransportEvent::Connected) => {
                     progressed = true;
                     if !publisher {
-                        let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
+                        let mut out = Out {
+                            transports: &mut self.transports,
+                            socket: &self.socket,
+                            counters: &mut self.counters,
+                            batch: &mut self.batch,
+                        };
                         self.router.consumer_connected(id, now, &mut out);
                     }
                     self.shared.events.push(Event::TransportConnected { id });
@@ -448,7 +534,9 @@ impl Worker {
         while let Some(ev) = self.router.poll_event() {
             match ev {
                 RouterEvent::ProducerStarted { producer } => {
-                    let Some(entry) = self.transports.get(&producer) else { continue };
+                    let Some(entry) = self.transports.get(&producer) else {
+                        continue;
+                    };
                     let codecs = self
                         .shared
                         .registry()
@@ -456,18 +544,35 @@ impl Worker {
                         .get(&entry.stream)
                         .map(|s| crate::registry::codec_names(&s.tracks))
                         .unwrap_or_default();
-                    self.shared.events.push(Event::ProducerStarted { stream: entry.stream.clone(), codecs });
+                    self.shared.events.push(Event::ProducerStarted {
+                        stream: entry.stream.clone(),
+                        codecs,
+                    });
                 }
-                RouterEvent::ParameterSets { producer, track, nals } => {
-                    let Some(entry) = self.transports.get(&producer) else { continue };
+                RouterEvent::ParameterSets {
+                    producer,
+                    track,
+                    nals,
+                } => {
+                    let Some(entry) = self.transports.get(&producer) else {
+                        continue;
+                    };
                     let codec = self
                         .shared
                         .registry()
                         .streams
                         .get(&entry.stream)
-                        .and_then(|s| s.tracks.get(track).map(|t| t.codec.name.encoding_name().to_string()))
+                        .and_then(|s| {
+                            s.tracks
+                                .get(track)
+                                .map(|t| t.codec.name.encoding_name().to_string())
+                        })
                         .unwrap_or_default();
-                    self.shared.events.push(Event::ParameterSets { stream: entry.stream.clone(), codec, nals });
+                    self.shared.events.push(Event::ParameterSets {
+                        stream: entry.stream.clone(),
+                        codec,
+                        nals,
+                    });
                 }
                 #[allow(unreachable_patterns)]
                 _ => {}
@@ -477,7 +582,9 @@ impl Worker {
 
     /// Drops a transport and, for a publisher, its players.
     pub(crate) fn remove(&mut self, id: TransportId, reason: &'static str) {
-        let Some(entry) = self.transports.remove(&id) else { return };
+        let Some(entry) = self.transports.remove(&id) else {
+            return;
+        };
         self.drop_peer(entry);
         let consumers = self.router.remove(id);
         self.forget(id, reason);
@@ -495,7 +602,9 @@ impl Worker {
     }
 
     fn drive_transmits_only(&mut self, id: TransportId) {
-        let Some(transport) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { return };
+        let Some(transport) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
+            return;
+        };
         while let Some((to, buf)) = transport.poll_transmit() {
             let _ = self.socket.send_to(&buf, to);
         }
@@ -506,7 +615,9 @@ impl Worker {
         self.by_ufrag.retain(|_, v| *v != id);
         self.by_addr.retain(|_, v| *v != id);
         self.shared.registry().remove_transport(id);
-        self.shared.events.push(Event::TransportClosed { id, reason });
+        self.shared
+            .events
+            .push(Event::TransportClosed { id, reason });
     }
 
     fn tick(&mut self, now: Instant) {
@@ -521,7 +632,9 @@ impl Worker {
             .collect();
         for id in due {
             let panicked = {
-                let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else { continue };
+                let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
+                    continue;
+                };
                 catch_unwind(AssertUnwindSafe(|| t.handle_timeout(now))).is_err()
             };
             if panicked {
@@ -531,7 +644,12 @@ impl Worker {
             }
         }
         if self.router.poll_timeout().is_some_and(|t| t <= now) {
-            let mut out = Out { transports: &mut self.transports, socket: &self.socket, counters: &mut self.counters, batch: &mut self.batch };
+            let mut out = Out {
+                transports: &mut self.transports,
+                socket: &self.socket,
+                counters: &mut self.counters,
+                batch: &mut self.batch,
+            };
             self.router.handle_timeout(now, &mut out);
         }
         self.rtsp_tick(now);
@@ -539,7 +657,9 @@ impl Worker {
     }
 
     fn publish_stats(&self) {
-        let Some(slot) = self.shared.stats.get(self.index) else { return };
+        let Some(slot) = self.shared.stats.get(self.index) else {
+            return;
+        };
         let r = self.router.stats();
         let publishers = self.transports.values().filter(|e| e.publisher).count();
         let set = |i: usize, v: u64| slot[i].store(v, Ordering::Relaxed);
@@ -553,7 +673,10 @@ impl Worker {
         set(crate::STAT_NACKS, r.nacks);
         set(crate::STAT_PLIS, r.plis);
         set(crate::STAT_RETRANSMITS, r.retransmits);
-        set(crate::STAT_RTP_DROPPED, r.rtp_dropped + self.counters.unknown_datagrams);
+        set(
+            crate::STAT_RTP_DROPPED,
+            r.rtp_dropped + self.counters.unknown_datagrams,
+        );
         set(crate::STAT_SEND_ERRORS, self.counters.send_errors);
         set(crate::STAT_PUBLISHERS, publishers as u64);
         set(crate::STAT_RTSP_DROPPED, self.counters.rtsp_dropped);

@@ -83,12 +83,18 @@ impl Received {
             Ok(n) => {
                 for f in self.reader.push(&buf[..n]) {
                     match f.unwrap() {
-                        Frame::Interleaved { channel, payload } => self.rtp.push((channel, payload.to_vec())),
+                        Frame::Interleaved { channel, payload } => {
+                            self.rtp.push((channel, payload.to_vec()))
+                        }
                         Frame::Message(m) => self.messages.push(m.to_vec()),
                     }
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => self.eof = true,
         }
     }
@@ -103,24 +109,40 @@ impl Received {
 
     /// RTP packets on channel 0.
     fn media(&self) -> Vec<&Vec<u8>> {
-        self.rtp.iter().filter(|(c, _)| *c == 0).map(|(_, p)| p).collect()
+        self.rtp
+            .iter()
+            .filter(|(c, _)| *c == 0)
+            .map(|(_, p)| p)
+            .collect()
     }
 }
 
-fn wait_event(q: &EventQueue, seen: &mut Vec<Event>, what: &str, f: impl Fn(&Event) -> bool) -> Event {
+fn wait_event(
+    q: &EventQueue,
+    seen: &mut Vec<Event>,
+    what: &str,
+    f: impl Fn(&Event) -> bool,
+) -> Event {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         seen.extend(q.drain());
         if let Some(i) = seen.iter().position(&f) {
             return seen.remove(i);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; seen {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; seen {seen:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 fn stat(e: &Engine, name: &str) -> u64 {
-    e.stats().into_iter().find(|(k, _)| *k == name).map(|(_, v)| v).unwrap()
+    e.stats()
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .unwrap()
 }
 
 fn u16_at(p: &[u8], i: usize) -> u16 {
@@ -134,31 +156,68 @@ fn u32_at(p: &[u8], i: usize) -> u32 {
 fn tcp_publish_and_play() {
     let (engine, q) = engine();
     let mut seen = Vec::new();
-    let p = engine.create_rtsp_publisher("cam", &[h264_track()]).unwrap();
-    assert_eq!(engine.create_rtsp_publisher("cam", &[h264_track()]).unwrap_err().code(), 409);
+    let p = engine
+        .create_rtsp_publisher("cam", &[h264_track()])
+        .unwrap();
+    assert_eq!(
+        engine
+            .create_rtsp_publisher("cam", &[h264_track()])
+            .unwrap_err()
+            .code(),
+        409
+    );
     let tracks = engine.stream_tracks("cam").unwrap();
     assert!(tracks[0].codec.fmtp.starts_with("packetization-mode=1;"));
     let setup = engine.rtsp_add_track(p, 0, Some((0, 1)), None).unwrap();
     assert_eq!(setup.server_port, None);
     let (mut pub_c, pub_s) = tcp_pair();
-    engine.rtsp_start(p, Some(pub_s), b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n".to_vec(), Vec::new()).unwrap();
+    engine
+        .rtsp_start(
+            p,
+            Some(pub_s),
+            b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n".to_vec(),
+            Vec::new(),
+        )
+        .unwrap();
     let mut pub_rx = Received::default();
     pub_rx.until(&mut pub_c, "RECORD reply", |r| !r.messages.is_empty());
 
     let c = engine.create_rtsp_player("cam").unwrap();
     let setup = engine.rtsp_add_track(c, 0, Some((0, 1)), None).unwrap();
-    let (seq0, ts0, ssrc) = (setup.seq.unwrap(), setup.rtptime.unwrap(), setup.ssrc.unwrap());
+    let (seq0, ts0, ssrc) = (
+        setup.seq.unwrap(),
+        setup.rtptime.unwrap(),
+        setup.ssrc.unwrap(),
+    );
     let (mut play_c, play_s) = tcp_pair();
     // Python read a GET_PARAMETER past the PLAY request: it is pending data.
     let pending = b"GET_PARAMETER rtsp://h/cam RTSP/1.0\r\nCSeq: 6\r\n\r\n".to_vec();
-    engine.rtsp_start(c, Some(play_s), b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n".to_vec(), pending).unwrap();
-    let ev = wait_event(&q, &mut seen, "rtsp_message", |e| matches!(e, Event::RtspMessage { .. }));
-    assert_eq!(ev, Event::RtspMessage { id: c, data: b"GET_PARAMETER rtsp://h/cam RTSP/1.0\r\nCSeq: 6\r\n\r\n".to_vec() });
+    engine
+        .rtsp_start(
+            c,
+            Some(play_s),
+            b"RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n".to_vec(),
+            pending,
+        )
+        .unwrap();
+    let ev = wait_event(&q, &mut seen, "rtsp_message", |e| {
+        matches!(e, Event::RtspMessage { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::RtspMessage {
+            id: c,
+            data: b"GET_PARAMETER rtsp://h/cam RTSP/1.0\r\nCSeq: 6\r\n\r\n".to_vec()
+        }
+    );
 
     // A delta frame first (not forwarded: players start at a keyframe), then an IDR, a delta,
     // a frame on a channel never set up, all in one write.
     let mut burst = interleaved(0, &rtp(100, 1000, true, &[0x41, 0x9a, 1, 2]));
-    burst.extend(interleaved(0, &rtp(101, 4000, true, &[0x65, 0x88, 0x84, 7])));
+    burst.extend(interleaved(
+        0,
+        &rtp(101, 4000, true, &[0x65, 0x88, 0x84, 7]),
+    ));
     burst.extend(interleaved(7, b"junk"));
     burst.extend(interleaved(0, &rtp(102, 7000, true, &[0x41, 0x9a, 3, 4])));
     pub_c.write_all(&burst).unwrap();
@@ -185,8 +244,12 @@ fn tcp_publish_and_play() {
     assert_eq!(u32_at(m[2], 4), ts0.wrapping_add(3000));
 
     // Python answers the GET_PARAMETER through the core.
-    engine.rtsp_send(c, b"RTSP/1.0 200 OK\r\nCSeq: 6\r\n\r\n".to_vec()).unwrap();
-    play_rx.until(&mut play_c, "GET_PARAMETER reply", |r| r.messages.len() >= 2);
+    engine
+        .rtsp_send(c, b"RTSP/1.0 200 OK\r\nCSeq: 6\r\n\r\n".to_vec())
+        .unwrap();
+    play_rx.until(&mut play_c, "GET_PARAMETER reply", |r| {
+        r.messages.len() >= 2
+    });
     // The junk frame was counted.
     let deadline = Instant::now() + Duration::from_secs(2);
     while stat(&engine, "rtp_dropped") == 0 {
@@ -198,28 +261,65 @@ fn tcp_publish_and_play() {
     // PAUSE stops forwarding; PLAY resumes at a keyframe, sequence numbers contiguous.
     engine.rtsp_pause(c).unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    pub_c.write_all(&interleaved(0, &rtp(103, 10000, true, &[0x41, 0x9a, 5]))).unwrap();
+    pub_c
+        .write_all(&interleaved(0, &rtp(103, 10000, true, &[0x41, 0x9a, 5])))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    engine.rtsp_start(c, None, b"RTSP/1.0 200 OK\r\nCSeq: 8\r\n\r\n".to_vec(), Vec::new()).unwrap();
+    engine
+        .rtsp_start(
+            c,
+            None,
+            b"RTSP/1.0 200 OK\r\nCSeq: 8\r\n\r\n".to_vec(),
+            Vec::new(),
+        )
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
-    pub_c.write_all(&interleaved(0, &rtp(104, 13000, true, &[0x41, 0x9a, 6]))).unwrap();
-    pub_c.write_all(&interleaved(0, &rtp(105, 16000, true, &[0x65, 0x88, 0x84, 8]))).unwrap();
+    pub_c
+        .write_all(&interleaved(0, &rtp(104, 13000, true, &[0x41, 0x9a, 6])))
+        .unwrap();
+    pub_c
+        .write_all(&interleaved(
+            0,
+            &rtp(105, 16000, true, &[0x65, 0x88, 0x84, 8]),
+        ))
+        .unwrap();
     // Resuming replays the cached keyframe and what followed it (parameter sets first), then
     // the live packets.
     play_rx.until(&mut play_c, "resumed IDR", |r| r.media().len() >= 10);
     let m = play_rx.media();
     let payloads: Vec<&[u8]> = m[3..].iter().map(|p| &p[12..]).collect();
-    let expect: [&[u8]; 7] =
-        [&stap, &[0x65, 0x88, 0x84, 7], &[0x41, 0x9a, 3, 4], &[0x41, 0x9a, 5], &[0x41, 0x9a, 6], &stap, &[0x65, 0x88, 0x84, 8]];
+    let expect: [&[u8]; 7] = [
+        &stap,
+        &[0x65, 0x88, 0x84, 7],
+        &[0x41, 0x9a, 3, 4],
+        &[0x41, 0x9a, 5],
+        &[0x41, 0x9a, 6],
+        &stap,
+        &[0x65, 0x88, 0x84, 8],
+    ];
     assert_eq!(payloads, expect);
     for (i, pkt) in m.iter().enumerate() {
-        assert_eq!(u16_at(pkt, 2), seq0.wrapping_add(i as u16), "contiguous across PAUSE");
+        assert_eq!(
+            u16_at(pkt, 2),
+            seq0.wrapping_add(i as u16),
+            "contiguous across PAUSE"
+        );
     }
 
     // The publisher hangs up: it closes with "eof", its player with "producer-closed".
     drop(pub_c);
-    wait_event(&q, &mut seen, "publisher eof", |e| *e == Event::TransportClosed { id: p, reason: "eof" });
-    wait_event(&q, &mut seen, "player closed", |e| *e == Event::TransportClosed { id: c, reason: "producer-closed" });
+    wait_event(&q, &mut seen, "publisher eof", |e| {
+        *e == Event::TransportClosed {
+            id: p,
+            reason: "eof",
+        }
+    });
+    wait_event(&q, &mut seen, "player closed", |e| {
+        *e == Event::TransportClosed {
+            id: c,
+            reason: "producer-closed",
+        }
+    });
     play_rx.until(&mut play_c, "player EOF", |r| r.eof);
     assert!(engine.stream_tracks("cam").is_none());
     assert_eq!(engine.create_rtsp_player("cam").unwrap_err().code(), 404);
@@ -238,15 +338,39 @@ fn udp_publish_and_play() {
         channels: 2,
         fmtp: "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210".into(),
     };
-    let unknown = RtspTrackSpec { kind: "application".into(), codec: "X-DATA".into(), payload_type: 98, clock_rate: 1000, channels: 0, fmtp: String::new() };
-    assert_eq!(engine.create_rtsp_publisher("mic", &[unknown.clone()]).unwrap_err().code(), 415);
-    let p = engine.create_rtsp_publisher("mic", &[unknown, aac]).unwrap();
+    let unknown = RtspTrackSpec {
+        kind: "application".into(),
+        codec: "X-DATA".into(),
+        payload_type: 98,
+        clock_rate: 1000,
+        channels: 0,
+        fmtp: String::new(),
+    };
+    assert_eq!(
+        engine
+            .create_rtsp_publisher("mic", std::slice::from_ref(&unknown))
+            .unwrap_err()
+            .code(),
+        415
+    );
+    let p = engine
+        .create_rtsp_publisher("mic", &[unknown, aac])
+        .unwrap();
     let tracks = engine.stream_tracks("mic").unwrap();
     assert_eq!(tracks.len(), 1);
     let pub_rtp = UdpSocket::bind((LOCAL, 0)).unwrap();
     let pub_rtcp = UdpSocket::bind((LOCAL, 0)).unwrap();
     let setup = engine
-        .rtsp_add_track(p, 1, None, Some((LOCAL, pub_rtp.local_addr().unwrap().port(), pub_rtcp.local_addr().unwrap().port())))
+        .rtsp_add_track(
+            p,
+            1,
+            None,
+            Some((
+                LOCAL,
+                pub_rtp.local_addr().unwrap().port(),
+                pub_rtcp.local_addr().unwrap().port(),
+            )),
+        )
         .unwrap();
     let (srv_rtp, srv_rtcp) = setup.server_port.unwrap();
     assert_ne!(srv_rtp, srv_rtcp);
@@ -255,9 +379,20 @@ fn udp_publish_and_play() {
     let c = engine.create_rtsp_player("mic").unwrap();
     let play_rtp = UdpSocket::bind((LOCAL, 0)).unwrap();
     let play_rtcp = UdpSocket::bind((LOCAL, 0)).unwrap();
-    play_rtp.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    play_rtp
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let setup = engine
-        .rtsp_add_track(c, 0, None, Some((LOCAL, play_rtp.local_addr().unwrap().port(), play_rtcp.local_addr().unwrap().port())))
+        .rtsp_add_track(
+            c,
+            0,
+            None,
+            Some((
+                LOCAL,
+                play_rtp.local_addr().unwrap().port(),
+                play_rtcp.local_addr().unwrap().port(),
+            )),
+        )
         .unwrap();
     let play_server = setup.server_port.unwrap();
     engine.rtsp_start(c, None, Vec::new(), Vec::new()).unwrap();
@@ -270,12 +405,21 @@ fn udp_publish_and_play() {
     let mut seq = 500u16;
     while got.len() < 3 {
         assert!(Instant::now() < deadline, "no media over UDP");
-        let mut pkt = rtp(seq, seq as u32 * 1024, true, &[0x00, 0x10, 0x0a, 0xb0, seq as u8]);
+        let mut pkt = rtp(
+            seq,
+            seq as u32 * 1024,
+            true,
+            &[0x00, 0x10, 0x0a, 0xb0, seq as u8],
+        );
         pkt[1] = 0x80 | 97;
         pub_rtp.send_to(&pkt, to).unwrap();
         seq += 1;
         if let Ok((n, from)) = play_rtp.recv_from(&mut buf) {
-            assert_eq!(from.port(), play_server.0, "sent from the server's RTP port");
+            assert_eq!(
+                from.port(),
+                play_server.0,
+                "sent from the server's RTP port"
+            );
             got.push(buf[..n].to_vec());
         }
     }
@@ -285,8 +429,18 @@ fn udp_publish_and_play() {
     assert_eq!(u32_at(&got[0], 8), setup.ssrc.unwrap());
     // Datagrams from another IP than the client's are not media.
     engine.close_transport(p);
-    wait_event(&q, &mut seen, "player closed", |e| *e == Event::TransportClosed { id: c, reason: "producer-closed" });
-    wait_event(&q, &mut seen, "publisher closed", |e| *e == Event::TransportClosed { id: p, reason: "closed" });
+    wait_event(&q, &mut seen, "player closed", |e| {
+        *e == Event::TransportClosed {
+            id: c,
+            reason: "producer-closed",
+        }
+    });
+    wait_event(&q, &mut seen, "publisher closed", |e| {
+        *e == Event::TransportClosed {
+            id: p,
+            reason: "closed",
+        }
+    });
     engine.shutdown();
 }
 
@@ -294,44 +448,74 @@ fn udp_publish_and_play() {
 fn slow_tcp_reader_loses_packets_then_is_dropped() {
     let (engine, q) = engine();
     let mut seen = Vec::new();
-    let p = engine.create_rtsp_publisher("big", &[h264_track()]).unwrap();
+    let p = engine
+        .create_rtsp_publisher("big", &[h264_track()])
+        .unwrap();
     engine.rtsp_add_track(p, 0, Some((0, 1)), None).unwrap();
     let (mut pub_c, pub_s) = tcp_pair();
-    engine.rtsp_start(p, Some(pub_s), Vec::new(), Vec::new()).unwrap();
+    engine
+        .rtsp_start(p, Some(pub_s), Vec::new(), Vec::new())
+        .unwrap();
     // A player that never reads, and one that does.
     let slow = engine.create_rtsp_player("big").unwrap();
     engine.rtsp_add_track(slow, 0, Some((0, 1)), None).unwrap();
     let (slow_c, slow_s) = tcp_pair();
-    engine.rtsp_start(slow, Some(slow_s), Vec::new(), Vec::new()).unwrap();
+    engine
+        .rtsp_start(slow, Some(slow_s), Vec::new(), Vec::new())
+        .unwrap();
     let fast = engine.create_rtsp_player("big").unwrap();
     engine.rtsp_add_track(fast, 0, Some((0, 1)), None).unwrap();
     let (mut fast_c, fast_s) = tcp_pair();
-    engine.rtsp_start(fast, Some(fast_s), Vec::new(), Vec::new()).unwrap();
+    engine
+        .rtsp_start(fast, Some(fast_s), Vec::new(), Vec::new())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
 
     let payload = vec![0x41u8; 1400];
     let mut idr = payload.clone();
     idr[0] = 0x65;
-    pub_c.write_all(&interleaved(0, &rtp(0, 0, true, &idr))).unwrap();
+    pub_c
+        .write_all(&interleaved(0, &rtp(0, 0, true, &idr)))
+        .unwrap();
     let mut fast_rx = Received::default();
     let total = 6000u16;
     let reader = std::thread::spawn(move || {
-        fast_rx.until(&mut fast_c, "every packet at the fast player", |r| r.media().len() >= total as usize);
+        fast_rx.until(&mut fast_c, "every packet at the fast player", |r| {
+            r.media().len() >= total as usize
+        });
         (fast_rx.media().len(), fast_c)
     });
     for seq in 1..total {
-        pub_c.write_all(&interleaved(0, &rtp(seq, seq as u32 * 3000, true, &payload))).unwrap();
+        pub_c
+            .write_all(&interleaved(
+                0,
+                &rtp(seq, seq as u32 * 3000, true, &payload),
+            ))
+            .unwrap();
     }
     let (n, _fast_c) = reader.join().unwrap();
     assert!(n >= total as usize);
     let deadline = Instant::now() + Duration::from_secs(2);
     while stat(&engine, "rtsp_dropped") == 0 {
-        assert!(Instant::now() < deadline, "nothing dropped for the slow reader");
+        assert!(
+            Instant::now() < deadline,
+            "nothing dropped for the slow reader"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    wait_event(&q, &mut seen, "slow player stalled", |e| *e == Event::TransportClosed { id: slow, reason: "stalled" });
+    wait_event(&q, &mut seen, "slow player stalled", |e| {
+        *e == Event::TransportClosed {
+            id: slow,
+            reason: "stalled",
+        }
+    });
     seen.extend(q.drain());
-    assert!(!seen.iter().any(|e| matches!(e, Event::TransportClosed { id, .. } if *id == fast || *id == p)), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Event::TransportClosed { id, .. } if *id == fast || *id == p)),
+        "{seen:?}"
+    );
     drop(slow_c);
     engine.shutdown();
 }

@@ -10,13 +10,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pms_core::cert::DtlsIdentity;
-use pms_io::{candidate_ips, logger, Engine, EngineConfig, EngineError, Event, EventQueue, RtspTrackSpec};
+use pms_io::{
+    candidate_ips, logger, Engine, EngineConfig, EngineError, Event, EventQueue, RtspTrackSpec,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-create_exception!(_core, CoreError, PyException, "A command the media core refused; `code` follows the signaling error codes.");
+create_exception!(
+    _core,
+    CoreError,
+    PyException,
+    "A command the media core refused; `code` follows the signaling error codes."
+);
 
 fn core_error(py: Python<'_>, e: EngineError) -> PyErr {
     let code = e.code();
@@ -29,7 +36,8 @@ fn core_error(py: Python<'_>, e: EngineError) -> PyErr {
 }
 
 fn parse_ip(s: &str, what: &str) -> PyResult<IpAddr> {
-    s.parse().map_err(|_| PyValueError::new_err(format!("{what}: not an IP address: {s:?}")))
+    s.parse()
+        .map_err(|_| PyValueError::new_err(format!("{what}: not an IP address: {s:?}")))
 }
 
 /// The media core: worker threads, sockets, transports and routers.
@@ -59,25 +67,36 @@ impl Core {
         connect_timeout: f64,
     ) -> PyResult<Core> {
         let listen = parse_ip(listen_ip, "listen_ip")?;
-        let announced = announced_ips.iter().map(|s| parse_ip(s, "announced_ips")).collect::<PyResult<Vec<_>>>()?;
-        let level = logger::parse_level(log_level)
-            .ok_or_else(|| PyValueError::new_err(format!("log_level: unknown level {log_level:?}")))?;
+        let announced = announced_ips
+            .iter()
+            .map(|s| parse_ip(s, "announced_ips"))
+            .collect::<PyResult<Vec<_>>>()?;
+        let level = logger::parse_level(log_level).ok_or_else(|| {
+            PyValueError::new_err(format!("log_level: unknown level {log_level:?}"))
+        })?;
         if !(connect_timeout.is_finite() && connect_timeout > 0.0) {
-            return Err(PyValueError::new_err("connect_timeout: must be a positive number of seconds"));
+            return Err(PyValueError::new_err(
+                "connect_timeout: must be a positive number of seconds",
+            ));
         }
         let (cert_file, key_file) = (cert_file.to_string(), key_file.to_string());
         py.detach(move || -> PyResult<Core> {
             let identity = if cert_file.is_empty() && key_file.is_empty() {
-                DtlsIdentity::generate().map_err(|e| PyValueError::new_err(format!("DTLS certificate: {e}")))?
+                DtlsIdentity::generate()
+                    .map_err(|e| PyValueError::new_err(format!("DTLS certificate: {e}")))?
             } else {
-                let cert = std::fs::read_to_string(&cert_file)
-                    .map_err(|e| PyValueError::new_err(format!("dtlsCertificateFile {cert_file:?}: {e}")))?;
-                let key = std::fs::read_to_string(&key_file)
-                    .map_err(|e| PyValueError::new_err(format!("dtlsPrivateKeyFile {key_file:?}: {e}")))?;
-                DtlsIdentity::from_pem(&cert, &key)
-                    .map_err(|e| PyValueError::new_err(format!("DTLS certificate {cert_file:?}: {e}")))?
+                let cert = std::fs::read_to_string(&cert_file).map_err(|e| {
+                    PyValueError::new_err(format!("dtlsCertificateFile {cert_file:?}: {e}"))
+                })?;
+                let key = std::fs::read_to_string(&key_file).map_err(|e| {
+                    PyValueError::new_err(format!("dtlsPrivateKeyFile {key_file:?}: {e}"))
+                })?;
+                DtlsIdentity::from_pem(&cert, &key).map_err(|e| {
+                    PyValueError::new_err(format!("DTLS certificate {cert_file:?}: {e}"))
+                })?
             };
-            let events = Arc::new(EventQueue::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
+            let events =
+                Arc::new(EventQueue::new().map_err(|e| PyOSError::new_err(e.to_string()))?);
             logger::install(level, log_tags, events.clone());
             let config = EngineConfig {
                 workers,
@@ -88,7 +107,8 @@ impl Core {
                 identity,
                 connect_timeout: Duration::from_secs_f64(connect_timeout),
             };
-            let engine = Engine::start(config, events.clone()).map_err(|e| PyOSError::new_err(e.to_string()))?;
+            let engine = Engine::start(config, events.clone())
+                .map_err(|e| PyOSError::new_err(e.to_string()))?;
             Ok(Core { engine, events })
         })
     }
@@ -103,7 +123,13 @@ impl Core {
         let list = PyList::empty(py);
         for ev in self.events.drain() {
             let item = match ev {
-                Event::TransportConnected { id } => PyTuple::new(py, [("transport_connected").into_pyobject(py)?.into_any(), id.into_pyobject(py)?.into_any()])?,
+                Event::TransportConnected { id } => PyTuple::new(
+                    py,
+                    [
+                        ("transport_connected").into_pyobject(py)?.into_any(),
+                        id.into_pyobject(py)?.into_any(),
+                    ],
+                )?,
                 Event::TransportClosed { id, reason } => PyTuple::new(
                     py,
                     [
@@ -128,7 +154,11 @@ impl Core {
                         PyBytes::new(py, &data).into_any(),
                     ],
                 )?,
-                Event::ParameterSets { stream, codec, nals } => PyTuple::new(
+                Event::ParameterSets {
+                    stream,
+                    codec,
+                    nals,
+                } => PyTuple::new(
                     py,
                     [
                         "parameter_sets".into_pyobject(py)?.into_any(),
@@ -137,11 +167,19 @@ impl Core {
                         PyList::new(py, nals.iter().map(|n| PyBytes::new(py, n)))?.into_any(),
                     ],
                 )?,
-                Event::Log { level, tag, message } => PyTuple::new(
+                Event::Log {
+                    level,
+                    tag,
+                    message,
+                } => PyTuple::new(
                     py,
                     [
                         "log".into_pyobject(py)?.into_any(),
-                        level.as_str().to_ascii_lowercase().into_pyobject(py)?.into_any(),
+                        level
+                            .as_str()
+                            .to_ascii_lowercase()
+                            .into_pyobject(py)?
+                            .into_any(),
                         tag.into_pyobject(py)?.into_any(),
                         message.into_pyobject(py)?.into_any(),
                     ],
@@ -164,14 +202,24 @@ impl Core {
 
     /// Accepts a publisher's offer; returns `(transport_id, answer_sdp)`.
     #[pyo3(signature = (stream, offer, max_bitrate=0))]
-    fn create_publisher(&self, py: Python<'_>, stream: &str, offer: &str, max_bitrate: u64) -> PyResult<(u64, String)> {
+    fn create_publisher(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        offer: &str,
+        max_bitrate: u64,
+    ) -> PyResult<(u64, String)> {
         let cap = u32::try_from(max_bitrate).unwrap_or(u32::MAX);
-        self.engine.create_publisher(stream, offer, cap).map_err(|e| core_error(py, e))
+        self.engine
+            .create_publisher(stream, offer, cap)
+            .map_err(|e| core_error(py, e))
     }
 
     /// Accepts a player's offer for a live stream; returns `(transport_id, answer_sdp)`.
     fn create_player(&self, py: Python<'_>, stream: &str, offer: &str) -> PyResult<(u64, String)> {
-        self.engine.create_player(stream, offer).map_err(|e| core_error(py, e))
+        self.engine
+            .create_player(stream, offer)
+            .map_err(|e| core_error(py, e))
     }
 
     /// The codecs of a live stream, or None.
@@ -180,8 +228,14 @@ impl Core {
     }
 
     /// Per producer track of a live stream, what DESCRIBE needs; None when not live.
-    fn stream_tracks<'py>(&self, py: Python<'py>, stream: &str) -> PyResult<Option<Bound<'py, PyList>>> {
-        let Some(tracks) = self.engine.stream_tracks(stream) else { return Ok(None) };
+    fn stream_tracks<'py>(
+        &self,
+        py: Python<'py>,
+        stream: &str,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(tracks) = self.engine.stream_tracks(stream) else {
+            return Ok(None);
+        };
         let list = PyList::empty(py);
         for (i, t) in tracks.iter().enumerate() {
             let d = PyDict::new(py);
@@ -199,11 +253,18 @@ impl Core {
 
     /// An RTSP player of a live stream (not started); returns its transport id.
     fn create_rtsp_player(&self, py: Python<'_>, stream: &str) -> PyResult<u64> {
-        self.engine.create_rtsp_player(stream).map_err(|e| core_error(py, e))
+        self.engine
+            .create_rtsp_player(stream)
+            .map_err(|e| core_error(py, e))
     }
 
     /// An RTSP publisher with the tracks of its ANNOUNCE; the stream is live at once.
-    fn create_rtsp_publisher(&self, py: Python<'_>, stream: &str, tracks: Vec<Bound<'_, PyDict>>) -> PyResult<u64> {
+    fn create_rtsp_publisher(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        tracks: Vec<Bound<'_, PyDict>>,
+    ) -> PyResult<u64> {
         let mut specs = Vec::with_capacity(tracks.len());
         for (i, d) in tracks.iter().enumerate() {
             let get = |k: &str| -> PyResult<Option<Bound<'_, PyAny>>> { d.get_item(k) };
@@ -214,12 +275,23 @@ impl Core {
                 kind: need("kind")?.extract()?,
                 codec: need("codec")?.extract()?,
                 payload_type: need("payload_type")?.extract()?,
-                clock_rate: get("clock_rate")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
-                channels: get("channels")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
-                fmtp: get("fmtp")?.map(|v| v.extract()).transpose()?.unwrap_or_default(),
+                clock_rate: get("clock_rate")?
+                    .map(|v| v.extract())
+                    .transpose()?
+                    .unwrap_or(0),
+                channels: get("channels")?
+                    .map(|v| v.extract())
+                    .transpose()?
+                    .unwrap_or(0),
+                fmtp: get("fmtp")?
+                    .map(|v| v.extract())
+                    .transpose()?
+                    .unwrap_or_default(),
             });
         }
-        self.engine.create_rtsp_publisher(stream, &specs).map_err(|e| core_error(py, e))
+        self.engine
+            .create_rtsp_publisher(stream, &specs)
+            .map_err(|e| core_error(py, e))
     }
 
     /// One SETUP: `channels=(rtp, rtcp)` for TCP interleaved or `client=(ip, rtp_port,
@@ -237,7 +309,10 @@ impl Core {
             Some((ip, rtp, rtcp)) => Some((parse_ip(&ip, "client")?, rtp, rtcp)),
             None => None,
         };
-        let setup = self.engine.rtsp_add_track(transport_id, track, channels, client).map_err(|e| core_error(py, e))?;
+        let setup = self
+            .engine
+            .rtsp_add_track(transport_id, track, channels, client)
+            .map_err(|e| core_error(py, e))?;
         let d = PyDict::new(py);
         if let (Some(ssrc), Some(seq), Some(ts)) = (setup.ssrc, setup.seq, setup.rtptime) {
             d.set_item("ssrc", ssrc)?;
@@ -252,7 +327,14 @@ impl Core {
 
     /// PLAY or RECORD; with `fd >= 0` the core takes the connected TCP socket (closed on error).
     #[pyo3(signature = (transport_id, *, fd=-1, reply=b"".to_vec(), pending=b"".to_vec()))]
-    fn rtsp_start(&self, py: Python<'_>, transport_id: u64, fd: i32, reply: Vec<u8>, pending: Vec<u8>) -> PyResult<()> {
+    fn rtsp_start(
+        &self,
+        py: Python<'_>,
+        transport_id: u64,
+        fd: i32,
+        reply: Vec<u8>,
+        pending: Vec<u8>,
+    ) -> PyResult<()> {
         let tcp = if fd >= 0 {
             use std::os::fd::{FromRawFd, OwnedFd};
             // SAFETY: the caller detached the socket and hands us its only reference.
@@ -261,22 +343,33 @@ impl Core {
         } else {
             None
         };
-        self.engine.rtsp_start(transport_id, tcp, reply, pending).map_err(|e| core_error(py, e))
+        self.engine
+            .rtsp_start(transport_id, tcp, reply, pending)
+            .map_err(|e| core_error(py, e))
     }
 
     /// PAUSE: stop forwarding to an RTSP player until the next `rtsp_start`.
     fn rtsp_pause(&self, py: Python<'_>, transport_id: u64) -> PyResult<()> {
-        self.engine.rtsp_pause(transport_id).map_err(|e| core_error(py, e))
+        self.engine
+            .rtsp_pause(transport_id)
+            .map_err(|e| core_error(py, e))
     }
 
     /// Write an RTSP message whole on a connection the core owns.
     fn rtsp_send(&self, py: Python<'_>, transport_id: u64, data: Vec<u8>) -> PyResult<()> {
-        self.engine.rtsp_send(transport_id, data).map_err(|e| core_error(py, e))
+        self.engine
+            .rtsp_send(transport_id, data)
+            .map_err(|e| core_error(py, e))
     }
 
     /// Changes the mute state; returns `(video_muted, audio_muted)`.
     #[pyo3(signature = (transport_id, video=None, audio=None))]
-    fn set_muted(&self, transport_id: u64, video: Option<bool>, audio: Option<bool>) -> PyResult<(bool, bool)> {
+    fn set_muted(
+        &self,
+        transport_id: u64,
+        video: Option<bool>,
+        audio: Option<bool>,
+    ) -> PyResult<(bool, bool)> {
         self.engine
             .set_muted(transport_id, video, audio)
             .ok_or_else(|| PyKeyError::new_err(format!("no transport {transport_id}")))
