@@ -1,4 +1,4 @@
-"""Replays the saved fuzz corpora (signaling, rtsp) through the atheris targets' checks (no atheris
+"""Replays the saved fuzz corpora (signaling, rtsp, sip, manscdp) through the atheris targets' checks (no atheris
 needed)."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import pytest
 FUZZ = Path(__file__).parents[2] / "fuzz"
 CORPUS = sorted((FUZZ / "corpus" / "signaling").iterdir())
 RTSP_CORPUS = sorted((FUZZ / "corpus" / "rtsp").iterdir())
+SIP_CORPUS = sorted((FUZZ / "corpus" / "sip").iterdir())
+MANSCDP_CORPUS = sorted((FUZZ / "corpus" / "manscdp").iterdir())
 
 
 def _target(name: str):
@@ -22,11 +24,15 @@ def _target(name: str):
 
 check_one = _target("atheris_signaling").check_one
 check_rtsp = _target("atheris_rtsp").check_one
+check_sip = _target("atheris_sip").check_one
+check_manscdp = _target("atheris_manscdp").check_one
 
 
 def test_corpus_is_not_empty():
     assert len(CORPUS) >= 10
     assert len(RTSP_CORPUS) >= 10
+    assert len(SIP_CORPUS) >= 10
+    assert len(MANSCDP_CORPUS) >= 10
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
@@ -43,3 +49,19 @@ def test_rtsp_corpus_file(path: Path):
     check_rtsp(data)  # whole and byte by byte
     for cut in range(0, len(data), max(1, len(data) // 16)):  # truncated inputs too
         check_rtsp(data[:cut])
+
+
+@pytest.mark.parametrize("path", SIP_CORPUS, ids=lambda p: p.name)
+def test_sip_corpus_file(path: Path):
+    data = path.read_bytes()
+    check_sip(data)  # datagram, and stream whole, byte by byte and split in two
+    for cut in range(0, len(data), max(1, len(data) // 16)):  # truncated inputs too
+        check_sip(data[:cut])
+
+
+@pytest.mark.parametrize("path", MANSCDP_CORPUS, ids=lambda p: p.name)
+def test_manscdp_corpus_file(path: Path):
+    data = path.read_bytes()
+    check_manscdp(data)  # whole, and carried in a SIP MESSAGE split in two
+    for cut in range(0, len(data), max(1, len(data) // 16)):
+        check_manscdp(data[:cut])
