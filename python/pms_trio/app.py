@@ -5,7 +5,7 @@ and the mapping of startup failures to :class:`StartupError` (the CLI turns it i
 
 Start order: the core (binds the WebRTC UDP ports) -> the event pump -> each enabled service, one
 ``await nursery.start(serve...)`` at a time, each reporting its bound address -> ``ready``.
-Services not written yet (RTSP, SIP/GB28181, the recorder's command port, cascade pulls) have their
+Services not written yet (SIP/GB28181, the recorder's command port, cascade pulls) have their
 place below in :func:`_start_services`; their ports are not bound, and the log says so.
 
 Stop: SIGINT or SIGTERM cancels the root nursery. Every signaling session's ``finally`` closes its
@@ -31,6 +31,7 @@ from .config import Config
 from .core import pump_events
 from .http import server as http_server
 from .http.api import Api
+from .rtsp import server as rtsp_server
 from .signaling import server as signaling_server
 from .streams import StreamRegistry
 
@@ -139,12 +140,15 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
     api.ports["http"] = bound["http"][1]
     api.ports["webrtc"] = _webrtc_ports(core)
 
+    r = config.rtsp
+    bound["rtsp"] = await _start(root, "rtsp", "rtsp.port", r.listen_ip, r.port,
+                                 partial(rtsp_server.serve, r, core, registry))
+    api.ports["rtsp"] = bound["rtsp"][1]
+
     # Not written yet; their ports are left unbound. Each will be started here the same way:
-    #   rtsp   (SPEC 4): rtsp.serve(config.rtsp, core, registry, *, task_status)
     #   sip    (SPEC 7): gb28181.serve(config.sip, core, registry, *, task_status), when sip.enable
     #   record (SPEC 5): record.serve(config.record, core, registry, *, task_status) on record.cmdPort
     #   cascade (SPEC 6): registry.locate() starts pulls from config.pull on demand
-    log.warning("rtsp: not implemented yet (rtsp.port %d not bound)", config.rtsp.port)
     if config.sip.enable:
         log.warning("sip: not implemented yet (sip.port %d and sip.mediaPort %d not bound)",
                     config.sip.port, config.sip.media_port)
@@ -180,12 +184,15 @@ def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], 
     scheme = "wss" if ws.ssl else "ws"
     ws_url = f"{scheme}://{_client_host(ws.listen_ip)}:{bound['websocket'][1]}{ws.location}"
     http_url = f"http://{_client_host(http.listen_ip)}:{bound['http'][1]}"
+    rtsp_url = f"rtsp://{_client_host(config.rtsp.listen_ip)}:{bound['rtsp'][1]}"
     webrtc_ports = _webrtc_ports(core)
     shown = webrtc_ports if len(webrtc_ports) <= 8 else f"{webrtc_ports[0]}..{webrtc_ports[-1]} ({len(webrtc_ports)} ports)"
-    log.info("ready: websocket %s (on %s), http %s (on %s), webrtc udp %s ports %s",
-             ws_url, ws.listen_ip, http_url, http.listen_ip, config.webrtc.listen_ip, shown)
+    log.info("ready: websocket %s (on %s), http %s (on %s), rtsp %s (on %s), webrtc udp %s ports %s",
+             ws_url, ws.listen_ip, http_url, http.listen_ip, rtsp_url, config.rtsp.listen_ip,
+             config.webrtc.listen_ip, shown)
     if ready_file:
-        document = {"websocket": ws_url, "http": http_url, "webrtc_ports": webrtc_ports, "pid": os.getpid()}
+        document = {"websocket": ws_url, "http": http_url, "rtsp": rtsp_url, "webrtc_ports": webrtc_ports,
+                    "pid": os.getpid()}
         write_atomically(ready_file, json.dumps(document) + "\n")
 
 

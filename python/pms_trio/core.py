@@ -4,7 +4,8 @@ Owns the wait on ``core.event_fd()`` and the dispatch of each event tuple (see `
 
 - ``("log", level, tag, message)`` -> the ``pms_trio.core`` logger (:func:`pms_trio.logs.core_log`);
 - ``("transport_closed", id, reason)`` / ``("transport_connected", id)`` /
-  ``("producer_started", stream, codecs)`` -> the stream registry, which tells the transport's owner.
+  ``("producer_started", stream, codecs)``, ``("parameter_sets", stream, codec, nals)``,
+  ``("rtsp_message", id, data)`` -> the stream registry, which tells the transport's owner.
 
 Handlers are synchronous and never block; an exception in one is logged and the pump goes on. An
 unknown event name is logged at debug level (a newer core may send more kinds).
@@ -41,6 +42,12 @@ def dispatch(event: Any, registry: StreamRegistry) -> None:
         elif kind == "producer_started":
             _, stream, codecs = event
             registry.on_producer_started(stream, list(codecs))
+        elif kind == "parameter_sets":
+            _, stream, codec, nals = event
+            registry.on_parameter_sets(stream, codec, list(nals))
+        elif kind == "rtsp_message":
+            _, transport_id, data = event
+            registry.on_rtsp_message(transport_id, bytes(data))
         else:
             log.debug("core: unhandled event %r", event)
     except Exception:

@@ -8,6 +8,12 @@ Rules:
 
 - A stream is live from the moment its publish is accepted (``add_publisher``), before its first
   packet. ``producer_started`` events fill in its codecs.
+- An RTSP publish claims its name at ANNOUNCE (``add_publisher(..., pending=True)``: a second
+  publisher of the name is refused, WebRTC or RTSP) and is live once RECORD is accepted
+  (:meth:`mark_live`). :meth:`locate` waits (up to 10 s) for a pending stream to go live.
+- H.264/H.265 parameter sets learned in band (``parameter_sets`` events) are kept per stream for
+  RTSP DESCRIBE (a WebRTC publisher sends them only in band).
+- Core events for a transport (``transport_closed``, ``rtsp_message``) go to its owner.
 - When a publisher's transport ends (its own close, its session's end, or a ``transport_closed``
   event), the stream stops being live at once and every player's owner is told
   (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
@@ -20,9 +26,12 @@ Rules:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import trio
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,8 @@ class LiveStream:
     started_at: float
     codecs: tuple[str, ...] = ()
     players: set[int] = field(default_factory=set)
+    pending: bool = False  # claimed (RTSP ANNOUNCE) but not live until RECORD
+    parameter_sets: dict[str, tuple[bytes, ...]] = field(default_factory=dict)  # "H264" -> (SPS, PPS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +76,47 @@ class StreamRegistry:
         self._core = core  # for stream_codecs(); may be None in tests
         self._streams: dict[str, LiveStream] = {}
         self._transports: dict[int, _Entry] = {}
+        self._changed = trio.Event()  # set (and replaced) on every change a waiter may care about
 
     # -- questions
 
     def is_live(self, name: str) -> bool:
+        stream = self._streams.get(name)
+        return stream is not None and not stream.pending
+
+    def is_claimed(self, name: str) -> bool:
+        """Live, or being published (RTSP ANNOUNCE accepted, RECORD pending): a second publisher
+        of the name is refused (409)."""
         return name in self._streams
 
     def get(self, name: str) -> LiveStream | None:
         return self._streams.get(name)
 
-    async def locate(self, name: str) -> Location | None:
-        """Where stream ``name`` comes from, or ``None``. Async because a cascade pull or a GB28181
-        INVITE (later) waits here, up to 10 s, until the stream's codecs are known."""
-        if name in self._streams:
-            return Location("local", name)
+    async def locate(self, name: str, timeout: float = 10.0) -> Location | None:
+        """Where stream ``name`` comes from, or ``None``. A stream being published (ANNOUNCE
+        done, RECORD pending) is waited for up to ``timeout`` s; a cascade pull or a GB28181 INVITE
+        (later) will wait here the same way until the stream's codecs are known."""
+        with trio.move_on_after(timeout):
+            while True:
+                stream = self._streams.get(name)
+                if stream is None:
+                    break
+                if not stream.pending:
+                    return Location("local", name)
+                await self.wait_changed()
         # Hook: ask cascade peers (SPEC 6) and GB28181 channels (SPEC 7) here, start the pull or
         # INVITE once, share it among consumers.
         return None
+
+    async def wait_changed(self, timeout: float = math.inf) -> None:
+        """Return at the next change of any stream (publish, RECORD, end, parameter sets), or
+        after ``timeout`` s."""
+        with trio.move_on_after(timeout):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     def snapshot(self) -> list[dict[str, Any]]:
         out = []
@@ -93,7 +128,8 @@ class StreamRegistry:
                 except Exception:  # noqa: BLE001 - a listing never fails for a stats call
                     codecs = []
             out.append({"name": s.name, "source": s.source, "codecs": codecs, "players": len(s.players),
-                        "publisher": s.publisher, "age": round(time.monotonic() - s.started_at, 3)})
+                        "publisher": s.publisher, "live": not s.pending,
+                        "age": round(time.monotonic() - s.started_at, 3)})
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -102,17 +138,27 @@ class StreamRegistry:
 
     # -- changes made by services
 
-    def add_publisher(self, name: str, transport_id: int, owner: TransportOwner, *, source: str = "webrtc"
-                      ) -> None:
+    def add_publisher(self, name: str, transport_id: int, owner: TransportOwner, *, source: str = "webrtc",
+                      pending: bool = False) -> None:
         if name in self._streams:
-            raise RuntimeError(f"stream {name!r} is already live")  # callers check is_live() first
-        self._streams[name] = LiveStream(name, source, transport_id, time.monotonic())
+            raise RuntimeError(f"stream {name!r} is already live")  # callers check is_claimed() first
+        self._streams[name] = LiveStream(name, source, transport_id, time.monotonic(), pending=pending)
         self._transports[transport_id] = _Entry(name, PUBLISH, owner)
-        log.info("stream %s: live (%s, transport %d)", name, source, transport_id)
+        log.info("stream %s: %s (%s, transport %d)", name, "being published" if pending else "live", source,
+                 transport_id)
+        self._notify()
+
+    def mark_live(self, name: str) -> None:
+        """A pending publish (RTSP ANNOUNCE) is now live (RECORD accepted)."""
+        stream = self._streams.get(name)
+        if stream is not None and stream.pending:
+            stream.pending = False
+            log.info("stream %s: live (%s, transport %d)", name, stream.source, stream.publisher)
+            self._notify()
 
     def add_player(self, name: str, transport_id: int, owner: TransportOwner) -> None:
         stream = self._streams.get(name)
-        if stream is None:
+        if stream is None or stream.pending:
             raise RuntimeError(f"stream {name!r} is not live")
         stream.players.add(transport_id)
         self._transports[transport_id] = _Entry(name, PLAY, owner)
@@ -132,6 +178,7 @@ class StreamRegistry:
         if stream is None or stream.publisher != transport_id:
             return
         del self._streams[entry.stream]
+        self._notify()
         log.info("stream %s: ended (%s), %d players told", entry.stream, reason, len(stream.players))
         for player in sorted(stream.players):
             player_entry = self._transports.pop(player, None)
@@ -158,6 +205,27 @@ class StreamRegistry:
         if stream is not None:
             stream.codecs = tuple(codecs)
             log.info("stream %s: media started (%s)", name, ", ".join(codecs))
+            self._notify()
+
+    def on_parameter_sets(self, name: str, codec: str, nals: list[bytes]) -> None:
+        stream = self._streams.get(name)
+        if stream is not None:
+            stream.parameter_sets[str(codec).upper()] = tuple(bytes(n) for n in nals)
+            log.debug("stream %s: %s parameter sets (%d NAL units)", name, codec, len(nals))
+            self._notify()
+
+    def on_rtsp_message(self, transport_id: int, data: bytes) -> None:
+        """An RTSP request the core read on a connection it owns: to the transport's owner."""
+        entry = self._transports.get(transport_id)
+        handler = getattr(entry.owner, "rtsp_message", None) if entry is not None else None
+        if entry is None or handler is None:
+            log.debug("rtsp_message for transport %d, which has no RTSP owner: dropped", transport_id)
+            return
+        try:
+            handler(transport_id, data)
+        except Exception:
+            log.exception("stream %s: owner of transport %d failed on an RTSP message", entry.stream,
+                          transport_id)
 
 
 def _tell(entry: _Entry, transport_id: int, reason: str) -> None:

@@ -314,6 +314,12 @@ class Connection:
         """Bytes received and not yet returned as events (bounded by a message plus one read)."""
         return len(self._buffer)
 
+    @property
+    def trailing_data(self) -> bytes:
+        """The bytes received and not yet returned as events (as h11's ``trailing_data``): what
+        the adapter hands on with the connection when another owner takes it over."""
+        return bytes(self._buffer)
+
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the peer; ``b""`` means the peer closed its side."""
         if not data:

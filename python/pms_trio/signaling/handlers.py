@@ -67,7 +67,7 @@ class SessionHandler:
         if r.stream in self.session.publishing:
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"this session already publishes stream {r.stream}; "
                                   f"send stream.close first", method=r.method, stream=r.stream)
-        if self._registry.is_live(r.stream):
+        if self._registry.is_claimed(r.stream):
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"stream {r.stream} is already being published; "
                                   f"choose another name or stop the other publisher", method=r.method,
                                   stream=r.stream)
