@@ -120,6 +120,10 @@ class Server:
         return self.ready["http"].rstrip("/")
 
     @property
+    def rtsp_url(self) -> str:
+        return self.ready["rtsp"].rstrip("/")
+
+    @property
     def webrtc_ports(self) -> list[int]:
         return list(self.ready["webrtc_ports"])
 
@@ -304,7 +308,7 @@ def _wait_ready(srv: Server, ready_path: Path) -> dict[str, Any]:
         if ready_path.exists():
             try:
                 ready = json.loads(ready_path.read_text())
-                for key in ("websocket", "http", "webrtc_ports", "pid"):
+                for key in ("websocket", "http", "rtsp", "webrtc_ports", "pid"):
                     assert key in ready, f"ready file lacks {key!r}: {ready}"
                 assert ready["pid"] == srv.pid, f"ready file pid {ready['pid']} is not the child's {srv.pid}"
                 return ready
