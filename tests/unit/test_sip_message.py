@@ -272,3 +272,14 @@ def test_mutated_device_texts(name, data):
     for _ in range(data.draw(st.integers(1, 4))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     fuzz.check_one(bytes(raw))
+
+
+def test_a_bad_second_via_does_not_stop_the_answer():
+    data = (b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1, garbage here\r\n"
+            b"From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 5 MESSAGE\r\n\r\n")
+    request = m.parse_datagram(data)
+    stamped = stamp_received(request, ("203.0.113.1", 7000))
+    assert stamped.header("Via").endswith(", garbage here")
+    assert response_destination(stamped, "UDP") == Destination("UDP", "203.0.113.1", 7000)
+    with pytest.raises(m.SipParseError):
+        _ = request.vias

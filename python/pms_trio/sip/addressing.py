@@ -16,7 +16,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from .message import BRANCH_MAGIC, Message, Request, Via, parse_via, with_header
+from .message import (
+    BRANCH_MAGIC,
+    Message,
+    Request,
+    Via,
+    parse_via,
+    split_commas,
+    with_header,
+)
 
 DEFAULT_PORT = 5060
 RELIABLE = frozenset({"TCP", "TLS", "SCTP", "WS", "WSS"})
@@ -40,15 +48,17 @@ def stamp_received(request: Request, source: tuple[str, int]) -> Request:
     values = request.header_all("Via")
     if not values:
         return request
-    vias = parse_via(values[0])
-    top = vias[0]
+    parts = split_commas(values[0])
+    if not parts:
+        return request
+    top = parse_via(parts[0])[0]
     host, port = source
     asked_rport = top.param("rport") is not None
     if top.host.strip("[]") != host or asked_rport:
         top = top.with_param("received", host)
     if asked_rport:
         top = top.with_param("rport", str(port))
-    value = ", ".join(str(v) for v in (top, *vias[1:]))
+    value = ", ".join((str(top), *parts[1:]))
     stamped = with_header(request, "Via", value)
     assert isinstance(stamped, Request)  # with_header keeps the type
     return stamped

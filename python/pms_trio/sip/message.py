@@ -127,9 +127,10 @@ class _HeaderAccess:
     @property
     def top_via(self) -> Via:
         value = self.header("Via")
-        if value is None:
+        parts = split_commas(value) if value is not None else []
+        if not parts:
             raise SipParseError("no Via")
-        return parse_via(value)[0]
+        return parse_via(parts[0])[0]  # the others are read only when asked for (vias)
 
     @property
     def call_id(self) -> str:
