@@ -42,3 +42,6 @@ pub mod router;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp_framing;
+pub mod annexb;
+pub mod packetize;
+pub mod ps;
