@@ -88,6 +88,8 @@
 //!   No input panics.
 
 mod es;
+mod frames;
+mod fuzz;
 mod headers;
 mod scan;
 
@@ -103,6 +105,8 @@ pub use es::{pts_to_rtp, PtsUnwrapper};
 pub use headers::write_timestamp;
 use headers::*;
 use scan::{find_start, Hit, Tail};
+
+pub use fuzz::fuzz_check;
 
 /// Largest video access unit kept (a 4K IDR is a few hundred KiB).
 pub const MAX_FRAME: usize = 4 << 20;
@@ -336,12 +340,15 @@ impl PsDemuxer {
     }
 
     /// A new source (a new camera session on the same demuxer): like [`lost`](Self::lost), and
-    /// forgets the stream map, the codecs and the timestamps. Counters are kept.
+    /// forgets the stream map, the codecs and the timestamps. Counters and events not yet
+    /// polled are kept.
     pub fn reset(&mut self) {
         self.lost();
         let stats = self.stats;
+        let events = std::mem::take(&mut self.events);
         *self = PsDemuxer::new();
         self.stats = stats;
+        self.events = events;
     }
 
     /// Emits the open access unit now (the caller knows the frame is complete: RTP marker,
@@ -567,255 +574,4 @@ impl PsDemuxer {
             self.state = State::Next;
         }
     }
-
-    fn handle_psm(&mut self) {
-        let mut entries = std::mem::take(&mut self.psm);
-        if parse_psm(&self.hdr, &mut entries).is_some() {
-            let video = entries
-                .iter()
-                .find(|e| is_video(e.stream_id) && es::video_codec(e.stream_type).is_some());
-            if let Some(e) = video {
-                let codec = es::video_codec(e.stream_type);
-                if codec != self.psm_video {
-                    // A new codec (or the first PSM): sniff again.
-                    self.sniffed_video = None;
-                    self.sniff_tries = 0;
-                    self.psm_video = codec;
-                }
-                self.video_id = Some(e.stream_id);
-            }
-            let audio = entries
-                .iter()
-                .find(|e| is_audio(e.stream_id) && es::audio_codec(e.stream_type).is_some());
-            if let Some(e) = audio {
-                self.psm_audio = es::audio_codec(e.stream_type);
-                self.audio_id = Some(e.stream_id);
-            }
-            self.announce();
-        }
-        self.psm = entries;
-    }
-
-    /// Starts a PES of stream `id`: where its payload goes.
-    fn start_pes(&mut self, id: u8, pts: Option<u64>) -> Target {
-        if is_video(id) {
-            if *self.video_id.get_or_insert(id) != id {
-                self.stats.dropped += 1;
-                return Target::Discard;
-            }
-            match pts {
-                Some(p) => {
-                    let p = self.video_pts.unwrap(p);
-                    if self.video.open && self.video.pts != p {
-                        self.emit_video();
-                    }
-                    if !self.video.open {
-                        if self.lost_pts == Some(p) {
-                            // The rest of a frame cut by a loss.
-                            self.stats.dropped += 1;
-                            return Target::Discard;
-                        }
-                        self.lost_pts = None;
-                        self.video.open = true;
-                        self.video.overflow = false;
-                        self.video.pts = p;
-                        self.video.data.reserve(self.size_hint);
-                    }
-                }
-                None if !self.video.open => {
-                    self.stats.dropped += 1;
-                    return Target::Discard;
-                }
-                None => {}
-            }
-            Target::Video
-        } else {
-            if *self.audio_id.get_or_insert(id) != id {
-                self.stats.dropped += 1;
-                return Target::Discard;
-            }
-            let p = match pts {
-                Some(p) => self.audio_pts.unwrap(p),
-                None => match self.last_audio_pts {
-                    Some(p) => p,
-                    None => {
-                        self.stats.dropped += 1;
-                        return Target::Discard;
-                    }
-                },
-            };
-            self.last_audio_pts = Some(p);
-            self.audio.open = true;
-            self.audio.overflow = false;
-            self.audio.pts = p;
-            self.audio.data.clear();
-            Target::Audio
-        }
-    }
-
-    fn sink(&mut self, target: Target, b: &[u8]) {
-        let (f, max) = match target {
-            Target::Video => (&mut self.video, MAX_FRAME),
-            Target::Audio => (&mut self.audio, MAX_AUDIO),
-            Target::Discard => return,
-        };
-        if !f.open || f.overflow || b.is_empty() {
-            return;
-        }
-        if f.data.len() + b.len() > max {
-            f.overflow = true;
-            f.data.clear();
-            self.stats.dropped += 1;
-            return;
-        }
-        f.data.extend_from_slice(b);
-    }
-
-    /// Takes back the last `k` bytes sunk (they began a start code).
-    fn unsink(&mut self, target: Target, k: usize) {
-        let f = match target {
-            Target::Video => &mut self.video,
-            Target::Audio => &mut self.audio,
-            Target::Discard => return,
-        };
-        let n = f.data.len();
-        f.data.truncate(n - k.min(n));
-    }
-
-    fn end_pes(&mut self, target: Target) {
-        if target == Target::Audio {
-            self.end_audio();
-        }
-    }
-
-    fn end_audio(&mut self) {
-        if !self.audio.open {
-            return;
-        }
-        self.audio.open = false;
-        if self.audio.overflow || self.audio.data.is_empty() {
-            return;
-        }
-        self.audio_seen = true;
-        if self.audio_adts.is_none() {
-            self.audio_adts = Some(es::looks_like_adts(&self.audio.data));
-        }
-        self.announce();
-        let data = self.audio.data.split().freeze();
-        self.stats.audio_frames += 1;
-        self.events.push_back(PsEvent::Audio {
-            pts_90k: self.audio.pts,
-            data,
-        });
-    }
-
-    fn close_frame_without_emitting(&mut self) {
-        self.video.open = false;
-        self.video.overflow = false;
-        self.video.data.clear();
-    }
-
-    /// Emits the open access unit (if any, and if it can be decoded).
-    fn emit_video(&mut self) {
-        if !self.video.open {
-            return;
-        }
-        self.video.open = false;
-        if self.video.overflow || self.video.data.is_empty() {
-            self.video.data.clear();
-            return;
-        }
-        if self.sniffed_video.is_none() && self.sniff_tries < MAX_SNIFF {
-            self.sniff_tries += 1;
-            self.sniffed_video = es::sniff_video(&self.video.data);
-        }
-        self.announce();
-        let Some(codec) = self.video_codec() else {
-            self.stats.dropped += 1;
-            self.video.data.clear();
-            return;
-        };
-        let keyframe = es::is_keyframe(codec, &self.video.data);
-        self.size_hint = self.video.data.len();
-        let data = self.video.data.split().freeze();
-        self.stats.video_frames += 1;
-        self.events.push_back(PsEvent::Video {
-            pts_90k: self.video.pts,
-            data,
-            keyframe,
-        });
-    }
-
-    fn announce(&mut self) {
-        let now = (self.video_codec(), self.audio_codec());
-        if now != self.announced {
-            self.announced = now;
-            self.events.push_back(PsEvent::StreamsKnown {
-                video: now.0,
-                audio: now.1,
-            });
-        }
-    }
-}
-
-/// The fuzz target's check: `data` pushed whole, then in pieces whose sizes come from `data`,
-/// and once with losses; never a panic, memory bounded, counters consistent, and the split
-/// run yields the same events as the whole one.
-#[doc(hidden)]
-pub fn fuzz_check(data: &[u8]) {
-    let whole = run(data, &[data.len().max(1)], None);
-    let sizes: Vec<usize> = data
-        .iter()
-        .take(64)
-        .map(|&b| 1 + (b as usize % 97))
-        .collect();
-    let split = run(data, &sizes, None);
-    assert_eq!(whole, split, "split changes the events");
-    let _ = run(data, &sizes, Some(3));
-}
-
-/// Pushes `data` in pieces of the cyclic `sizes`, calling `lost()` before every `lost_every`-th
-/// piece; checks the invariants and returns the events (and `end_of_frame` ones at the end).
-fn run(data: &[u8], sizes: &[usize], lost_every: Option<usize>) -> Vec<PsEvent> {
-    let mut d = PsDemuxer::new();
-    let mut events = Vec::new();
-    let mut at = 0;
-    let mut i = 0;
-    while at < data.len() {
-        let n = sizes[i % sizes.len()].max(1).min(data.len() - at);
-        if lost_every.is_some_and(|e| i % e == e - 1) {
-            d.lost();
-        }
-        d.push(&data[at..at + n]);
-        at += n;
-        i += 1;
-        assert!(d.hdr.len() <= LENGTH_HEADER + 0xFFFF);
-        assert!(d.video.data.len() <= MAX_FRAME && d.audio.data.len() <= MAX_AUDIO);
-        events.extend(std::iter::from_fn(|| d.poll()));
-    }
-    d.end_of_frame();
-    events.extend(std::iter::from_fn(|| d.poll()));
-    let s = d.stats();
-    assert_eq!(s.bytes, data.len() as u64);
-    assert!(s.skipped <= s.bytes);
-    let video = events
-        .iter()
-        .filter(|e| matches!(e, PsEvent::Video { .. }))
-        .count();
-    let audio = events
-        .iter()
-        .filter(|e| matches!(e, PsEvent::Audio { .. }))
-        .count();
-    assert_eq!(
-        (video as u64, audio as u64),
-        (s.video_frames, s.audio_frames)
-    );
-    assert!(s.video_frames + s.audio_frames <= s.pes);
-    assert!(s.packs * 12 <= s.bytes && s.pes * 9 <= s.bytes);
-    for e in &events {
-        if let PsEvent::Video { data, .. } = e {
-            assert!(!data.is_empty() && data.len() <= MAX_FRAME);
-        }
-    }
-    events
 }

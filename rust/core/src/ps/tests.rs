@@ -243,3 +243,26 @@ fn fuzz_check_on_built_streams() {
         fuzz_check(&s[cut..]);
     }
 }
+
+#[test]
+fn reset_forgets_the_streams() {
+    let (s, _) = camera_stream(false);
+    let mut d = PsDemuxer::new();
+    d.push(&s);
+    d.reset();
+    let before: Vec<_> = std::iter::from_fn(|| d.poll()).collect();
+    assert_eq!(videos(&before).len(), 2, "events before reset are kept");
+    assert_eq!(d.video_codec(), None);
+    d.push(&s);
+    d.end_of_frame();
+    let after: Vec<_> = std::iter::from_fn(|| d.poll()).collect();
+    assert!(matches!(
+        after[0],
+        PsEvent::StreamsKnown {
+            video: Some(VideoCodec::H264),
+            ..
+        }
+    ));
+    assert_eq!(videos(&after).len(), 3);
+    assert_eq!(d.stats().bytes, 2 * s.len() as u64);
+}
