@@ -125,7 +125,7 @@ def main() -> int:
         default=2_200_000,
         help="x264 target; on noise with ultrafast it overshoots to ~4 Mbit/s",
     )
-    ap.add_argument("--iterations", type=int, default=40, help="demux passes of ours")
+    ap.add_argument("--iterations", type=int, default=20, help="min demux passes of ours")
     ap.add_argument(
         "--ffmpeg-seconds", type=float, default=3.0, help="min CPU s for FFmpeg"
     )

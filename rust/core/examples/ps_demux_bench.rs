@@ -1,4 +1,5 @@
-//! PS demux throughput: demuxes a PS file `--iterations` times with `pms_core::ps::PsDemuxer`,
+//! PS demux throughput: demuxes a PS file at least `--iterations` times and for at least
+//! `--min-seconds` of CPU time (default 20 and 1.0) with `pms_core::ps::PsDemuxer`,
 //! pushing it in pieces of `--chunk` bytes (1400: RTP payloads as cameras send them; 0: the
 //! whole file at once), polling and dropping every event, and prints one JSON line with MB/s
 //! (10^6 bytes) of CPU time (this thread's, from `/proc/thread-self/schedstat`; wall time
@@ -6,6 +7,7 @@
 //!
 //! ```sh
 //! cargo run --release -p pms-core --example ps_demux_bench -- FILE [--iterations N] [--chunk B]
+//!     [--min-seconds S]
 //! ```
 //! `bench/ps_demux/run.py` builds and runs it next to FFmpeg's demuxer.
 
@@ -23,15 +25,21 @@ fn main() {
     let mut path = None;
     let mut iterations = 20usize;
     let mut chunk = 1400usize;
+    let mut min_seconds = 1.0f64;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--iterations" => iterations = args.next().and_then(|v| v.parse().ok()).unwrap_or(20),
             "--chunk" => chunk = args.next().and_then(|v| v.parse().ok()).unwrap_or(1400),
+            "--min-seconds" => {
+                min_seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(1.0)
+            }
             _ => path = Some(a),
         }
     }
     let Some(path) = path else {
-        eprintln!("usage: ps_demux_bench FILE [--iterations N] [--chunk BYTES (0 = whole file)]");
+        eprintln!(
+            "usage: ps_demux_bench FILE [--iterations N] [--chunk BYTES (0 = whole file)] [--min-seconds S]"
+        );
         std::process::exit(2);
     };
     let data = std::fs::read(&path).unwrap_or_else(|e| {
@@ -42,7 +50,14 @@ fn main() {
     let (mut video, mut audio, mut keyframes, mut payload) = (0u64, 0u64, 0u64, 0u64);
     let mut stats = None;
     let (cpu0, wall0) = (cpu_ns(), Instant::now());
-    for _ in 0..iterations {
+    let min_iterations = iterations;
+    let mut iterations = 0usize;
+    let spent = |cpu0: Option<u64>| match (cpu0, cpu_ns()) {
+        (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
+        _ => wall0.elapsed().as_secs_f64(),
+    };
+    while iterations < min_iterations || spent(cpu0) < min_seconds {
+        iterations += 1;
         let mut d = PsDemuxer::new();
         for p in data.chunks(piece) {
             d.push(p);
