@@ -26,7 +26,7 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
   ``level`` is ``"debug" | "info" | "warn" | "error"``.
 """
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
 
 EventTuple = tuple
 
@@ -51,7 +51,7 @@ class Core:
         max_port: int = 30000,
         cert_file: str = "",
         key_file: str = "",
-        log_level: Literal["debug", "info", "warn", "error", "none"] = "warn",
+        log_level: str = "warn",  # "debug" | "info" | "warn" | "error" | "none"
         log_tags: Sequence[str] = (),
         connect_timeout: float = 30.0,
     ) -> None:

@@ -186,7 +186,8 @@ def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], 
     http_url = f"http://{_client_host(http.listen_ip)}:{bound['http'][1]}"
     rtsp_url = f"rtsp://{_client_host(config.rtsp.listen_ip)}:{bound['rtsp'][1]}"
     webrtc_ports = _webrtc_ports(core)
-    shown = webrtc_ports if len(webrtc_ports) <= 8 else f"{webrtc_ports[0]}..{webrtc_ports[-1]} ({len(webrtc_ports)} ports)"
+    shown = (webrtc_ports if len(webrtc_ports) <= 8
+             else f"{webrtc_ports[0]}..{webrtc_ports[-1]} ({len(webrtc_ports)} ports)")
     log.info("ready: websocket %s (on %s), http %s (on %s), rtsp %s (on %s), webrtc udp %s ports %s",
              ws_url, ws.listen_ip, http_url, http.listen_ip, rtsp_url, config.rtsp.listen_ip,
              config.webrtc.listen_ip, shown)

@@ -442,7 +442,7 @@ def resolve(raw: Any, *, base_dir: str | os.PathLike[str], check_files: bool = T
             warnings.append(f"{key}: unknown section, ignored")
 
     sections: dict[str, Any] = {}
-    for name, (cls, schema) in _SECTIONS.items():
+    for name, (_cls, schema) in _SECTIONS.items():
         section_raw = raw.get(name, {})
         if section_raw is None:
             section_raw = {}

@@ -22,7 +22,8 @@ import math
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import aioice.ice
 import av
@@ -111,7 +112,7 @@ class SignalingClient:
         heartbeat_interval: float | None = 1.0,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> "SignalingClient":
+    ) -> SignalingClient:
         kwargs: dict[str, Any] = {"max_size": None, "open_timeout": timeout, "close_timeout": 2}
         if ssl_context is not None:
             kwargs["ssl"] = ssl_context
@@ -329,7 +330,7 @@ async def wait_connection_state(
 
     try:
         return await asyncio.wait_for(poll(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutError(f"connectionState is {pc.connectionState!r}, wanted one of {sorted(wanted)}") from None
 
 

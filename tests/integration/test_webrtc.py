@@ -15,7 +15,8 @@ import random
 import socket
 import struct
 import time
-from typing import Any, Awaitable
+from typing import Any
+from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 import pytest
@@ -461,7 +462,7 @@ async def _bad_input(srv: Server) -> None:
         rng = random.Random(int.from_bytes(os.urandom(4), "big"))
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
         try:
-            for round_ in range(10):
+            for _round in range(10):
                 for port in srv.webrtc_ports:
                     for s in socks:
                         for _ in range(10):

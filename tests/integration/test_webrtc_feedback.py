@@ -23,7 +23,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
 import aiortc.codecs
 import aiortc.codecs.h264
@@ -162,7 +163,7 @@ def video_sender(pc: RTCPeerConnection) -> RTCRtpSender:
 
 def sender_encoder(sender: RTCRtpSender) -> Any:
     """The encoder aiortc made for this sender (None before the first frame)."""
-    return getattr(sender, "_RTCRtpSender__encoder")
+    return sender._RTCRtpSender__encoder
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +368,7 @@ async def _remb_cap(srv: Server) -> None:
         free_video = media_section(pubs["free"].answer, "video")
         assert not re.search(r"^b=(AS|TIAS):", free_video, re.M), f"uncapped publish got a bandwidth line:\n{free_video}"
 
-        enc = {n: (lambda s=video_sender(p.pc): sender_encoder(s)) for n, p in pubs.items()}
+        enc = {n: (lambda s=video_sender(p.pc): sender_encoder(s)) for n, p in pubs.items()}  # noqa: B008
 
         def target(name: str) -> int | None:
             e = enc[name]()

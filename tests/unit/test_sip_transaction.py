@@ -214,7 +214,7 @@ def test_under_trio_mock_clock_timer_f_fires_after_64_t1():
     async def main():
         layer = t.TransactionLayer()
         sent_at = []
-        for o in layer.send_request(request(), DEVICE, trio.current_time()):
+        for _ in layer.send_request(request(), DEVICE, trio.current_time()):
             sent_at.append(trio.current_time())
         while True:
             deadline = layer.next_deadline()

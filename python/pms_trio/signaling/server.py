@@ -144,4 +144,5 @@ async def _send_notifications(connection: WebSocketConnection, receive_out: trio
 def _peer(connection: WebSocketConnection) -> str:
     remote = connection.remote
     address = getattr(remote, "address", None)
-    return f"{address}:{remote.port}" if address is not None else str(remote)
+    port = getattr(remote, "port", None)
+    return f"{address}:{port}" if address is not None else str(remote)
