@@ -29,19 +29,19 @@
 //! narrow surface of [`transport`] and [`sdp`], which another sans-IO stack (str0m) could
 //! replace.
 
-pub mod media;
+pub mod annexb;
 pub mod cert;
-pub mod error;
-pub mod ice;
-pub mod sdp;
-pub mod transport;
 pub mod codec;
+pub mod error;
 pub mod fuzzing;
+pub mod ice;
+pub mod media;
+pub mod packetize;
+pub mod ps;
 pub mod retransmit;
 pub mod router;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp_framing;
-pub mod annexb;
-pub mod packetize;
-pub mod ps;
+pub mod sdp;
+pub mod transport;

@@ -76,7 +76,9 @@ impl CodecName {
 
     pub fn kind(self) -> MediaKind {
         match self {
-            CodecName::Opus | CodecName::Pcma | CodecName::Pcmu | CodecName::Aac => MediaKind::Audio,
+            CodecName::Opus | CodecName::Pcma | CodecName::Pcmu | CodecName::Aac => {
+                MediaKind::Audio
+            }
             _ => MediaKind::Video,
         }
     }

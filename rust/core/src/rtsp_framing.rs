@@ -76,7 +76,9 @@ impl InterleavedReader {
             self.buf.drain(..self.pos);
             self.scanned = self.scanned.saturating_sub(self.pos);
             self.pos = 0;
-            if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() + data.len() < KEEP_CAPACITY / 4 {
+            if self.buf.capacity() > KEEP_CAPACITY
+                && self.buf.len() + data.len() < KEEP_CAPACITY / 4
+            {
                 self.buf.shrink_to(KEEP_CAPACITY / 4);
             }
         }
@@ -133,7 +135,10 @@ fn content_length(headers: &[u8]) -> Result<usize, FramingError> {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        if !line[..colon].trim_ascii().eq_ignore_ascii_case(b"content-length") {
+        if !line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"content-length")
+        {
             continue;
         }
         let v = line[colon + 1..].trim_ascii();
@@ -221,7 +226,9 @@ pub enum OwnedFrame {
 impl From<Result<Frame<'_>, FramingError>> for OwnedFrame {
     fn from(r: Result<Frame<'_>, FramingError>) -> Self {
         match r {
-            Ok(Frame::Interleaved { channel, payload }) => OwnedFrame::Interleaved(channel, payload.to_vec()),
+            Ok(Frame::Interleaved { channel, payload }) => {
+                OwnedFrame::Interleaved(channel, payload.to_vec())
+            }
             Ok(Frame::Message(m)) => OwnedFrame::Message(m.to_vec()),
             Err(e) => OwnedFrame::Error(e),
         }
@@ -235,7 +242,11 @@ pub fn frame_in_pieces(data: &[u8], sizes: &[usize]) -> Vec<OwnedFrame> {
     let mut at = 0;
     let mut i = 0;
     while at < data.len() {
-        let n = sizes.get(i % sizes.len().max(1)).copied().unwrap_or(data.len()).max(1);
+        let n = sizes
+            .get(i % sizes.len().max(1))
+            .copied()
+            .unwrap_or(data.len())
+            .max(1);
         let end = (at + n).min(data.len());
         out.extend(r.push(&data[at..end]).map(OwnedFrame::from));
         at = end;
@@ -272,7 +283,10 @@ pub fn fuzz_check(data: &[u8]) {
         .sum();
     assert!(total <= data.len());
     if whole.iter().any(|f| matches!(f, OwnedFrame::Error(_))) {
-        assert!(matches!(whole.last(), Some(OwnedFrame::Error(_))), "frames after an error");
+        assert!(
+            matches!(whole.last(), Some(OwnedFrame::Error(_))),
+            "frames after an error"
+        );
     }
     let mut r = InterleavedReader::new();
     for chunk in data.chunks(4096) {
@@ -292,7 +306,9 @@ mod tests {
         s.extend_from_slice(b"GET_PARAMETER rtsp://h/x RTSP/1.0\r\nCSeq: 5\r\nSession: 1\r\n\r\n");
         s.extend_from_slice(b"$\x01\x00\x00");
         s.extend_from_slice(b"\r\n");
-        s.extend_from_slice(b"SET_PARAMETER rtsp://h/x RTSP/1.0\r\ncontent-LENGTH : 4\r\n\r\n$\x00ab");
+        s.extend_from_slice(
+            b"SET_PARAMETER rtsp://h/x RTSP/1.0\r\ncontent-LENGTH : 4\r\n\r\n$\x00ab",
+        );
         s.extend_from_slice(b"$\x02\x00\x02xy");
         s
     }
@@ -302,7 +318,9 @@ mod tests {
             Interleaved(0, b"abc".to_vec()),
             Message(b"GET_PARAMETER rtsp://h/x RTSP/1.0\r\nCSeq: 5\r\nSession: 1\r\n\r\n".to_vec()),
             Interleaved(1, vec![]),
-            Message(b"SET_PARAMETER rtsp://h/x RTSP/1.0\r\ncontent-LENGTH : 4\r\n\r\n$\x00ab".to_vec()),
+            Message(
+                b"SET_PARAMETER rtsp://h/x RTSP/1.0\r\ncontent-LENGTH : 4\r\n\r\n$\x00ab".to_vec(),
+            ),
             Interleaved(2, b"xy".to_vec()),
         ]
     }
@@ -347,7 +365,13 @@ mod tests {
     #[test]
     fn bare_lf_messages() {
         let got = frame_in_pieces(b"OPTIONS * RTSP/1.0\nCSeq: 1\n\n$\x00\x00\x01z", &[3]);
-        assert_eq!(got, vec![Message(b"OPTIONS * RTSP/1.0\nCSeq: 1\n\n".to_vec()), Interleaved(0, b"z".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                Message(b"OPTIONS * RTSP/1.0\nCSeq: 1\n\n".to_vec()),
+                Interleaved(0, b"z".to_vec())
+            ]
+        );
     }
 
     #[test]
@@ -375,7 +399,10 @@ mod tests {
             vec![Error(FramingError::BodyTooLong)]
         );
         // A body still arriving is not an error.
-        assert_eq!(frame_in_pieces(b"A\r\nContent-Length: 10\r\n\r\nabc", &[1]), vec![]);
+        assert_eq!(
+            frame_in_pieces(b"A\r\nContent-Length: 10\r\n\r\nabc", &[1]),
+            vec![]
+        );
     }
 
     #[test]

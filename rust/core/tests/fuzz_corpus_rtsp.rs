@@ -19,5 +19,9 @@ fn replay_rtsp_framing_corpus() {
         }
         n += 1;
     }
-    assert!(n >= 5, "the seed corpus is missing ({n} inputs in {})", dir.display());
+    assert!(
+        n >= 5,
+        "the seed corpus is missing ({n} inputs in {})",
+        dir.display()
+    );
 }

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use pms_core::media::{Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack};
+use pms_core::media::{
+    Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack,
+};
 use pms_core::router::{Router, RouterEvent, Sink};
 
 #[derive(Default)]
@@ -16,7 +18,15 @@ impl Sink for Capture {
 }
 
 fn codec() -> Codec {
-    Codec { name: CodecName::H264, payload_type: 96, clock_rate: 90000, channels: 0, fmtp: "packetization-mode=1".into(), rtx_payload_type: None, rtcp_fb: vec![] }
+    Codec {
+        name: CodecName::H264,
+        payload_type: 96,
+        clock_rate: 90000,
+        channels: 0,
+        fmtp: "packetization-mode=1".into(),
+        rtx_payload_type: None,
+        rtcp_fb: vec![],
+    }
 }
 
 fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -41,10 +51,25 @@ fn stap(nals: &[&[u8]]) -> Vec<u8> {
 fn parameter_sets_events_start_and_pause() {
     let now = Instant::now();
     let mut r = Router::new();
-    let track = ProducerTrack { kind: MediaKind::Video, mid: "0".into(), codec: codec(), ssrc: None, rtx_ssrc: None, extensions: HeaderExtensions::default() };
+    let track = ProducerTrack {
+        kind: MediaKind::Video,
+        mid: "0".into(),
+        codec: codec(),
+        ssrc: None,
+        rtx_ssrc: None,
+        extensions: HeaderExtensions::default(),
+    };
     r.add_producer(1, vec![track], 0, now);
     r.add_consumer(2, 1, vec![], now).unwrap();
-    let ct = ConsumerTrack { kind: MediaKind::Video, mid: "0".into(), codec: codec(), ssrc: 99, rtx_ssrc: None, extensions: HeaderExtensions::default(), producer_track: 0 };
+    let ct = ConsumerTrack {
+        kind: MediaKind::Video,
+        mid: "0".into(),
+        codec: codec(),
+        ssrc: 99,
+        rtx_ssrc: None,
+        extensions: HeaderExtensions::default(),
+        producer_track: 0,
+    };
     let mut bad = ct.clone();
     bad.kind = MediaKind::Audio;
     assert!(r.add_consumer_track(2, bad, None).is_err());
@@ -52,10 +77,25 @@ fn parameter_sets_events_start_and_pause() {
     let mut sink = Capture::default();
     r.consumer_connected(2, now, &mut sink);
 
-    let (sps, pps, pps2): (&[u8], &[u8], &[u8]) = (&[0x67, 0x42, 0xc0, 0x1f], &[0x68, 0xce, 0x3c, 0x80], &[0x68, 0xce, 0x3c, 0x81]);
-    let events = |r: &mut Router| std::iter::from_fn(|| r.poll_event()).filter(|e| matches!(e, RouterEvent::ParameterSets { .. })).collect::<Vec<_>>();
+    let (sps, pps, pps2): (&[u8], &[u8], &[u8]) = (
+        &[0x67, 0x42, 0xc0, 0x1f],
+        &[0x68, 0xce, 0x3c, 0x80],
+        &[0x68, 0xce, 0x3c, 0x81],
+    );
+    let events = |r: &mut Router| {
+        std::iter::from_fn(|| r.poll_event())
+            .filter(|e| matches!(e, RouterEvent::ParameterSets { .. }))
+            .collect::<Vec<_>>()
+    };
     r.handle_rtp(now, 1, &rtp(10, 90, &stap(&[sps, pps])), &mut sink);
-    assert_eq!(events(&mut r), vec![RouterEvent::ParameterSets { producer: 1, track: 0, nals: vec![sps.to_vec(), pps.to_vec()] }]);
+    assert_eq!(
+        events(&mut r),
+        vec![RouterEvent::ParameterSets {
+            producer: 1,
+            track: 0,
+            nals: vec![sps.to_vec(), pps.to_vec()]
+        }]
+    );
     r.handle_rtp(now, 1, &rtp(11, 90, &[0x65, 1]), &mut sink);
     r.handle_rtp(now, 1, &rtp(12, 180, &stap(&[sps, pps])), &mut sink);
     assert!(events(&mut r).is_empty(), "unchanged sets raise nothing");
@@ -64,7 +104,10 @@ fn parameter_sets_events_start_and_pause() {
     // The consumer started at the given seq/timestamp.
     let first = &sink.0[0].1;
     assert_eq!(u16::from_be_bytes([first[2], first[3]]), 1000);
-    assert_eq!(u32::from_be_bytes([first[4], first[5], first[6], first[7]]), 5000);
+    assert_eq!(
+        u32::from_be_bytes([first[4], first[5], first[6], first[7]]),
+        5000
+    );
     let sent = sink.0.len();
     r.pause_consumer(2);
     r.handle_rtp(now, 1, &rtp(14, 360, &[0x41, 1]), &mut sink);
