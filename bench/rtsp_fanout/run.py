@@ -1,0 +1,720 @@
+#!/usr/bin/env python3
+"""RTSP fan-out benchmark: one ffmpeg publisher to N RTSP/TCP players against the real pms-trio server.
+
+For each N it starts a fresh server (``pms-trio run -c <temp config> --ready-file <path>``, one worker),
+publishes one ~200 kbit/s H.264 stream with ffmpeg over RTSP/TCP, connects N players (OPTIONS,
+DESCRIBE, SETUP interleaved=0-1 on the video track, PLAY) from a load client made of raw non-blocking
+sockets and ``selectors`` (spread over a few processes for large N), and measures over a window after
+every player receives media: server CPU (utime+stime from /proc) per RTP packet the players received,
+sequence gaps, and server RSS growth per player. Prints a table with the targets beside.
+
+    python bench/rtsp_fanout/run.py                       # N = 100, 500, 1000, 2000, then doubling until loss
+    python bench/rtsp_fanout/run.py --players 100,500,1000 --seconds 10
+
+Stdlib only (plus the ffmpeg CLI). Benchmarks print figures; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TARGET_US_PER_PACKET = 3.0  # 15,000 players of a 200 kbit/s stream per core; ZLMediaKit publishes ~13,700
+TARGET_KIB_PER_PLAYER = 32.0
+ZLM_PLAYERS_PER_CORE = 13700
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """utime + stime of each thread of `pid`, in seconds."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except OSError:
+            pass
+    return out
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the children
+
+
+# --------------------------------------------------------------------------------------------- server
+
+def server_command(explicit: str | None) -> list[str]:
+    if explicit:
+        return explicit.split()
+    exe = shutil.which("pms-trio")
+    if exe:
+        return [exe]
+    return [sys.executable, "-m", "pms_trio"]
+
+
+def server_config(folder: Path) -> dict:
+    return {
+        "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
+                "file": str(folder / "pms.log")},
+        "websocket": {"port": 0, "listenIp": "127.0.0.1"},
+        "http": {"port": 0, "listenIp": "127.0.0.1"},
+        "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1", "minPort": 0, "maxPort": 0},
+        "rtsp": {"port": 0, "listenIp": "127.0.0.1"},
+        "record": {"cmdPort": 0, "recordPath": str(folder / "record")},
+        "sip": {"enable": False},
+        "master": {"numOfWorkProcess": 1},
+    }
+
+
+class Server:
+    def __init__(self, cmd: list[str], folder: Path):
+        cfg = folder / "pms.json"
+        cfg.write_text(json.dumps(server_config(folder), indent=2))
+        self.ready_file = folder / "ready.json"
+        self.log_path = folder / "server.out"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - the child holds it
+        env = dict(os.environ)
+        if cmd[1:3] == ["-m", "pms_trio"]:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
+        self.ready = self._wait_ready(30.0)
+        self.pid = int(self.ready.get("pid") or self.proc.pid)
+        if not self.ready.get("rtsp"):
+            raise RuntimeError(f"no rtsp URL in the ready file: {self.ready}")
+
+    def _wait_ready(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                return json.loads(self.ready_file.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError(f"server not ready in {timeout:.0f} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def start_publisher(url: str, log_path: Path, bitrate: str) -> subprocess.Popen:
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
+           "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25",
+           "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+           "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate, "-g", "50",
+           "-f", "rtsp", "-rtsp_transport", "tcp", url]
+    out = open(log_path, "wb")  # noqa: SIM115 - the child holds it
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ----------------------------------------------------------------------------------------- load client
+
+HANDSHAKE, STREAMING, FAILED = 0, 1, 2
+KEEPALIVE_S = 20.0
+
+
+class Player:
+    __slots__ = ("sock", "state", "step", "buf", "cseq", "session", "control", "last_seq", "packets",
+                 "next_keepalive", "out")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.state = HANDSHAKE
+        self.step = 0
+        self.buf = bytearray()
+        self.cseq = 0
+        self.session = ""
+        self.control = ""
+        self.last_seq = -1
+        self.packets = 0
+        self.next_keepalive = 0.0
+        self.out = b""
+
+
+def parse_response(buf: bytearray) -> tuple[int, dict[str, str], bytes, int] | None:
+    """(status, headers, body, consumed) of one RTSP response at the start of buf, or None if incomplete."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    total = end + 4 + length
+    if len(buf) < total:
+        return None
+    parts = head[0].split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return status, headers, bytes(buf[end + 4:total]), total
+
+
+def video_control(sdp: str, base: str) -> str:
+    """The a=control URL of the first video m-section, resolved against base."""
+    in_video = False
+    control = ""
+    for line in sdp.splitlines():
+        line = line.strip()
+        if line.startswith("m="):
+            if in_video and control:
+                break
+            in_video = line.startswith("m=video")
+            control = ""
+        elif in_video and line.startswith("a=control:"):
+            control = line[len("a=control:"):]
+    if not control:
+        raise RuntimeError("no video a=control in the DESCRIBE SDP")
+    if control.startswith("rtsp://"):
+        return control
+    if control == "*":
+        return base
+    return base.rstrip("/") + "/" + control
+
+
+def client_worker(url: str, count: int, conn, connect_batch: int, first_packet_timeout: float,
+                  poll_interval: float) -> None:
+    """One load-client process: `count` players on one selector. Talks to the parent over `conn`:
+    sends ("ready", stats) once every player streams or failed, then answers "snap" with stats and
+    "stop" with stats and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    u = urlsplit(url)
+    addr = (u.hostname or "127.0.0.1", u.port or 554)
+    sel = selectors.DefaultSelector()  # connecting players, served at once
+    ssel = selectors.DefaultSelector()  # playing players, read every poll_interval
+    players: list[Player] = []
+    totals = {"bytes": 0, "rtp": 0, "other_frames": 0, "gaps": 0, "closed": 0}
+    errors: list[str] = []
+    pending = count
+    in_handshake = 0
+    streaming = 0
+    failed = 0
+    ready_sent = False
+    t_start = time.monotonic()
+    last_progress = t_start
+    next_keepalive_scan = t_start + 1.0
+    next_stream_poll = t_start
+
+    def send_request(p: Player, method: str, target: str, extra: str = "") -> None:
+        p.cseq += 1
+        sess = f"Session: {p.session}\r\n" if p.session else ""
+        p.out += (f"{method} {target} RTSP/1.0\r\nCSeq: {p.cseq}\r\nUser-Agent: pms-rtsp-fanout\r\n"
+                  f"{sess}{extra}\r\n").encode()
+        flush(p)
+
+    def flush(p: Player) -> None:
+        if not p.out or p.state == FAILED:
+            return
+        try:
+            n = p.sock.send(p.out)
+        except BlockingIOError:
+            n = 0
+        except OSError as e:
+            fail(p, f"send: {e}")
+            return
+        p.out = p.out[n:]
+        if p.state == STREAMING:  # the rest, if any, goes at the next keep-alive scan
+            return
+        ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if p.out else 0)
+        sel.modify(p.sock, ev, p)
+
+    def fail(p: Player, why: str) -> None:
+        nonlocal failed, in_handshake, streaming
+        if p.state == FAILED:
+            return
+        if p.state == HANDSHAKE:
+            in_handshake -= 1
+        elif p.state == STREAMING and p.packets:
+            streaming -= 1
+        if p.state == STREAMING:
+            totals["closed"] += 1
+        p.state = FAILED
+        failed += 1
+        if len(errors) < 5:
+            errors.append(why)
+        for selector in (sel, ssel):
+            try:
+                selector.unregister(p.sock)
+            except (KeyError, ValueError):
+                pass
+        p.sock.close()
+
+    def on_response(p: Player, status: int, headers: dict[str, str], body: bytes) -> None:
+        nonlocal in_handshake
+        if p.state == STREAMING:  # keep-alive answer
+            return
+        if status != 200:
+            fail(p, f"step {p.step}: status {status}")
+            return
+        if p.step == 0:  # OPTIONS answered
+            p.step = 1
+            send_request(p, "DESCRIBE", url, "Accept: application/sdp\r\n")
+        elif p.step == 1:
+            base = headers.get("content-base") or headers.get("content-location") or url
+            try:
+                p.control = video_control(body.decode("utf-8", "replace"), base)
+            except RuntimeError as e:
+                fail(p, str(e))
+                return
+            p.step = 2
+            send_request(p, "SETUP", p.control, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+        elif p.step == 2:
+            p.session = headers.get("session", "").split(";")[0].strip()
+            p.step = 3
+            send_request(p, "PLAY", url, "Range: npt=0.000-\r\n")
+        elif p.step == 3:
+            p.state = STREAMING
+            in_handshake -= 1
+            sel.unregister(p.sock)
+            ssel.register(p.sock, selectors.EVENT_READ, p)
+            p.next_keepalive = time.monotonic() + KEEPALIVE_S
+
+    def on_readable(p: Player) -> None:
+        nonlocal streaming
+        try:
+            data = p.sock.recv(262144)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            fail(p, f"recv: {e}")
+            return
+        if not data:
+            fail(p, "closed by the server")
+            return
+        totals["bytes"] += len(data)
+        buf = p.buf
+        buf += data
+        pos = 0
+        n = len(buf)
+        rtp = 0
+        gaps = 0
+        other = 0
+        last = p.last_seq
+        while n - pos >= 4:
+            if buf[pos] == 0x24:
+                ln = (buf[pos + 2] << 8) | buf[pos + 3]
+                if n - pos < 4 + ln:
+                    break
+                if buf[pos + 1] == 0 and ln >= 12:
+                    seq = (buf[pos + 6] << 8) | buf[pos + 7]
+                    if last >= 0:
+                        d = (seq - last - 1) & 0xFFFF
+                        if d < 0x8000:
+                            gaps += d
+                            last = seq
+                    else:
+                        last = seq
+                    rtp += 1
+                else:
+                    other += 1
+                pos += 4 + ln
+            elif buf[pos] == 0x52:  # 'R': an RTSP response
+                r = parse_response(buf[pos:])
+                if r is None:
+                    break
+                pos += r[3]
+                p.last_seq = last
+                on_response(p, r[0], r[1], r[2])
+                if p.state == FAILED:
+                    return
+                last = p.last_seq
+            else:
+                fail(p, f"unexpected byte 0x{buf[pos]:02x}")
+                return
+        del buf[:pos]
+        p.last_seq = last
+        if rtp:
+            if p.packets == 0 and p.state == STREAMING:
+                streaming += 1
+            p.packets += rtp
+            totals["rtp"] += rtp
+            totals["gaps"] += gaps
+        totals["other_frames"] += other
+
+    def stats() -> dict:
+        return {"bytes": totals["bytes"], "rtp": totals["rtp"], "gaps": totals["gaps"],
+                "other_frames": totals["other_frames"], "streaming": streaming, "failed": failed,
+                "closed": totals["closed"], "errors": list(errors), "t": time.monotonic(),
+                "connect_s": round(last_progress - t_start, 2), "in_handshake": in_handshake,
+                "not_started": pending}
+
+    while True:
+        # Open new connections, at most connect_batch handshakes in flight.
+        while pending and in_handshake < connect_batch:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            p = Player(s)
+            players.append(p)
+            pending -= 1
+            in_handshake += 1
+            sel.register(s, selectors.EVENT_WRITE, p)
+            err = s.connect_ex(addr)
+            if err not in (0, 115):  # EINPROGRESS
+                fail(p, f"connect: {os.strerror(err)}")
+        for key, mask in sel.select(0.005 if in_handshake else 0):
+            p = key.data
+            if p.state == FAILED:
+                continue
+            if mask & selectors.EVENT_WRITE:
+                if p.step == 0 and p.cseq == 0:
+                    err = p.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        fail(p, f"connect: {os.strerror(err)}")
+                        continue
+                    sel.modify(p.sock, selectors.EVENT_READ, p)
+                    send_request(p, "OPTIONS", url)
+                else:
+                    flush(p)
+            if mask & selectors.EVENT_READ and p.state != FAILED:
+                on_readable(p)
+        now = time.monotonic()
+        if now >= next_stream_poll:
+            next_stream_poll = now + poll_interval
+            for key, _ in ssel.select(0):
+                if key.data.state == STREAMING:
+                    on_readable(key.data)
+            now = time.monotonic()
+        if not ready_sent:
+            if streaming + failed >= count or now - t_start > first_packet_timeout:
+                last_progress = now
+                ready_sent = True
+                conn.send(("ready", stats()))
+        if now >= next_keepalive_scan:  # keep-alives (sessions expire after 60 s without a request)
+            next_keepalive_scan = now + 1.0
+            for p in players:
+                if p.state == STREAMING and now >= p.next_keepalive:
+                    p.next_keepalive = now + KEEPALIVE_S
+                    send_request(p, "GET_PARAMETER", url)
+                elif p.out:
+                    flush(p)
+        if conn.poll():
+            cmd = conn.recv()
+            conn.send(("stats", stats()))
+            if cmd == "stop":
+                break
+        # Playing players are read at most every poll_interval, so that one recv() takes several
+        # packets (25 fps: ~5 per 0.2 s): the client then costs far less than the server it measures.
+        if not pending and not in_handshake:
+            rest = min(next_stream_poll - time.monotonic(), 0.05)
+            if rest > 0:
+                time.sleep(rest)
+    for p in players:
+        if p.state != FAILED:
+            p.sock.close()
+
+
+# ------------------------------------------------------------------------------------------- one step
+
+def wait_stream(url: str, timeout: float) -> None:
+    """Until DESCRIBE of url answers 200 (the publisher is live)."""
+    u = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((u.hostname, u.port), timeout=12) as s:
+                s.sendall(f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n".encode())
+                buf = bytearray()
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    r = parse_response(buf)
+                    if r:
+                        if r[0] == 200 and b"m=video" in r[2]:
+                            return
+                        last = f"status {r[0]}"
+                        break
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.3)
+    raise RuntimeError(f"stream not live in {timeout:.0f} s ({last})")
+
+
+def run_step(cmd: list[str], n: int, args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"pms-rtsp-fanout-{n}-") as tmp:
+        folder = Path(tmp)
+        server = Server(cmd, folder)
+        pub = None
+        try:
+            url = server.ready["rtsp"].rstrip("/") + "/" + args.stream
+            pub = start_publisher(url, folder / "ffmpeg.log", args.bitrate)
+            try:
+                wait_stream(url, 20.0)
+            except RuntimeError as e:
+                ff = (folder / "ffmpeg.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"{e}; ffmpeg: {ff}; server: {server.tail(5)}") from None
+            time.sleep(1.0)
+            return drive_clients(server, pub, url, n, args)
+        finally:
+            if pub is not None:
+                stop_process(pub)
+            server.stop()
+
+
+def drive_clients(server: Server, pub: subprocess.Popen, url: str, n: int, args: argparse.Namespace) -> dict:
+    pid = server.pid
+    procs_n = args.client_procs or max(1, min(4, math.ceil(n / 2500)))
+    ctx = mp.get_context("fork")
+    workers = []
+    rss_base = rss_kib(pid)
+    cpu_base = cpu_seconds(pid)
+    t_base = time.monotonic()
+    share = [n // procs_n + (1 if i < n % procs_n else 0) for i in range(procs_n)]
+    timeout = args.connect_timeout or (20.0 + n / 100.0)
+    for count in share:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=client_worker,
+                           args=(url, count, child, max(1, args.connect_batch // procs_n), timeout,
+                                 args.poll_interval),
+                           daemon=True)
+        proc.start()
+        workers.append((proc, parent))
+    try:
+        ready = [w[1].recv() if w[1].poll(timeout + 30) else ("timeout", {}) for w in workers]
+        connect_s = time.monotonic() - t_base
+        ok = sum(r[1].get("streaming", 0) for r in ready)
+        log(f"  N = {n}: {ok}/{n} players receive media after {connect_s:.1f} s "
+            f"({procs_n} client process{'es' if procs_n > 1 else ''})")
+        rss_joined = rss_kib(pid)
+        time.sleep(args.warmup)
+        threads: list[dict[int, float]] = []
+
+        def snap() -> tuple[float, float, float, list[float], dict]:
+            threads.append(thread_cpu(pid))
+            c = cpu_seconds(pid)
+            t = time.monotonic()
+            ccpu = [cpu_seconds(p.pid or 0) for p, _ in workers]
+            for _, conn in workers:
+                conn.send("snap")
+            st = [conn.recv()[1] for _, conn in workers]
+            agg = {k: sum(s[k] for s in st) for k in ("bytes", "rtp", "gaps", "other_frames",
+                                                     "streaming", "failed", "closed")}
+            agg["errors"] = [e for s in st for e in s["errors"]][:5]
+            agg["in_handshake"] = sum(s["in_handshake"] + s["not_started"] for s in st)
+            return c, t, rss_kib(pid), ccpu, agg
+
+        c0, t0, rss0, cc0, a0 = snap()
+        time.sleep(args.seconds)
+        c1, t1, rss1, cc1, a1 = snap()
+        pub_alive = pub.poll() is None
+    finally:
+        for proc, conn in workers:
+            try:
+                conn.send("stop")
+                if conn.poll(5):
+                    conn.recv()
+            except (OSError, EOFError):
+                pass
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+    wall = t1 - t0
+    cpu = c1 - c0
+    pkts = a1["rtp"] - a0["rtp"]
+    gaps = a1["gaps"] - a0["gaps"]
+    ccpu = sum(cc1) - sum(cc0)
+    pkt_rate_player = pkts / wall / max(1, a1["streaming"]) if wall > 0 else 0
+    us = cpu / pkts * 1e6 if pkts else None
+    with_n = max(rss_joined, rss0, rss1)
+    busiest = max((v - threads[0].get(k, 0.0) for k, v in threads[1].items()), default=0.0)
+    return {
+        "players": n,
+        "streaming": a1["streaming"],
+        "failed": a1["failed"],
+        "closed": a1["closed"],
+        "still_connecting": a1["in_handshake"],
+        "errors": a1["errors"],
+        "client_procs": procs_n,
+        "connect_seconds": round(connect_s, 2),
+        "window_seconds": round(wall, 2),
+        "packets": pkts,
+        "packets_per_second": round(pkts / wall, 1) if wall > 0 else None,
+        "packets_per_second_per_player": round(pkt_rate_player, 2),
+        "kbit_per_second_per_player": round((a1["bytes"] - a0["bytes"]) * 8 / wall / 1000
+                                            / max(1, a1["streaming"]), 1) if wall > 0 else None,
+        "gaps": gaps,
+        "loss_ratio": gaps / (pkts + gaps) if pkts + gaps else 0.0,
+        "server_cpu_seconds": round(cpu, 3),
+        "server_cpu_share": round(cpu / wall, 3) if wall > 0 else None,
+        "server_us_per_packet": round(us, 3) if us else None,
+        "players_per_core": int(1e6 / (us * pkt_rate_player)) if us and pkt_rate_player else None,
+        "server_threads": len(threads[1]),
+        "server_busiest_thread_share": round(busiest / wall, 3) if wall > 0 else None,
+        "client_cpu_share": round(ccpu / wall, 3) if wall > 0 else None,
+        "server_rss_base_kib": rss_base,
+        "server_rss_kib": with_n,
+        "server_kib_per_player": round((with_n - rss_base) / n, 2) if n else None,
+        "server_cpu_connect_seconds": round(c0 - cpu_base, 3),
+        "publisher_alive": pub_alive,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- table
+
+def fmt(v, spec: str = "") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def clean(r: dict) -> bool:
+    return "error" not in r and r.get("gaps", 1) == 0 and r.get("streaming") == r["players"] \
+        and r.get("failed", 1) == 0
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"\nRTSP fan-out: 1 ffmpeg publisher (H.264 320x240 25 fps ~{args.bitrate}bit/s, RTSP/TCP) -> "
+          f"N RTSP/TCP players, loopback, 1 worker, {args.seconds:g} s window")
+    head = (f"{'N':>6} {'playing':>11} {'pkt/s':>9} {'kbit/s/pl':>9} {'srv CPU':>8} {'CPU us/pkt':>11} "
+            f"{'players/core':>12} {'busiest thr':>11} {'loss':>14} {'KiB/player':>11} {'client CPU':>10}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['players']:>6}  error: {r['error']}")
+            continue
+        loss = f"{r['gaps']} ({r['loss_ratio']:.1e})"
+        print(f"{r['players']:>6} {str(r['streaming']) + '/' + str(r['players']):>11} "
+              f"{fmt(r['packets_per_second'], '.0f'):>9} {fmt(r['kbit_per_second_per_player'], '.0f'):>9} "
+              f"{fmt(r['server_cpu_share'], '.0%'):>8} {fmt(r['server_us_per_packet'], '.2f'):>11} "
+              f"{fmt(r['players_per_core']):>12} {fmt(r['server_busiest_thread_share'], '.0%'):>11} {loss:>14} "
+              f"{fmt(r['server_kib_per_player'], '.1f'):>11} "
+              f"{fmt(r['client_cpu_share'], '.0%'):>10}")
+    print("-" * len(head))
+    print(f"{'target':>6} {'all':>11} {'':>9} {'':>9} {'':>8} {'<= ' + format(TARGET_US_PER_PACKET, 'g'):>11} "
+          f"{'>= 15000':>12} {'< 100%':>11} {'0':>14} {'<= ' + format(TARGET_KIB_PER_PLAYER, 'g'):>11} {'':>10}")
+    print("CPU us/pkt = server CPU seconds per million RTP packets sent to players (utime+stime of the server "
+          "over the window / RTP packets the players received; includes ingesting the publisher).")
+    print(f"players/core = 1e6 / (CPU us/pkt x pkt/s per player): players of this stream one core would "
+          f"serve (ZLMediaKit publishes ~{ZLM_PLAYERS_PER_CORE:,}).")
+    print("srv CPU = server CPU / wall time over the window (all threads); busiest thr = the same for the "
+          "server's busiest thread (the RTSP worker, 100% = saturated).")
+    print("KiB/player = (server VmRSS with N players - VmRSS with the publisher only) / N.")
+    ok = [r["players"] for r in rows if clean(r)]
+    print(f"largest N without loss on one worker: {max(ok) if ok else 'none'}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--players", help="comma-separated N list (default: 100,500,1000,2000 then doubling "
+                    "until loss or failed players, up to --max)")
+    ap.add_argument("--max", type=int, default=16000, help="largest N of the default list")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measurement window per step")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds between all playing and the window")
+    ap.add_argument("--stream", default="bench")
+    ap.add_argument("--bitrate", default="200k", help="publisher video bitrate (ffmpeg -b:v)")
+    ap.add_argument("--client-procs", type=int, default=0,
+                    help="load-client processes (default: one per 2500 players, at most 4)")
+    ap.add_argument("--connect-batch", type=int, default=200, help="handshakes in flight at once")
+    ap.add_argument("--poll-interval", type=float, default=0.2,
+                    help="once all play, each client process reads at most this often (seconds)")
+    ap.add_argument("--connect-timeout", type=float, default=0.0,
+                    help="seconds for every player to receive media (default 20 + N/100)")
+    ap.add_argument("--server-cmd", help="command that starts the server (default: pms-trio, "
+                    "else python -m pms_trio with python/ on PYTHONPATH)")
+    ap.add_argument("--json", help="also write every step's figures to this file")
+    args = ap.parse_args()
+
+    if not shutil.which("ffmpeg"):
+        sys.exit("run.py: ffmpeg not found on PATH")
+    raise_nofile()
+    cmd = server_command(args.server_cmd)
+    auto = args.players is None
+    if auto:
+        steps = [100, 500, 1000, 2000]
+        n = 4000
+        while n <= args.max:
+            steps.append(n)
+            n *= 2
+    else:
+        steps = [int(x) for x in args.players.split(",") if x.strip()]
+
+    rows: list[dict] = []
+    for n in steps:
+        log(f"N = {n}: starting server, publisher and {n} players ...")
+        try:
+            r = run_step(cmd, n, args)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            text = str(e).strip()
+            r = {"players": n, "error": text.splitlines()[0] if text else repr(e)}
+            log(f"N = {n}: {e}")
+        else:
+            log(f"N = {n}: {json.dumps(r)}")
+        rows.append(r)
+        if auto and not clean(r):
+            break
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    print_table(rows, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
