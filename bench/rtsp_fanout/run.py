@@ -612,7 +612,8 @@ def drive_clients(server: Server, pub: subprocess.Popen, url: str, n: int, args:
         "client_cpu_share": round(ccpu / wall, 3) if wall > 0 else None,
         "server_rss_base_kib": rss_base,
         "server_rss_kib": with_n,
-        "server_kib_per_player": round((with_n - rss_base) / n, 2) if n else None,
+        # per player that plays (at a ceiling some are still connecting and hold little memory)
+        "server_kib_per_player": round((with_n - rss_base) / a1["streaming"], 2) if a1["streaming"] else None,
         "server_cpu_connect_seconds": round(c0 - cpu_base, 3),
         "publisher_alive": pub_alive,
     }
@@ -656,7 +657,7 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
           f"serve (ZLMediaKit publishes ~{ZLM_PLAYERS_PER_CORE:,}).")
     print("srv CPU = server CPU / wall time over the window (all threads); busiest thr = the same for the "
           "server's busiest thread (the RTSP worker, 100% = saturated).")
-    print("KiB/player = (server VmRSS with N players - VmRSS with the publisher only) / N.")
+    print("KiB/player = (server VmRSS with N players - VmRSS with the publisher only) / players playing.")
     ok = [r["players"] for r in rows if clean(r)]
     print(f"largest N without loss on one worker: {max(ok) if ok else 'none'}")
 
