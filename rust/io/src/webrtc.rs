@@ -1,0 +1,149 @@
+//! The WebRTC commands of [`Engine`]: SDP offer → answer, a new transport, its worker.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
+
+use pms_core::media::TransportId;
+use pms_core::sdp::{self, AnswerContext, RemoteParams, SdpError};
+use pms_core::transport::WebRtcTransport;
+use rand::Rng;
+
+use crate::registry::{Registry, StreamEntry, TransportInfo};
+use crate::worker::Command;
+use crate::{random_string, Engine, EngineError};
+
+/// A negotiated transport, registered but not yet handed to its worker.
+struct Negotiated<T> {
+    id: TransportId,
+    answer: String,
+    tracks: T,
+    transport: Box<WebRtcTransport>,
+}
+
+impl Engine {
+    /// What publish and play share: fresh ICE credentials, the answer from `answer_fn`, the
+    /// transport, and its entries in the registry (`reg` stays locked throughout, so two
+    /// publishers of one name cannot both pass the check made before).
+    fn negotiate<T>(
+        &self,
+        reg: &mut MutexGuard<'_, Registry>,
+        worker: usize,
+        stream: &str,
+        publisher: bool,
+        max_bitrate: u32,
+        answer_fn: impl FnOnce(&AnswerContext) -> Result<(String, T, RemoteParams), SdpError>,
+    ) -> Result<Negotiated<T>, EngineError> {
+        let (ufrag, pwd) = (random_string(8), random_string(24));
+        let candidates = self.candidates(worker);
+        let ctx = AnswerContext {
+            ice_ufrag: &ufrag,
+            ice_pwd: &pwd,
+            fingerprint: self.identity.fingerprint(),
+            candidates: &candidates,
+            max_bitrate,
+        };
+        let (answer, tracks, remote) = answer_fn(&ctx).map_err(EngineError::Sdp)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let transport = WebRtcTransport::new(
+            id,
+            ufrag.clone(),
+            pwd,
+            remote,
+            &self.identity,
+            Instant::now(),
+            self.connect_timeout,
+        )
+        .map_err(|e| EngineError::Internal(format!("cannot create the transport: {e}")))?;
+        reg.transports.insert(
+            id,
+            TransportInfo {
+                worker,
+                stream: stream.to_string(),
+                publisher,
+                ufrag: ufrag.clone(),
+                muted: (false, false),
+                rtsp: false,
+                announce_map: Vec::new(),
+            },
+        );
+        reg.ufrags.insert(ufrag, worker);
+        Ok(Negotiated {
+            id,
+            answer,
+            tracks,
+            transport: Box::new(transport),
+        })
+    }
+
+    /// Accepts a publisher's offer for `stream`.
+    pub fn create_publisher(
+        &self,
+        stream: &str,
+        offer: &str,
+        max_bitrate: u32,
+    ) -> Result<(TransportId, String), EngineError> {
+        let mut reg = self.shared.registry();
+        if reg.streams.contains_key(stream) {
+            return Err(EngineError::Conflict(format!(
+                "stream {stream:?} is already published"
+            )));
+        }
+        let worker = reg.least_loaded(self.shared.workers().len());
+        let n = self.negotiate(&mut reg, worker, stream, true, max_bitrate, |ctx| {
+            sdp::answer_publisher(offer, ctx)
+        })?;
+        reg.streams.insert(
+            stream.to_string(),
+            StreamEntry {
+                worker,
+                producer: n.id,
+                tracks: Arc::new(n.tracks.clone()),
+            },
+        );
+        drop(reg);
+        self.send(
+            worker,
+            Command::AddPublisher {
+                id: n.id,
+                stream: stream.to_string(),
+                transport: n.transport,
+                tracks: n.tracks,
+                max_bitrate,
+            },
+        );
+        Ok((n.id, n.answer))
+    }
+
+    /// Accepts a player's offer for the live `stream`.
+    pub fn create_player(
+        &self,
+        stream: &str,
+        offer: &str,
+    ) -> Result<(TransportId, String), EngineError> {
+        let mut reg = self.shared.registry();
+        let Some(entry) = reg.streams.get(stream) else {
+            return Err(EngineError::NotFound(format!(
+                "stream {stream:?} is not live"
+            )));
+        };
+        let (worker, producer, source) = (entry.worker, entry.producer, entry.tracks.clone());
+        let n = self.negotiate(&mut reg, worker, stream, false, 0, |ctx| {
+            let mut rng = rand::thread_rng();
+            let mut new_ssrc = || rng.gen::<u32>() | 1;
+            sdp::answer_player(offer, &source, ctx, &mut new_ssrc)
+        })?;
+        drop(reg);
+        self.send(
+            worker,
+            Command::AddPlayer {
+                id: n.id,
+                stream: stream.to_string(),
+                producer,
+                transport: n.transport,
+                tracks: n.tracks,
+            },
+        );
+        Ok((n.id, n.answer))
+    }
+}
