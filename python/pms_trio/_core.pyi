@@ -19,6 +19,11 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
 - ``("rtsp_message", transport_id, data: bytes)``: an RTSP text message (headers, empty line,
   ``Content-Length`` body) the core read on a TCP connection it owns since ``rtsp_start``;
   answer with :meth:`Core.rtsp_send`.
+- ``("rtsp_alive", transport_id)``: the core read something from an RTSP peer since
+  :meth:`Core.rtsp_add_track`/``rtsp_start`` (interleaved frames or text on a TCP connection it
+  owns, any datagram from the client's address on a UDP pair: RTCP receiver reports, a
+  publisher's media). At most one per transport every 2 s. The session timeout counts it like a
+  request (SPEC 4: sessions expire after 60 s without a request or RTCP).
 - ``("parameter_sets", stream, codec, [nal: bytes, ...])``: the H.264 ``[SPS, PPS]`` or H.265
   ``[VPS, SPS, PPS]`` of a producer track changed in band (``codec`` is ``"H264"``/``"H265"``);
   raised when they change, not per packet, and not for the sets of the SDP ``fmtp``.
@@ -54,12 +59,15 @@ class Core:
         log_level: str = "warn",  # "debug" | "info" | "warn" | "error" | "none"
         log_tags: Sequence[str] = (),
         connect_timeout: float = 30.0,
+        rtsp_merge_write_ms: int = 0,
     ) -> None:
         """Start ``workers`` media threads (0: one per CPU) and bind their UDP sockets.
 
         ``announced_ips`` are the addresses put in ICE candidates (empty: ``listen_ip``, or every
         local address when that is ``0.0.0.0``). Raises ``OSError`` when no port of the range can
-        be bound, ``ValueError`` for a bad certificate/key file.
+        be bound, ``ValueError`` for a bad certificate/key file. ``rtsp_merge_write_ms``
+        (``rtsp.mergeWriteMs``): hold an RTSP TCP player's output up to that long so that its
+        frames leave in one system call (0: one write per player per worker wake-up).
         """
 
     def event_fd(self) -> int:

@@ -63,7 +63,8 @@ def make_core(config: Config) -> Any:
         return _core.Core(workers=config.master.num_of_work_process, listen_ip=w.listen_ip,
                           announced_ips=list(w.announced_ip), min_port=w.min_port, max_port=w.max_port,
                           cert_file=w.dtls_certificate_file, key_file=w.dtls_private_key_file,
-                          log_level=config.log.worker_level, log_tags=list(config.log.worker_tags))
+                          log_level=config.log.worker_level, log_tags=list(config.log.worker_tags),
+                          rtsp_merge_write_ms=config.rtsp.merge_write_ms)
     except OSError as e:
         raise StartupError(f"webrtc: cannot bind a UDP port on {w.listen_ip} in {w.min_port}-{w.max_port} "
                            f"(webrtc.minPort/maxPort): {e.strerror or e}") from None
@@ -110,13 +111,14 @@ async def _supervise(config: Config, core: Any, ready_file: str | None,
                      watchdog_box: list[threading.Timer]) -> None:
     registry = StreamRegistry(core)
     sessions: dict[str, Any] = {}
-    api = Api(core, registry, sessions)
+    rtsp_sessions: dict[str, Any] = {}
+    api = Api(core, registry, sessions, rtsp_sessions)
     startup_error: StartupError | None = None
     async with trio.open_nursery() as root:
         root.start_soon(_watch_signals, root.cancel_scope, watchdog_box)
         await root.start(pump_events, core, registry)
         try:
-            bound = await _start_services(root, config, core, registry, sessions, api)
+            bound = await _start_services(root, config, core, registry, sessions, rtsp_sessions, api)
         except StartupError as e:
             startup_error = e
             root.cancel_scope.cancel()
@@ -127,7 +129,8 @@ async def _supervise(config: Config, core: Any, ready_file: str | None,
 
 
 async def _start_services(root: trio.Nursery, config: Config, core: Any, registry: StreamRegistry,
-                          sessions: dict[str, Any], api: Api) -> dict[str, tuple[str, int]]:
+                          sessions: dict[str, Any], rtsp_sessions: dict[str, Any],
+                          api: Api) -> dict[str, tuple[str, int]]:
     bound: dict[str, tuple[str, int]] = {}
     ws = config.websocket
     bound["websocket"] = await _start(
@@ -142,7 +145,7 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
 
     r = config.rtsp
     bound["rtsp"] = await _start(root, "rtsp", "rtsp.port", r.listen_ip, r.port,
-                                 partial(rtsp_server.serve, r, core, registry))
+                                 partial(rtsp_server.serve, r, core, registry, rtsp_sessions))
     api.ports["rtsp"] = bound["rtsp"][1]
 
     # Not written yet; their ports are left unbound. Each will be started here the same way:

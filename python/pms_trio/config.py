@@ -112,6 +112,8 @@ class WebRtcConfig:
 class RtspConfig:
     port: int
     listen_ip: str
+    session_timeout: int = 60  # s without a request or a sign of life from the core (RTCP, media)
+    merge_write_ms: int = 0  # hold a TCP player's output this long to write it in one call; 0: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +355,10 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
     "rtsp": (RtspConfig, [
         ("port", "port", _port, 8554),
         ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        # SPEC 4's 60 s; at least 5 s since the core reports signs of life at most every 2 s.
+        ("sessionTimeout", "session_timeout", _int_range(5, 86400), 60),
+        # ZLMediaKit's mergeWriteMS: fewer system calls per player for up to this much latency.
+        ("mergeWriteMs", "merge_write_ms", _int_range(0, 1000), 0),
     ]),
     "record": (RecordConfig, [
         ("targetHost", "target_host", _nonempty_string, "127.0.0.1"),

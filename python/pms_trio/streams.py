@@ -13,7 +13,7 @@ Rules:
   (:meth:`mark_live`). :meth:`locate` waits (up to 10 s) for a pending stream to go live.
 - H.264/H.265 parameter sets learned in band (``parameter_sets`` events) are kept per stream for
   RTSP DESCRIBE (a WebRTC publisher sends them only in band).
-- Core events for a transport (``transport_closed``, ``rtsp_message``) go to its owner.
+- Core events for a transport (``transport_closed``, ``rtsp_message``, ``rtsp_alive``) go to its owner.
 - When a publisher's transport ends (its own close, its session's end, or a ``transport_closed``
   event), the stream stops being live at once and every player's owner is told
   (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
@@ -225,6 +225,19 @@ class StreamRegistry:
             handler(transport_id, data)
         except Exception:
             log.exception("stream %s: owner of transport %d failed on an RTSP message", entry.stream,
+                          transport_id)
+
+    def on_rtsp_alive(self, transport_id: int) -> None:
+        """The core read something from an RTSP peer (RTCP, a publisher's media): to the
+        transport's owner, whose session timeout counts it as a keep-alive."""
+        entry = self._transports.get(transport_id)
+        handler = getattr(entry.owner, "rtsp_alive", None) if entry is not None else None
+        if entry is None or handler is None:
+            return
+        try:
+            handler(transport_id)
+        except Exception:
+            log.exception("stream %s: owner of transport %d failed on a sign of life", entry.stream,
                           transport_id)
 
 

@@ -29,6 +29,7 @@ def test_empty_object_gives_every_default():
     assert cfg.master.num_of_work_process == 0 and cfg.master.worker_name == "mediasoup-worker"
     assert (cfg.webrtc.min_port, cfg.webrtc.max_port, cfg.webrtc.announced_ip) == (20000, 30000, ())
     assert cfg.rtsp.port == 8554 and cfg.http.port == 8025
+    assert cfg.rtsp.session_timeout == 60 and cfg.rtsp.merge_write_ms == 0
     assert cfg.record.target_host == "127.0.0.1" and cfg.record.target_port == 8554 and cfg.record.cmd_port == 8888
     assert cfg.pull == ()
     assert cfg.sip.enable is True and cfg.sip.serial == "34020000002000000001" and cfg.sip.realm == "3402000000"
@@ -91,6 +92,10 @@ def test_unknown_keys_are_warnings():
     ({"webrtc": {"dtlsCertificateFile": "/x.pem"}}, "webrtc.dtlsPrivateKeyFile"),
     ({"rtsp": {"port": -5}}, "rtsp.port"),
     ({"rtsp": {"listenIp": ""}}, "rtsp.listenIp"),
+    ({"rtsp": {"sessionTimeout": 4}}, "rtsp.sessionTimeout"),
+    ({"rtsp": {"sessionTimeout": 60.5}}, "rtsp.sessionTimeout"),
+    ({"rtsp": {"mergeWriteMs": -1}}, "rtsp.mergeWriteMs"),
+    ({"rtsp": {"mergeWriteMs": 1001}}, "rtsp.mergeWriteMs"),
     ({"record": {"targetHost": ""}}, "record.targetHost"),
     ({"record": {"targetPort": 0}}, "record.targetPort"),
     ({"record": {"cmdPort": "8888"}}, "record.cmdPort"),

@@ -44,6 +44,7 @@ class Api:
     core: Any
     registry: StreamRegistry
     sessions: dict[str, Any]  # session id -> signaling Session
+    rtsp_sessions: dict[str, Any] = field(default_factory=dict)  # session id -> rtsp RtspConnection
     ports: dict[str, Any] = field(default_factory=dict)  # filled by app as services bind
     started: float = field(default_factory=time.monotonic)
 
@@ -82,8 +83,12 @@ class Api:
         return json_response(200, {"streams": self.registry.snapshot()})
 
     def _sessions(self) -> Response:
+        """Signaling sessions (``kind`` "webrtc") then RTSP connections (``kind`` "rtsp": stream,
+        role play/publish, transport tcp/udp, peer, RTSP state), both with ``age`` and ``idle``."""
         now = _now()
-        return json_response(200, {"sessions": [s.describe(now) for s in list(self.sessions.values())]})
+        webrtc = [{"kind": "webrtc", **s.describe(now)} for s in list(self.sessions.values())]
+        rtsp = [s.describe(now) for s in list(self.rtsp_sessions.values())]
+        return json_response(200, {"sessions": webrtc + rtsp})
 
     def _metrics(self) -> Response:
         streams, players = self.registry.counts()
@@ -95,6 +100,7 @@ class Api:
         metric("pms_uptime_seconds", "gauge", "Seconds since the server started.", self.uptime())
         metric("pms_streams", "gauge", "Live streams.", streams)
         metric("pms_sessions", "gauge", "Signaling sessions (WebSocket connections).", len(self.sessions))
+        metric("pms_rtsp_sessions", "gauge", "RTSP connections (each with its session).", len(self.rtsp_sessions))
         metric("pms_players", "gauge", "Players of live streams.", players)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)

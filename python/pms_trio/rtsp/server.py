@@ -18,10 +18,15 @@ Theory of operation:
    the replies go back with ``core.rtsp_send`` (a resuming PLAY with ``rtsp_start(reply=...)``). The
    core ends such a connection on EOF, a stalled reader or a framing error (``transport_closed``).
 3. A session ends at TEARDOWN, when its connection ends, when its transport closes (the stream
-   ended: ``producer-closed``), or 60 s after its last request while Python owns the socket (the
-   same deadline closes a connection that never completes a request). Whatever ends it, the
-   ``finally`` of :meth:`RtspConnection.run` closes the core transport, and the connection
+   ended: ``producer-closed``), or ``rtsp.sessionTimeout`` (60 s) after its last sign of life,
+   whoever owns the socket. Signs of life are requests and the core's ``rtsp_alive`` events (it
+   read RTCP, a publisher's media or anything else from the peer: at most one every 2 s), so a UDP
+   player that sends only RTCP receiver reports (FFmpeg) plays on, and one that sends nothing
+   expires. The same deadline closes a connection that never completes a request. Whatever ends
+   it, the ``finally`` of :meth:`RtspConnection.run` closes the core transport, and the connection
    handler's closes the socket (unless the core owns it; then closing the transport closes it).
+4. Every connection is listed in ``sessions`` (session id -> connection) while it runs; the HTTP
+   API's ``/api/v1/sessions`` shows them with :meth:`RtspConnection.describe`.
 
 Publishing: ANNOUNCE claims the name in the registry (a second publisher gets 409, over RTSP or
 WebRTC) and creates the core publisher; RECORD makes the stream live (:meth:`StreamRegistry.mark_live`).
@@ -65,20 +70,25 @@ PLAYER = "play"
 PUBLISHER = "publish"
 
 
-async def serve(config: RtspConfig, core: Any, registry: StreamRegistry, *,
-                task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(config: RtspConfig, core: Any, registry: StreamRegistry, sessions: dict[str, Any] | None = None,
+                *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled; reports ``(ip, port)`` once bound. Raises ``OSError``
-    when the port cannot be bound."""
+    when the port cannot be bound. ``sessions`` (session id -> :class:`RtspConnection`) lists the
+    open connections for the HTTP API."""
     listeners = await trio.open_tcp_listeners(config.port, host=config.listen_ip or None)
+    listing: dict[str, Any] = {} if sessions is None else sessions
 
     async def handler(stream: trio.SocketStream) -> None:
         connection: RtspConnection | None = None
         try:
-            connection = RtspConnection(stream, core, registry)
+            connection = RtspConnection(stream, core, registry, timeout=config.session_timeout)
+            listing[connection.session.id] = connection
             await connection.run()
         except Exception:  # one broken connection must never stop the server
             log.exception("connection failed")
         finally:
+            if connection is not None:
+                listing.pop(connection.session.id, None)
             if connection is None or not connection.core_owned:  # else the core closes it
                 # A plain close rather than ``await trio.aclose_forcefully(stream)``: no checkpoint,
                 # so no second Cancelled per connection at shutdown; 10,000 idle connections then
@@ -112,12 +122,14 @@ async def _accept_loop(listener: trio.SocketListener, handler: Any, nursery: tri
 class RtspConnection:
     """One TCP connection and its session. The registry's owner of the session's transport."""
 
-    def __init__(self, stream: trio.SocketStream, core: Any, registry: StreamRegistry) -> None:
+    def __init__(self, stream: trio.SocketStream, core: Any, registry: StreamRegistry, *,
+                 timeout: int = s.SESSION_TIMEOUT) -> None:
         self._stream = stream
         self._core = core
         self._registry = registry
         self._conn = p.Connection(p.SERVER)
-        self.session = s.RtspSession(secrets.token_hex(8), last_activity=trio.current_time())
+        self.started = trio.current_time()
+        self.session = s.RtspSession(secrets.token_hex(8), last_activity=self.started, timeout=timeout)
         try:
             self.peer: tuple[str, int] = tuple(stream.socket.getpeername()[:2])  # type: ignore[assignment]
             self.local_ip: str = stream.socket.getsockname()[0]
@@ -175,8 +187,7 @@ class RtspConnection:
                 with trio.move_on_at(self.session.next_deadline()):
                     data = await self._stream.receive_some(RECV_SIZE)
                 if data is None:
-                    if self.session.handle_timeout(trio.current_time()):
-                        log.info("%s: no request for %d s; closing", self.name, self.session.timeout)
+                    if self._expired():
                         return "timeout"
                     continue
                 self._conn.receive_data(data)
@@ -220,7 +231,17 @@ class RtspConnection:
         """The core owns the socket: requests come from :meth:`rtsp_message`, replies go back
         through the core. Ends when the transport closes (the scope is cancelled) or at TEARDOWN."""
         conn = p.Connection(p.SERVER)
-        async for data in self._inbox:
+        while True:
+            data = None
+            with trio.move_on_at(self.session.next_deadline()):
+                try:
+                    data = await self._inbox.receive()
+                except trio.EndOfChannel:
+                    return "closed"
+            if data is None:
+                if self._expired():
+                    return "timeout"
+                continue
             conn.receive_data(data)
             while True:
                 tid = self.transport_id
@@ -240,7 +261,14 @@ class RtspConnection:
                     return "closed"
                 if action == "teardown":
                     return "teardown"
-        return "closed"
+
+    def _expired(self) -> bool:
+        """At a session deadline: True (logged) when no request and no sign of life came in
+        the session timeout; False when one moved the deadline on."""
+        if not self.session.handle_timeout(trio.current_time()):
+            return False
+        log.info("%s: no request and no sign of life for %d s; closing", self.name, self.session.timeout)
+        return True
 
     def _core_write(self, tid: int, reply: bytes, *, resume: bool = False) -> bool:
         """A reply on a core-owned connection; False when the core no longer has it (the client
@@ -277,6 +305,22 @@ class RtspConnection:
         self.transport_id = None  # the registry forgot it; the core closed it
         self._ended = reason
         self._scope.cancel()
+
+    def rtsp_alive(self, transport_id: int) -> None:
+        """The core read something from this session's peer (RTCP, media): a keep-alive."""
+        if transport_id == self.transport_id:
+            self.session.touch(trio.current_time())
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """This connection for ``/api/v1/sessions``: ``kind`` "rtsp", ``role`` "play"/"publish" (None
+        before SETUP/ANNOUNCE), ``transport`` "tcp"/"udp" (None before SETUP), ``state`` the RTSP
+        state (Init, Ready, Playing, Recording), ``idle`` seconds since the last sign of life."""
+        return {"id": self.session.id, "kind": "rtsp", "peer": f"{self.peer[0]}:{self.peer[1]}",
+                "stream": self.session.stream, "role": self.role,
+                "transport": None if self.tcp is None else ("tcp" if self.tcp else "udp"),
+                "state": self.session.state.value, "transport_id": self.transport_id,
+                "age": round(max(0.0, now - self.started), 3),
+                "idle": round(max(0.0, now - self.session.last_activity), 3)}
 
     def rtsp_message(self, transport_id: int, data: bytes) -> None:
         if transport_id != self.transport_id:

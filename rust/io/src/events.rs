@@ -28,6 +28,10 @@ pub enum Event {
     /// An RTSP text message read on a connection the core owns (after PLAY/RECORD over TCP):
     /// headers, empty line and body, as received.
     RtspMessage { id: TransportId, data: Vec<u8> },
+    /// The core read something from an RTSP peer (interleaved frames or text on a TCP connection
+    /// it owns, a datagram from the client on a UDP pair): the session is alive. At most one per
+    /// peer every two seconds.
+    RtspAlive { id: TransportId },
     /// A producer track's H.264 (`[SPS, PPS]`) or H.265 (`[VPS, SPS, PPS]`) parameter sets
     /// changed; `codec` is `H264` or `H265`.
     ParameterSets {

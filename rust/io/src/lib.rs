@@ -191,6 +191,9 @@ pub(crate) struct Shared {
     handles: OnceLock<Vec<WorkerHandle>>,
     /// Per worker, counters the worker publishes every tick.
     pub(crate) stats: Vec<[AtomicU64; STAT_NAMES.len()]>,
+    /// `rtsp.mergeWriteMs`: how long an RTSP TCP player's output may wait to leave in one write
+    /// (0: at the end of each poll iteration). Read by the workers once per iteration.
+    pub(crate) rtsp_merge_write_ms: AtomicU64,
 }
 
 impl Shared {
@@ -253,6 +256,7 @@ impl Engine {
             stats: (0..workers)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
+            rtsp_merge_write_ms: AtomicU64::new(0),
         });
         let mut handles = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
@@ -296,6 +300,15 @@ impl Engine {
             .iter()
             .map(|ip| std::net::SocketAddr::new(*ip, port))
             .collect()
+    }
+
+    /// `rtsp.mergeWriteMs`: hold each RTSP TCP player's output up to `ms` milliseconds so that
+    /// its frames leave in one system call (0, the default: one write per player per poll
+    /// iteration). Takes effect at once for every worker.
+    pub fn set_rtsp_merge_write(&self, ms: u64) {
+        self.shared
+            .rtsp_merge_write_ms
+            .store(ms, Ordering::Relaxed);
     }
 
     /// Codec names of a live stream.

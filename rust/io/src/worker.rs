@@ -130,6 +130,8 @@ pub(crate) struct Worker {
     pub(crate) rbuf: Vec<u8>,
     /// Outgoing WebRTC datagrams of the current input (see [`Out`]).
     batch: SendBatch,
+    /// RTSP TCP connections with frames to write (see [`crate::rtsp::RtspOut`]).
+    pub(crate) rtsp_out: crate::rtsp::RtspOut,
 }
 
 /// The router's output: encrypt for the target transport and send.
@@ -140,6 +142,8 @@ pub(crate) struct Out<'a> {
     /// WebRTC datagrams wait here and leave in one `sendmmsg` when `Out` is dropped (or the
     /// batch is full): one system call per fan-out instead of one per player.
     pub batch: &'a mut SendBatch,
+    /// RTSP TCP frames are queued per connection and written by [`Worker::rtsp_flush`].
+    pub rtsp: &'a mut crate::rtsp::RtspOut,
 }
 
 impl Out<'_> {
@@ -165,7 +169,7 @@ impl Out<'_> {
         let transport = match &mut entry.peer {
             Peer::WebRtc(t) => t,
             Peer::Rtsp(p) => {
-                p.send_packet(pkt, rtcp, self.counters);
+                p.send_packet(to, pkt, rtcp, self.counters, self.rtsp);
                 return;
             }
         };
@@ -222,6 +226,7 @@ impl Worker {
             next_token: 2,
             rbuf: vec![0u8; crate::rtsp::READ_BUFFER],
             batch: SendBatch::new(),
+            rtsp_out: crate::rtsp::RtspOut::default(),
         })
     }
 
@@ -231,7 +236,10 @@ impl Worker {
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(64);
         loop {
             let now = Instant::now();
-            let timeout = self.next_tick.saturating_duration_since(now);
+            let wake = self
+                .rtsp_next_flush()
+                .map_or(self.next_tick, |t| t.min(self.next_tick));
+            let timeout = wake.saturating_duration_since(now);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!(target: "pms_io::worker", "worker {}: poll failed: {e}", self.index);
@@ -267,6 +275,7 @@ impl Worker {
                 self.tick(now);
                 self.next_tick = now + TICK;
             }
+            self.rtsp_flush(now);
         }
     }
 
@@ -433,6 +442,7 @@ impl Worker {
             socket: &self.socket,
             counters: &mut self.counters,
             batch: &mut self.batch,
+            rtsp: &mut self.rtsp_out,
         };
         let router = &mut self.router;
         let result = if rtcp {
@@ -464,6 +474,7 @@ impl Worker {
             socket: &self.socket,
             counters: &mut self.counters,
             batch: &mut self.batch,
+            rtsp: &mut self.rtsp_out,
         };
         f(&mut self.router, &mut out)
     }
@@ -513,6 +524,7 @@ impl Worker {
                             socket: &self.socket,
                             counters: &mut self.counters,
                             batch: &mut self.batch,
+                            rtsp: &mut self.rtsp_out,
                         };
                         self.router.consumer_connected(id, now, &mut out);
                     }
@@ -649,6 +661,7 @@ impl Worker {
                 socket: &self.socket,
                 counters: &mut self.counters,
                 batch: &mut self.batch,
+                rtsp: &mut self.rtsp_out,
             };
             self.router.handle_timeout(now, &mut out);
         }

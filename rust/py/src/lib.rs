@@ -51,7 +51,8 @@ struct Core {
 impl Core {
     #[new]
     #[pyo3(signature = (*, workers=0, listen_ip="0.0.0.0", announced_ips=Vec::new(), min_port=20000, max_port=30000,
-        cert_file="", key_file="", log_level="warn", log_tags=Vec::new(), connect_timeout=30.0))]
+        cert_file="", key_file="", log_level="warn", log_tags=Vec::new(), connect_timeout=30.0,
+        rtsp_merge_write_ms=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -65,6 +66,7 @@ impl Core {
         log_level: &str,
         log_tags: Vec<String>,
         connect_timeout: f64,
+        rtsp_merge_write_ms: u64,
     ) -> PyResult<Core> {
         let listen = parse_ip(listen_ip, "listen_ip")?;
         let announced = announced_ips
@@ -109,6 +111,7 @@ impl Core {
             };
             let engine = Engine::start(config, events.clone())
                 .map_err(|e| PyOSError::new_err(e.to_string()))?;
+            engine.set_rtsp_merge_write(rtsp_merge_write_ms);
             Ok(Core { engine, events })
         })
     }
@@ -144,6 +147,13 @@ impl Core {
                         "producer_started".into_pyobject(py)?.into_any(),
                         stream.into_pyobject(py)?.into_any(),
                         PyList::new(py, codecs)?.into_any(),
+                    ],
+                )?,
+                Event::RtspAlive { id } => PyTuple::new(
+                    py,
+                    [
+                        "rtsp_alive".into_pyobject(py)?.into_any(),
+                        id.into_pyobject(py)?.into_any(),
                     ],
                 )?,
                 Event::RtspMessage { id, data } => PyTuple::new(

@@ -4,7 +4,8 @@
 //! ([`RtspCommand::AddTrack`]); at PLAY or RECORD ([`RtspCommand::Start`]) the worker starts
 //! sending or accepting media. Over TCP it takes the connection whole: it reads interleaved
 //! `$` frames (RTP/RTCP by channel) and hands every RTSP text message up as an event; it writes
-//! `$` frames and the control plane's replies, each whole, through one write buffer.
+//! `$` frames and the control plane's replies, each whole, through one write buffer ([`conn`]:
+//! one `write` per connection per poll iteration, or per `rtsp.mergeWriteMs`).
 //!
 //! Backpressure: the write buffer holds at most [`WRITE_CAP`] bytes. A frame that does not fit
 //! whole is dropped and counted (`rtsp_dropped`); the connection is closed (`stalled`) after
@@ -12,18 +13,29 @@
 //! worker or the other players. Over UDP each track has a socket pair of its own (ports chosen
 //! by the system), registered with the worker's poll; datagrams are accepted only from the
 //! client's IP.
+//!
+//! Sign of life: whatever the core reads from a peer (interleaved frames or text on a TCP
+//! connection it owns, any datagram from the client on a UDP pair) raises `Event::RtspAlive`,
+//! at most once per [`ALIVE_INTERVAL`] per peer, so the control plane's session timeout (which
+//! otherwise sees only requests) keeps a player that sends only RTCP, or a publisher, alive.
+//!
+//! Files: `mod.rs` commands and the peer, [`conn`] the TCP write path, [`input`] reading,
+//! [`setup`] the ANNOUNCE track model and the UDP port pairs.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+mod conn;
+mod input;
+mod setup;
+
+pub(crate) use conn::RtspOut;
+use conn::TcpConn;
+pub(crate) use setup::{bind_pair, producer_track};
+
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
-use pms_core::media::{
-    Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack, TransportId,
-};
-use pms_core::rtsp_framing::{Frame, InterleavedReader};
+use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
 
-use crate::events::Event;
 use crate::worker::{Counters, Entry, Peer, Worker};
 
 /// Bytes queued at most for one TCP connection.
@@ -32,6 +44,9 @@ pub(crate) const WRITE_CAP: usize = 1 << 20;
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer of the worker for RTSP sockets.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// At most one `RtspAlive` event per peer in this time (a few per session timeout, so a session
+/// that sends anything never expires, and 15,000 players send Python at most 7,500 a second).
+pub(crate) const ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
 pub(crate) enum RtspCommand {
     AddPlayer {
@@ -91,54 +106,6 @@ pub(crate) struct RtspTrack {
     udp: Option<UdpPair>,
 }
 
-pub(crate) struct TcpConn {
-    stream: mio::net::TcpStream,
-    reader: Option<InterleavedReader>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    /// Since when queued bytes have made no progress.
-    waiting_since: Option<Instant>,
-}
-
-impl TcpConn {
-    fn queued(&self) -> usize {
-        self.wbuf.len() - self.wpos
-    }
-
-    /// Writes what the socket takes. Err: the connection is broken.
-    fn flush(&mut self) -> io::Result<()> {
-        let mut progressed = false;
-        while self.wpos < self.wbuf.len() {
-            match self.stream.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.wpos += n;
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        if self.wpos == self.wbuf.len() {
-            self.wbuf.clear();
-            self.wpos = 0;
-            self.waiting_since = None;
-            if self.wbuf.capacity() > 4 * READ_BUFFER {
-                self.wbuf.shrink_to(READ_BUFFER);
-            }
-        } else {
-            if progressed || self.waiting_since.is_none() {
-                self.waiting_since = Some(Instant::now());
-            }
-            if self.wpos >= READ_BUFFER {
-                self.wbuf.drain(..self.wpos);
-                self.wpos = 0;
-            }
-        }
-        Ok(())
-    }
-}
 
 pub(crate) struct RtspPeer {
     tracks: Vec<RtspTrack>,
@@ -150,6 +117,8 @@ pub(crate) struct RtspPeer {
     started: bool,
     /// Set when the connection broke inside the sink; the worker closes the peer on its tick.
     closing: Option<&'static str>,
+    /// When the last `rtsp_alive` event was raised.
+    last_alive: Option<Instant>,
 }
 
 impl RtspPeer {
@@ -161,11 +130,20 @@ impl RtspPeer {
             all_tokens: Vec::new(),
             started: false,
             closing: None,
+            last_alive: None,
         }
     }
 
     /// The router's output towards this peer: by SSRC to the track's channel or UDP socket.
-    pub(crate) fn send_packet(&mut self, pkt: &[u8], rtcp: bool, counters: &mut Counters) {
+    /// TCP frames are queued here and written by [`Worker::rtsp_flush`] (see [`conn`]).
+    pub(crate) fn send_packet(
+        &mut self,
+        id: TransportId,
+        pkt: &[u8],
+        rtcp: bool,
+        counters: &mut Counters,
+        out: &mut RtspOut,
+    ) {
         if !self.started || self.closing.is_some() {
             return;
         }
@@ -209,117 +187,35 @@ impl RtspPeer {
         let (Some((rtp_ch, rtcp_ch)), Some(conn)) = (track.channels, self.conn.as_mut()) else {
             return;
         };
-        if pkt.len() > usize::from(u16::MAX) {
-            return;
-        }
-        if conn.queued() + 4 + pkt.len() > WRITE_CAP {
-            counters.rtsp_dropped += 1;
-            return;
-        }
         let channel = if rtcp { rtcp_ch } else { rtp_ch };
-        conn.wbuf.extend_from_slice(&[b'$', channel]);
-        conn.wbuf
-            .extend_from_slice(&(pkt.len() as u16).to_be_bytes());
-        conn.wbuf.extend_from_slice(pkt);
-        counters.packets_out += 1;
-        counters.bytes_out += 4 + pkt.len() as u64;
-        if conn.flush().is_err() {
-            self.closing = Some("eof");
+        if conn.queue_frame(id, channel, pkt, out) {
+            counters.packets_out += 1;
+            counters.bytes_out += 4 + pkt.len() as u64;
+        } else {
+            counters.rtsp_dropped += 1;
         }
     }
 
     /// Queues a whole text message (never dropped: replies are small and must arrive).
     fn send_text(&mut self, data: &[u8]) {
         if let Some(conn) = self.conn.as_mut() {
-            conn.wbuf.extend_from_slice(data);
-            if conn.flush().is_err() {
+            if conn.send_text(data).is_err() {
                 self.closing = Some("eof");
             }
         }
     }
-}
 
-/// The producer track of ANNOUNCE track `index`; `Ok(None)` for a codec we do not forward.
-pub(crate) fn producer_track(
-    index: usize,
-    t: &crate::RtspTrackSpec,
-) -> Result<Option<ProducerTrack>, String> {
-    let kind = match t.kind.to_ascii_lowercase().as_str() {
-        "audio" => MediaKind::Audio,
-        "video" => MediaKind::Video,
-        _ => return Ok(None),
-    };
-    let Some(name) = CodecName::from_encoding_name(&t.codec) else {
-        return Ok(None);
-    };
-    if name.kind() != kind {
-        return Ok(None);
-    }
-    if t.payload_type > 127 {
-        return Err(format!(
-            "track {index}: payload type {} out of range",
-            t.payload_type
-        ));
-    }
-    let mut fmtp = t.fmtp.trim().to_string();
-    if name == CodecName::H264 && !fmtp.to_ascii_lowercase().contains("packetization-mode") {
-        // RTSP senders use FU-A/STAP-A (mode 1) in practice; WebRTC players require the flag.
-        fmtp = if fmtp.is_empty() {
-            "packetization-mode=1".into()
-        } else {
-            format!("packetization-mode=1;{fmtp}")
-        };
-    }
-    let clock_rate = match (t.clock_rate, name) {
-        (0, CodecName::Opus) => 48000,
-        (0, CodecName::Pcma | CodecName::Pcmu) => 8000,
-        (0, _) => 90000,
-        (c, _) => c,
-    };
-    let channels = if kind == MediaKind::Audio {
-        t.channels.max(1)
-    } else {
-        0
-    };
-    Ok(Some(ProducerTrack {
-        kind,
-        mid: index.to_string(),
-        codec: Codec {
-            name,
-            payload_type: t.payload_type,
-            clock_rate,
-            channels,
-            fmtp,
-            rtx_payload_type: None,
-            rtcp_fb: Vec::new(),
-        },
-        ssrc: None,
-        rtx_ssrc: None,
-        extensions: HeaderExtensions::default(),
-    }))
-}
-
-/// Binds an RTP/RTCP socket pair on `ip` with ports chosen by the system: an even/odd pair
-/// when a few tries find one, else any two ports.
-pub(crate) fn bind_pair(ip: IpAddr) -> io::Result<(UdpSocket, UdpSocket)> {
-    for _ in 0..16 {
-        let a = UdpSocket::bind((ip, 0))?;
-        let port = a.local_addr()?.port();
-        let pair = if port % 2 == 0 {
-            UdpSocket::bind((ip, port.wrapping_add(1))).map(|b| (a, b))
-        } else {
-            UdpSocket::bind((ip, port - 1)).map(|b| (b, a))
-        };
-        if let Ok((rtp, rtcp)) = pair {
-            rtp.set_nonblocking(true)?;
-            rtcp.set_nonblocking(true)?;
-            return Ok((rtp, rtcp));
+    /// Whether a sign of life read now is to be reported (at most one per [`ALIVE_INTERVAL`]).
+    fn alive(&mut self, now: Instant) -> bool {
+        if self
+            .last_alive
+            .is_some_and(|t| now.saturating_duration_since(t) < ALIVE_INTERVAL)
+        {
+            return false;
         }
+        self.last_alive = Some(now);
+        true
     }
-    let (rtp, rtcp) = (UdpSocket::bind((ip, 0))?, UdpSocket::bind((ip, 0))?);
-    rtp.set_nonblocking(true)?;
-    rtcp.set_nonblocking(true)?;
-    Ok((rtp, rtcp))
 }
 
 impl Worker {
@@ -472,13 +368,7 @@ impl Worker {
                 self.tokens.remove(&old);
             }
             let Some(p) = self.rtsp_peer(id) else { return };
-            p.conn = Some(TcpConn {
-                stream,
-                reader: Some(InterleavedReader::new()),
-                wbuf: Vec::new(),
-                wpos: 0,
-                waiting_since: None,
-            });
+            p.conn = Some(TcpConn::new(stream));
         }
         let Some(p) = self.rtsp_peer(id) else { return };
         p.send_text(reply);
@@ -489,167 +379,6 @@ impl Worker {
         if !pending.is_empty() {
             self.rtsp_input(id, pending, now);
         }
-    }
-
-    /// Feeds bytes read on `id`'s connection to its framing reader and acts on each frame.
-    fn rtsp_input(&mut self, id: TransportId, data: &[u8], now: Instant) {
-        let Some(mut reader) = self
-            .rtsp_peer(id)
-            .and_then(|p| p.conn.as_mut())
-            .and_then(|c| c.reader.take())
-        else {
-            return;
-        };
-        let mut failed = None;
-        for frame in reader.push(data) {
-            match frame {
-                Ok(Frame::Message(m)) => self.shared.events.push(Event::RtspMessage {
-                    id,
-                    data: m.to_vec(),
-                }),
-                Ok(Frame::Interleaved { channel, payload }) => {
-                    self.counters.packets_in += 1;
-                    self.counters.bytes_in += payload.len() as u64 + 4;
-                    let hit = self.rtsp_peer(id).and_then(|p| {
-                        p.tracks
-                            .iter()
-                            .enumerate()
-                            .find_map(|(i, t)| match t.channels {
-                                Some((rtp, _)) if rtp == channel => Some((i, false)),
-                                Some((_, rtcp)) if rtcp == channel => Some((i, true)),
-                                _ => None,
-                            })
-                    });
-                    if !self.rtsp_packet(id, hit, payload, now) {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    log::info!(target: "pms_io::rtsp", "RTSP transport {id}: {e}; closing");
-                    failed = Some(e);
-                }
-            }
-        }
-        if failed.is_some() {
-            self.remove(id, "protocol-error");
-            return;
-        }
-        if let Some(c) = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()) {
-            c.reader = Some(reader);
-        }
-    }
-
-    /// Routes one packet of peer `id` that arrived for its track `hit` (`(index, is_rtcp)`;
-    /// `None`: no track). False when the peer is gone.
-    fn rtsp_packet(
-        &mut self,
-        id: TransportId,
-        hit: Option<(usize, bool)>,
-        pkt: &[u8],
-        now: Instant,
-    ) -> bool {
-        let Some(entry) = self.transports.get_mut(&id) else {
-            return false;
-        };
-        let publisher = entry.publisher;
-        let Some(p) = entry.rtsp() else { return false };
-        let source = hit
-            .and_then(|(i, _)| p.tracks.get(i))
-            .and_then(|t| t.source);
-        match hit {
-            Some((_, true)) if p.started => self.feed_router(now, id, pkt, true),
-            Some((_, false)) if publisher && p.started && source.is_some() => {
-                self.feed_router(now, id, pkt, false)
-            }
-            _ => {
-                // A channel never set up, a player's RTP, a track we do not forward, or media
-                // before PLAY/RECORD.
-                self.counters.unknown_datagrams += 1;
-                true
-            }
-        }
-    }
-
-    /// A poll event for an RTSP socket.
-    pub(crate) fn rtsp_ready(&mut self, token: Token, readable: bool, writable: bool) {
-        let Some(&(id, role)) = self.tokens.get(&token) else {
-            return;
-        };
-        let now = Instant::now();
-        match role {
-            SocketRole::Tcp => {
-                if writable {
-                    let broken = self
-                        .rtsp_peer(id)
-                        .and_then(|p| p.conn.as_mut())
-                        .is_some_and(|c| c.flush().is_err());
-                    if broken {
-                        self.remove(id, "eof");
-                        return;
-                    }
-                }
-                if readable {
-                    self.rtsp_read_tcp(id, now);
-                }
-            }
-            SocketRole::UdpRtp(i) | SocketRole::UdpRtcp(i) => {
-                let rtcp = matches!(role, SocketRole::UdpRtcp(_));
-                let mut buf = std::mem::take(&mut self.rbuf);
-                loop {
-                    let got = {
-                        let Some(udp) = self
-                            .rtsp_peer(id)
-                            .and_then(|p| p.tracks.get(i))
-                            .and_then(|t| t.udp.as_ref())
-                        else {
-                            break;
-                        };
-                        let sock = if rtcp { &udp.rtcp } else { &udp.rtp };
-                        match sock.recv_from(&mut buf) {
-                            Ok((n, from)) => Some((n, from.ip() == udp.client_rtp.ip())),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                            Err(_) => continue,
-                        }
-                    };
-                    let Some((n, from_client)) = got else { break };
-                    self.counters.packets_in += 1;
-                    self.counters.bytes_in += n as u64;
-                    if !from_client {
-                        self.counters.unknown_datagrams += 1;
-                        continue;
-                    }
-                    if !self.rtsp_packet(id, Some((i, rtcp)), &buf[..n], now) {
-                        break;
-                    }
-                }
-                self.rbuf = buf;
-            }
-        }
-    }
-
-    fn rtsp_read_tcp(&mut self, id: TransportId, now: Instant) {
-        let mut buf = std::mem::take(&mut self.rbuf);
-        loop {
-            let read = {
-                let Some(conn) = self.rtsp_peer(id).and_then(|p| p.conn.as_mut()) else {
-                    break;
-                };
-                match conn.stream.read(&mut buf) {
-                    Ok(n) => Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                }
-            };
-            match read {
-                Ok(0) | Err(_) => {
-                    self.remove(id, "eof");
-                    break;
-                }
-                Ok(n) => self.rtsp_input(id, &buf[..n], now),
-            }
-        }
-        self.rbuf = buf;
     }
 
     /// Closes peers whose connection broke or stalled.
