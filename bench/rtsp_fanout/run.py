@@ -10,6 +10,10 @@ sequence gaps, and server RSS growth per player. Prints a table with the targets
 
     python bench/rtsp_fanout/run.py                       # N = 100, 500, 1000, 2000, then doubling until loss
     python bench/rtsp_fanout/run.py --players 100,500,1000 --seconds 10
+    python bench/rtsp_fanout/run.py --players 2000 --merge-write-ms 0,100,300   # rtsp.mergeWriteMs off and on
+
+Each N runs once per ``--merge-write-ms`` value (default ``0,100``: off, then 100 ms), a fresh
+server each time.
 
 Stdlib only (plus the ffmpeg CLI). Benchmarks print figures; nothing here is a pass/fail test.
 """
@@ -88,20 +92,22 @@ def raise_nofile() -> None:
 def server_command(explicit: str | None) -> list[str]:
     if explicit:
         return explicit.split()
-    exe = shutil.which("pms-trio")
+    # The pms-trio of this interpreter's environment first (a venv not on PATH), then PATH's.
+    beside = Path(sys.executable).with_name("pms-trio")
+    exe = str(beside) if beside.exists() else shutil.which("pms-trio")
     if exe:
         return [exe]
     return [sys.executable, "-m", "pms_trio"]
 
 
-def server_config(folder: Path) -> dict:
+def server_config(folder: Path, merge_write_ms: int = 0) -> dict:
     return {
         "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
                 "file": str(folder / "pms.log")},
         "websocket": {"port": 0, "listenIp": "127.0.0.1"},
         "http": {"port": 0, "listenIp": "127.0.0.1"},
         "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1", "minPort": 0, "maxPort": 0},
-        "rtsp": {"port": 0, "listenIp": "127.0.0.1"},
+        "rtsp": {"port": 0, "listenIp": "127.0.0.1", "mergeWriteMs": merge_write_ms},
         "record": {"cmdPort": 0, "recordPath": str(folder / "record")},
         "sip": {"enable": False},
         "master": {"numOfWorkProcess": 1},
@@ -109,9 +115,9 @@ def server_config(folder: Path) -> dict:
 
 
 class Server:
-    def __init__(self, cmd: list[str], folder: Path):
+    def __init__(self, cmd: list[str], folder: Path, merge_write_ms: int = 0):
         cfg = folder / "pms.json"
-        cfg.write_text(json.dumps(server_config(folder), indent=2))
+        cfg.write_text(json.dumps(server_config(folder, merge_write_ms), indent=2))
         self.ready_file = folder / "ready.json"
         self.log_path = folder / "server.out"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - the child holds it
@@ -499,10 +505,10 @@ def wait_stream(url: str, timeout: float) -> None:
     raise RuntimeError(f"stream not live in {timeout:.0f} s ({last})")
 
 
-def run_step(cmd: list[str], n: int, args: argparse.Namespace) -> dict:
+def run_step(cmd: list[str], n: int, merge_ms: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"pms-rtsp-fanout-{n}-") as tmp:
         folder = Path(tmp)
-        server = Server(cmd, folder)
+        server = Server(cmd, folder, merge_ms)
         pub = None
         try:
             url = server.ready["rtsp"].rstrip("/") + "/" + args.stream
@@ -513,7 +519,7 @@ def run_step(cmd: list[str], n: int, args: argparse.Namespace) -> dict:
                 ff = (folder / "ffmpeg.log").read_text(errors="replace")[-500:]
                 raise RuntimeError(f"{e}; ffmpeg: {ff}; server: {server.tail(5)}") from None
             time.sleep(1.0)
-            return drive_clients(server, pub, url, n, args)
+            return {**drive_clients(server, pub, url, n, args), "merge_write_ms": merge_ms}
         finally:
             if pub is not None:
                 stop_process(pub)
@@ -633,23 +639,23 @@ def clean(r: dict) -> bool:
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"\nRTSP fan-out: 1 ffmpeg publisher (H.264 320x240 25 fps ~{args.bitrate}bit/s, RTSP/TCP) -> "
           f"N RTSP/TCP players, loopback, 1 worker, {args.seconds:g} s window")
-    head = (f"{'N':>6} {'playing':>11} {'pkt/s':>9} {'kbit/s/pl':>9} {'srv CPU':>8} {'CPU us/pkt':>11} "
+    head = (f"{'N':>6} {'merge ms':>8} {'playing':>11} {'pkt/s':>9} {'kbit/s/pl':>9} {'srv CPU':>8} {'CPU us/pkt':>11} "
             f"{'players/core':>12} {'busiest thr':>11} {'loss':>14} {'KiB/player':>11} {'client CPU':>10}")
     print(head)
     print("-" * len(head))
     for r in rows:
         if "error" in r:
-            print(f"{r['players']:>6}  error: {r['error']}")
+            print(f"{r['players']:>6} {r.get('merge_write_ms', 0):>8}  error: {r['error']}")
             continue
         loss = f"{r['gaps']} ({r['loss_ratio']:.1e})"
-        print(f"{r['players']:>6} {str(r['streaming']) + '/' + str(r['players']):>11} "
+        print(f"{r['players']:>6} {r['merge_write_ms']:>8} {str(r['streaming']) + '/' + str(r['players']):>11} "
               f"{fmt(r['packets_per_second'], '.0f'):>9} {fmt(r['kbit_per_second_per_player'], '.0f'):>9} "
               f"{fmt(r['server_cpu_share'], '.0%'):>8} {fmt(r['server_us_per_packet'], '.2f'):>11} "
               f"{fmt(r['players_per_core']):>12} {fmt(r['server_busiest_thread_share'], '.0%'):>11} {loss:>14} "
               f"{fmt(r['server_kib_per_player'], '.1f'):>11} "
               f"{fmt(r['client_cpu_share'], '.0%'):>10}")
     print("-" * len(head))
-    print(f"{'target':>6} {'all':>11} {'':>9} {'':>9} {'':>8} {'<= ' + format(TARGET_US_PER_PACKET, 'g'):>11} "
+    print(f"{'target':>6} {'':>8} {'all':>11} {'':>9} {'':>9} {'':>8} {'<= ' + format(TARGET_US_PER_PACKET, 'g'):>11} "
           f"{'>= 15000':>12} {'< 100%':>11} {'0':>14} {'<= ' + format(TARGET_KIB_PER_PLAYER, 'g'):>11} {'':>10}")
     print("CPU us/pkt = server CPU seconds per million RTP packets sent to players (utime+stime of the server "
           "over the window / RTP packets the players received; includes ingesting the publisher).")
@@ -657,9 +663,12 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
           f"serve (ZLMediaKit publishes ~{ZLM_PLAYERS_PER_CORE:,}).")
     print("srv CPU = server CPU / wall time over the window (all threads); busiest thr = the same for the "
           "server's busiest thread (the RTSP worker, 100% = saturated).")
+    print("merge ms = rtsp.mergeWriteMs: a player's output is held up to that long to leave in one write "
+          "(0: one write per player per worker wake-up).")
     print("KiB/player = (server VmRSS with N players - VmRSS with the publisher only) / players playing.")
-    ok = [r["players"] for r in rows if clean(r)]
-    print(f"largest N without loss on one worker: {max(ok) if ok else 'none'}")
+    for merge_ms in sorted({r.get("merge_write_ms", 0) for r in rows}):
+        ok = [r["players"] for r in rows if clean(r) and r.get("merge_write_ms", 0) == merge_ms]
+        print(f"largest N without loss on one worker (merge {merge_ms} ms): {max(ok) if ok else 'none'}")
 
 
 def main() -> int:
@@ -680,6 +689,8 @@ def main() -> int:
                     help="seconds for every player to receive media (default 20 + N/100)")
     ap.add_argument("--server-cmd", help="command that starts the server (default: pms-trio, "
                     "else python -m pms_trio with python/ on PYTHONPATH)")
+    ap.add_argument("--merge-write-ms", default="0,100",
+                    help="comma-separated rtsp.mergeWriteMs values; every N runs with each (default 0,100)")
     ap.add_argument("--json", help="also write every step's figures to this file")
     args = ap.parse_args()
 
@@ -697,20 +708,23 @@ def main() -> int:
     else:
         steps = [int(x) for x in args.players.split(",") if x.strip()]
 
+    merges = [int(x) for x in args.merge_write_ms.split(",") if x.strip()] or [0]
+    log(f"server: {' '.join(cmd)}")
     rows: list[dict] = []
-    for n in steps:
-        log(f"N = {n}: starting server, publisher and {n} players ...")
-        try:
-            r = run_step(cmd, n, args)
-        except Exception as e:  # noqa: BLE001 - report and go on
-            text = str(e).strip()
-            r = {"players": n, "error": text.splitlines()[0] if text else repr(e)}
-            log(f"N = {n}: {e}")
-        else:
-            log(f"N = {n}: {json.dumps(r)}")
-        rows.append(r)
-        if auto and not clean(r):
-            break
+    for merge_ms in merges:
+        for n in steps:
+            log(f"N = {n}, mergeWriteMs = {merge_ms}: starting server, publisher and {n} players ...")
+            try:
+                r = run_step(cmd, n, merge_ms, args)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                text = str(e).strip()
+                r = {"players": n, "merge_write_ms": merge_ms, "error": text.splitlines()[0] if text else repr(e)}
+                log(f"N = {n}: {e}")
+            else:
+                log(f"N = {n}: {json.dumps(r)}")
+            rows.append(r)
+            if auto and not clean(r):
+                break
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print_table(rows, args)

@@ -15,8 +15,9 @@
 //! - A connection whose last write left bytes (the socket buffer is full) is not written again
 //!   until the socket says it is writable: trying would be one wasted system call per packet.
 //! - Replies of the control plane are written at once (after the frames queued before them).
-//! - The buffer is reused between flushes (no allocation per packet); it shrinks back after a
-//!   burst made it large.
+//! - The buffer is reused between flushes (no allocation per packet); one that a burst (a
+//!   keyframe, a merge window) made larger than [`KEEP_CAPACITY`] is freed once written, so idle
+//!   memory per player stays small (bench/rtsp_fanout measures it).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -28,6 +29,10 @@ use pms_core::rtsp_framing::InterleavedReader;
 
 use super::{READ_BUFFER, WRITE_CAP};
 use crate::worker::Worker;
+
+/// Write buffer capacity kept between flushes (a few ordinary frames; a bench player at
+/// 200 kbit/s queues about 1 KiB per packet, 7.5 KiB per 300 ms merge window).
+const KEEP_CAPACITY: usize = 16 * 1024;
 
 /// Connections with output waiting for the end of the poll iteration or for their merge time.
 #[derive(Default)]
@@ -119,8 +124,10 @@ impl TcpConn {
             self.wbuf.clear();
             self.wpos = 0;
             self.waiting_since = None;
-            if self.wbuf.capacity() > 4 * READ_BUFFER {
-                self.wbuf.shrink_to(READ_BUFFER);
+            if self.wbuf.capacity() > KEEP_CAPACITY {
+                // A keyframe or a merge window made it large: give it back rather than keep
+                // 2x the largest burst per player (the next frames allocate what they need).
+                self.wbuf = Vec::new();
             }
         } else {
             if progressed || self.waiting_since.is_none() {
