@@ -306,9 +306,7 @@ impl Engine {
     /// its frames leave in one system call (0, the default: one write per player per poll
     /// iteration). Takes effect at once for every worker.
     pub fn set_rtsp_merge_write(&self, ms: u64) {
-        self.shared
-            .rtsp_merge_write_ms
-            .store(ms, Ordering::Relaxed);
+        self.shared.rtsp_merge_write_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Codec names of a live stream.

@@ -519,3 +519,75 @@ fn slow_tcp_reader_loses_packets_then_is_dropped() {
     drop(slow_c);
     engine.shutdown();
 }
+
+/// `set_rtsp_merge_write`: a player's frames are held (here 300 ms) and leave together; every
+/// read from a peer is a sign of life, reported at most once per 2 s.
+#[test]
+fn merged_writes_and_signs_of_life() {
+    let (engine, q) = engine();
+    engine.set_rtsp_merge_write(300);
+    let mut seen = Vec::new();
+    let p = engine
+        .create_rtsp_publisher("cam", &[h264_track()])
+        .unwrap();
+    engine.rtsp_add_track(p, 0, Some((0, 1)), None).unwrap();
+    let (mut pub_c, pub_s) = tcp_pair();
+    engine
+        .rtsp_start(p, Some(pub_s), Vec::new(), Vec::new())
+        .unwrap();
+
+    // The publisher's first frame: one sign of life; more within 2 s: none.
+    pub_c
+        .write_all(&interleaved(0, &rtp(1, 1000, true, &[0x65, 0x88, 0x84, 7])))
+        .unwrap();
+    wait_event(&q, &mut seen, "rtsp_alive", |e| {
+        *e == Event::RtspAlive { id: p }
+    });
+
+    let c = engine.create_rtsp_player("cam").unwrap();
+    engine.rtsp_add_track(c, 0, Some((0, 1)), None).unwrap();
+    let (mut play_c, play_s) = tcp_pair();
+    engine
+        .rtsp_start(c, Some(play_s), Vec::new(), Vec::new())
+        .unwrap();
+    let mut play_rx = Received::default();
+    // The cached keyframe (with the parameter sets before it) is the player's start.
+    play_rx.until(&mut play_c, "the cached keyframe", |r| r.media().len() >= 2);
+
+    // Five packets written at once arrive no sooner than the merge time, all together.
+    let sent = Instant::now();
+    let mut burst = Vec::new();
+    for i in 0..5u16 {
+        burst.extend(interleaved(
+            0,
+            &rtp(2 + i, 4000 + u32::from(i), true, &[0x41, 0x9a, 1, 2]),
+        ));
+    }
+    pub_c.write_all(&burst).unwrap();
+    play_rx.until(&mut play_c, "the 5 packets", |r| r.media().len() >= 3);
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the first packet came {waited:?} after it was sent (merge: 300 ms)"
+    );
+    play_rx.until(&mut play_c, "the 5 packets", |r| r.media().len() >= 7);
+    assert!(sent.elapsed() < waited + Duration::from_millis(100));
+
+    // The player's RTCP receiver report: its first sign of life.
+    let rr = [
+        0x81, 201, 0, 7, 0, 0, 0, 1, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0,
+    ];
+    play_c.write_all(&interleaved(1, &rr)).unwrap();
+    wait_event(&q, &mut seen, "rtsp_alive of the player", |e| {
+        *e == Event::RtspAlive { id: c }
+    });
+    // Within 2 s of the publisher's first, its later frames raised no second event.
+    seen.extend(q.drain());
+    let from_publisher = seen
+        .iter()
+        .filter(|e| **e == Event::RtspAlive { id: p })
+        .count();
+    assert_eq!(from_publisher, 0, "{seen:?}");
+    drop(engine);
+}

@@ -14,6 +14,8 @@
 //!   earliest due connection ([`Worker::rtsp_next_flush`]).
 //! - A connection whose last write left bytes (the socket buffer is full) is not written again
 //!   until the socket says it is writable: trying would be one wasted system call per packet.
+//! - Past [`FLUSH_AT`] queued bytes a connection is written at once (a publisher's burst read
+//!   in one iteration must not fill a fast reader's [`WRITE_CAP`] and cost it packets).
 //! - Replies of the control plane are written at once (after the frames queued before them).
 //! - The buffer is reused between flushes (no allocation per packet); one that a burst (a
 //!   keyframe, a merge window) made larger than [`KEEP_CAPACITY`] is freed once written, so idle
@@ -33,6 +35,10 @@ use crate::worker::Worker;
 /// Write buffer capacity kept between flushes (a few ordinary frames; a bench player at
 /// 200 kbit/s queues about 1 KiB per packet, 7.5 KiB per 300 ms merge window).
 const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Queued bytes written at once, whatever the merge time: a write this large already costs
+/// little per byte, and holding more would risk [`WRITE_CAP`] within one poll iteration.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Connections with output waiting for the end of the poll iteration or for their merge time.
 #[derive(Default)]
@@ -95,6 +101,11 @@ impl TcpConn {
         if !self.dirty {
             self.dirty = true;
             out.dirty.push(id);
+        }
+        if self.queued() >= FLUSH_AT && self.waiting_since.is_none() {
+            // A large burst in one iteration (a fast publisher, a big keyframe): write now
+            // rather than fill WRITE_CAP. An error shows again at the next flush, which closes.
+            let _ = self.flush();
         }
         true
     }

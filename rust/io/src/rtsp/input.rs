@@ -178,7 +178,6 @@ impl Worker {
         self.rbuf = buf;
     }
 
-
     /// Something was read from peer `id`: raise `RtspAlive` unless one was raised lately.
     fn rtsp_alive(&mut self, id: TransportId, now: Instant) {
         if self.rtsp_peer(id).is_some_and(|p| p.alive(now)) {

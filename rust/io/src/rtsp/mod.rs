@@ -106,7 +106,6 @@ pub(crate) struct RtspTrack {
     udp: Option<UdpPair>,
 }
 
-
 pub(crate) struct RtspPeer {
     tracks: Vec<RtspTrack>,
     conn: Option<TcpConn>,
