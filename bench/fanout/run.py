@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,36 +24,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import Server, cpu_seconds, log, raise_nofile, rss_kib, server_command  # noqa: E402
 
 TARGET_US_PER_PACKET = 3.0  # at N = 100; Janus 1.1.2 VideoRoom: ~28 us with 20 players
 TARGET_KIB_PER_PLAYER = 64.0
 TARGET_KEYFRAME_MS = 150.0
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of `pid`, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the children
 
 
 def build_client(skip: bool) -> Path:
@@ -72,80 +45,10 @@ def build_client(skip: bool) -> Path:
     return binary
 
 
-def server_command(explicit: str | None) -> list[str]:
-    if explicit:
-        return explicit.split()
-    exe = shutil.which("pms-trio")
-    if exe:
-        return [exe]
-    return [sys.executable, "-m", "pms_trio"]
-
-
-def server_config(folder: Path, webrtc_ports: tuple[int, int]) -> dict:
-    return {
-        "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
-                "file": str(folder / "pms.log")},
-        "websocket": {"port": 0, "listenIp": "127.0.0.1"},
-        "http": {"port": 0, "listenIp": "127.0.0.1"},
-        "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1",
-                   "minPort": webrtc_ports[0], "maxPort": webrtc_ports[1]},
-        "rtsp": {"port": 0, "listenIp": "127.0.0.1"},
-        "record": {"cmdPort": 0, "recordPath": str(folder / "record")},
-        "sip": {"enable": False},
-        "master": {"numOfWorkProcess": 1},
-    }
-
-
-class Server:
-    def __init__(self, cmd: list[str], folder: Path, webrtc_ports: tuple[int, int],
-                 cpus: set[int] | None = None):
-        self.folder = folder
-        cfg = folder / "pms.json"
-        cfg.write_text(json.dumps(server_config(folder, webrtc_ports), indent=2))
-        self.ready_file = folder / "ready.json"
-        self.log_path = folder / "server.out"
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ)
-        if cmd[1:3] == ["-m", "pms_trio"]:
-            # Fallback when pms-trio is not installed: the source tree, with an in-place build.
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder,
-                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-        self.ready = self._wait_ready(30.0)
-        self.pid = int(self.ready.get("pid") or self.proc.pid)
-
-    def _wait_ready(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                return json.loads(self.ready_file.read_text())
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        raise RuntimeError(f"server not ready in {timeout:.0f} s:\n{self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 def run_step(binary: Path, cmd: list[str], n: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"pms-fanout-{n}-") as tmp:
-        server = Server(cmd, Path(tmp), args.webrtc_ports, server_cpus(args))
+        ports = args.webrtc_ports
+        server = Server(cmd, Path(tmp), {"webrtc": {"minPort": ports[0], "maxPort": ports[1]}}, server_cpus(args))
         try:
             return drive_client(binary, server, n, args)
         finally:

@@ -25,7 +25,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import resource
 import selectors
 import shutil
 import signal
@@ -37,31 +36,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import CLK_TCK, Server, cpu_seconds, log, raise_nofile, rss_kib, server_command  # noqa: E402
 
 TARGET_US_PER_PACKET = 3.0  # 15,000 players of a 200 kbit/s stream per core; ZLMediaKit publishes ~13,700
 TARGET_KIB_PER_PLAYER = 32.0
 ZLM_PLAYERS_PER_CORE = 13700
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of `pid`, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -79,84 +59,6 @@ def thread_cpu(pid: int) -> dict[int, float]:
         except OSError:
             pass
     return out
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the children
-
-
-# --------------------------------------------------------------------------------------------- server
-
-def server_command(explicit: str | None) -> list[str]:
-    if explicit:
-        return explicit.split()
-    # The pms-trio of this interpreter's environment first (a venv not on PATH), then PATH's.
-    beside = Path(sys.executable).with_name("pms-trio")
-    exe = str(beside) if beside.exists() else shutil.which("pms-trio")
-    if exe:
-        return [exe]
-    return [sys.executable, "-m", "pms_trio"]
-
-
-def server_config(folder: Path, merge_write_ms: int = 0) -> dict:
-    return {
-        "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
-                "file": str(folder / "pms.log")},
-        "websocket": {"port": 0, "listenIp": "127.0.0.1"},
-        "http": {"port": 0, "listenIp": "127.0.0.1"},
-        "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1", "minPort": 0, "maxPort": 0},
-        "rtsp": {"port": 0, "listenIp": "127.0.0.1", "mergeWriteMs": merge_write_ms},
-        "record": {"cmdPort": 0, "recordPath": str(folder / "record")},
-        "sip": {"enable": False},
-        "master": {"numOfWorkProcess": 1},
-    }
-
-
-class Server:
-    def __init__(self, cmd: list[str], folder: Path, merge_write_ms: int = 0):
-        cfg = folder / "pms.json"
-        cfg.write_text(json.dumps(server_config(folder, merge_write_ms), indent=2))
-        self.ready_file = folder / "ready.json"
-        self.log_path = folder / "server.out"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - the child holds it
-        env = dict(os.environ)
-        if cmd[1:3] == ["-m", "pms_trio"]:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(cmd + ["run", "-c", str(cfg), "--ready-file", str(self.ready_file)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
-        self.ready = self._wait_ready(30.0)
-        self.pid = int(self.ready.get("pid") or self.proc.pid)
-        if not self.ready.get("rtsp"):
-            raise RuntimeError(f"no rtsp URL in the ready file: {self.ready}")
-
-    def _wait_ready(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                return json.loads(self.ready_file.read_text())
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        raise RuntimeError(f"server not ready in {timeout:.0f} s:\n{self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def start_publisher(url: str, log_path: Path, bitrate: str) -> subprocess.Popen:
@@ -508,7 +410,10 @@ def wait_stream(url: str, timeout: float) -> None:
 def run_step(cmd: list[str], n: int, merge_ms: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"pms-rtsp-fanout-{n}-") as tmp:
         folder = Path(tmp)
-        server = Server(cmd, folder, merge_ms)
+        server = Server(cmd, folder, {"rtsp": {"mergeWriteMs": merge_ms}})
+        if not server.ready.get("rtsp"):
+            server.stop()
+            raise RuntimeError(f"no rtsp URL in the ready file: {server.ready}")
         pub = None
         try:
             url = server.ready["rtsp"].rstrip("/") + "/" + args.stream

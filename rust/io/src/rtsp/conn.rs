@@ -32,9 +32,11 @@ use pms_core::rtsp_framing::InterleavedReader;
 use super::{READ_BUFFER, WRITE_CAP};
 use crate::worker::Worker;
 
-/// Write buffer capacity kept between flushes (a few ordinary frames; a bench player at
-/// 200 kbit/s queues about 1 KiB per packet, 7.5 KiB per 300 ms merge window).
-const KEEP_CAPACITY: usize = 16 * 1024;
+/// Write buffer capacity kept between flushes: a few ordinary frames (a bench player at
+/// 200 kbit/s queues about 1 KiB per packet). Keeping 16 KiB (a keyframe) cost ~8 KiB more RSS
+/// per player in bench/rtsp_fanout; freeing a larger one costs one allocation per keyframe or
+/// per merge window, not per packet.
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 /// Queued bytes written at once, whatever the merge time: a write this large already costs
 /// little per byte, and holding more would risk [`WRITE_CAP`] within one poll iteration.
