@@ -175,8 +175,8 @@ async def _sessions_listed(srv: Server, log_path: str) -> None:
         for s in sessions.values():
             assert s["stream"] == "pub" and s["peer"].startswith("127.0.0.1:"), s
         assert sessions[tcp.session]["state"] == "Playing"
-        assert sessions[tcp.session]["peer"] == "%s:%d" % tcp.sock.getsockname()[:2]
-        assert sessions[udp.rtsp.session]["peer"] == "%s:%d" % udp.rtsp.sock.getsockname()[:2]
+        assert sessions[tcp.session]["peer"] == "{}:{}".format(*tcp.sock.getsockname()[:2])
+        assert sessions[udp.rtsp.session]["peer"] == "{}:{}".format(*udp.rtsp.sock.getsockname()[:2])
         webrtc_sessions = [s for s in (await srv.api_async("/api/v1/sessions"))["sessions"] if s["kind"] == "webrtc"]
         assert len(webrtc_sessions) == 1 and webrtc_sessions[0]["playing"] == ["pub"], webrtc_sessions
 
