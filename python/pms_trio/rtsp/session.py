@@ -32,8 +32,9 @@ Decisions beyond the RFC table:
   before any SETUP, or after TEARDOWN, is 454.
 - Interleaved channels: the client's ``interleaved=a-b`` if free (461 if another track holds
   either), else the lowest free even pair. RTP is on ``a``, RTCP on ``b``.
-- Every request, and every RTCP the adapter reports with :meth:`RtspSession.touch`, is a sign of
-  life; the deadline runs from the start, so an idle connection that never sets up also expires.
+- Every request, and every sign of life the adapter reports with :meth:`RtspSession.touch` (the
+  core's ``rtsp_alive``: RTCP, a publisher's media), counts; the deadline runs from the start, so
+  an idle connection that never sets up also expires. ``timeout`` is ``rtsp.sessionTimeout``.
 - Unknown methods are 501.
 """
 
