@@ -170,6 +170,25 @@ def test_mute_publisher_and_single_player(server: ServerFactory) -> None:
     run(_mute(server()))
 
 
+async def _video_only_stream_to_av_player(srv: Server) -> None:
+    pub = await publish(srv.ws_url, "vonly", audio_codec=None, colour=BLUE)
+    player = None
+    try:
+        # The player offers audio and video; the stream has no audio: the audio m-line stays in
+        # the BUNDLE, inactive (aiortc never connects a rejected, unbundled section).
+        player = await play(srv.ws_url, "vonly", audio=True)
+        audio = player.answer.split("m=audio", 1)[1].split("m=video", 1)[0]
+        assert "a=inactive" in audio and "a=ssrc:" not in audio, player.answer
+        await player.wait_video_frames(60, 20)
+        assert colour_matches(player.video[-1].rgb, BLUE), player.video[-1]
+    finally:
+        await close_all(*(p for p in (player, pub) if p is not None))
+
+
+def test_video_only_stream_to_a_player_offering_audio_and_video(server: ServerFactory) -> None:
+    run(_video_only_stream_to_av_player(server()))
+
+
 # --------------------------------------------------------------------------------------------
 # The publisher leaving ends its players
 

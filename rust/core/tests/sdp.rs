@@ -270,7 +270,28 @@ fn player_partial_match_rejects_the_other_mline() {
     let ms = m_sections(&answer);
     assert!(ms[0].starts_with("audio 0 UDP/TLS/RTP/SAVPF 9\r\n"));
     assert!(ms[0].contains("a=inactive"));
+    // aiortc refuses any m-section without ICE credentials, rejected ones included.
+    assert!(ms[0].contains("a=ice-ufrag:") && ms[0].contains("a=ice-pwd:"));
+    assert!(ms[0].contains("a=fingerprint:sha-256 "));
     assert!(answer.contains("a=group:BUNDLE 1\r\n"));
+}
+
+#[test]
+fn player_line_without_a_source_track_stays_bundled_and_inactive() {
+    let c = cands();
+    let source: Vec<_> = publisher_tracks()
+        .into_iter()
+        .filter(|t| t.kind == MediaKind::Video)
+        .collect();
+    let offer = data("chrome_publish_av.sdp").replace("a=sendonly", "a=recvonly");
+    let (answer, tracks, _) = answer_player(&offer, &source, &ctx(&c, 0), &mut || 5).unwrap();
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0].kind, MediaKind::Video);
+    let ms = m_sections(&answer);
+    assert!(!ms[0].starts_with("audio 0 "), "{}", ms[0]);
+    assert!(ms[0].contains("a=inactive") && !ms[0].contains("a=ssrc:"));
+    assert!(ms[0].contains("a=rtpmap:111 opus/48000/2"), "{}", ms[0]);
+    assert!(answer.contains("a=group:BUNDLE 0 1\r\n"), "{answer}");
 }
 
 #[test]

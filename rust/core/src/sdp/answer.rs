@@ -81,6 +81,22 @@ pub(super) fn write_answer(
                 let _ = write!(s, "a=mid:{mid}\r\n");
             }
             s.push_str("a=inactive\r\n");
+            // The format's rtpmap too: aiortc looks for a codec it knows in every audio/video
+            // section, rejected or not (RFC 3264 §6 lets a rejected stream keep its formats).
+            if let Some(r) = m.rtpmaps.iter().find(|r| r.pt.to_string() == fmt) {
+                if r.channels > 1 {
+                    let _ = write!(
+                        s,
+                        "a=rtpmap:{} {}/{}/{}\r\n",
+                        r.pt, r.name, r.clock_rate, r.channels
+                    );
+                } else {
+                    let _ = write!(s, "a=rtpmap:{} {}/{}\r\n", r.pt, r.name, r.clock_rate);
+                }
+            }
+            // Credentials on a rejected section too: aiortc (and RFC 8839 parsers that read
+            // every section) refuse an answer whose m-section lacks them, even at port 0.
+            write_transport_attributes(&mut s, ctx);
             continue;
         };
         let c = &acc.codec;
@@ -107,11 +123,7 @@ pub(super) fn write_answer(
             let _ = write!(s, "a=mid:{mid}\r\n");
         }
         let _ = write!(s, "a={}\r\n", acc.direction);
-        let _ = write!(
-            s,
-            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:passive\r\na=rtcp-mux\r\n",
-            ctx.ice_ufrag, ctx.ice_pwd, ctx.fingerprint
-        );
+        write_transport_attributes(&mut s, ctx);
         if m.rtcp_rsize {
             s.push_str("a=rtcp-rsize\r\n");
         }
@@ -180,3 +192,12 @@ pub(super) fn write_answer(
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// ICE credentials, DTLS fingerprint and role, rtcp-mux: the same in every m-section we write.
+fn write_transport_attributes(s: &mut String, ctx: &AnswerContext<'_>) {
+    let _ = write!(
+        s,
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:sha-256 {}\r\na=setup:passive\r\na=rtcp-mux\r\n",
+        ctx.ice_ufrag, ctx.ice_pwd, ctx.fingerprint
+    );
+}

@@ -9,8 +9,11 @@
 //!   `a=ice-ufrag/pwd`, `a=fingerprint:sha-256`, `a=setup:passive` (we are the DTLS server; an
 //!   ICE-lite answerer must not be the DTLS client), `a=rtcp-mux`, `a=rtcp-rsize` when offered,
 //!   one `a=candidate` (host, UDP) per candidate and `a=end-of-candidates`.
+//! - A player's audio/video m-line with nothing to send on it, inside the offer's BUNDLE: kept
+//!   bundled as `a=inactive` with its first codec we can name (see `idle_section`).
 //! - A rejected m-line (data channel, no usable codec, wrong direction, no source track): port
-//!   0, the offer's first format, `a=mid`, `a=inactive`, as RFC 3264 §6 says.
+//!   0, the offer's first format, `a=mid`, `a=inactive`, as RFC 3264 §6 says, plus the same
+//!   ICE credentials and fingerprint (aiortc refuses an answer with any section lacking them).
 //!
 //! One transport per peer: every usable m-line must share the offer's ICE credentials, and when
 //! more than one m-line is usable they must all be in the offer's BUNDLE group (a non-bundled
@@ -275,6 +278,44 @@ fn player_codec_matches(source: &Codec, name: CodecName, player_fmtp: &str) -> b
     }
 }
 
+/// A player's audio/video m-line we have nothing to send on (the stream has no such track, or
+/// none in a codec the line offers): kept in the BUNDLE as `a=inactive` with the line's first
+/// codec we can name, so the peer's single transport covers it. Rejecting it (port 0) is what
+/// RFC 3264 allows, but aiortc then gives the section a transport of its own that never
+/// connects. Lines outside the BUNDLE, or with no codec we can name, are rejected.
+fn idle_section(offer: &Offer, m: &OfferMedia) -> AnswerMedia {
+    let bundled = offer.bundle.as_ref().is_some_and(|group| {
+        m.mid
+            .as_ref()
+            .is_some_and(|mid| group.iter().any(|g| g == mid))
+    });
+    let named = m
+        .codecs()
+        .into_iter()
+        .find_map(|r| CodecName::from_encoding_name(&r.name).map(|n| (n, r)));
+    let (true, Some((name, r))) = (bundled, named) else {
+        return AnswerMedia { accepted: None };
+    };
+    AnswerMedia {
+        accepted: Some(AcceptedMedia {
+            direction: "inactive",
+            codec: Codec {
+                name,
+                payload_type: r.pt,
+                clock_rate: r.clock_rate,
+                channels: r.channels,
+                fmtp: m.fmtp_of(r.pt).to_owned(),
+                rtx_payload_type: None,
+                rtcp_fb: Vec::new(),
+            },
+            extmaps: Vec::new(),
+            bandwidth: false,
+            ssrc: None,
+            msid: None,
+        }),
+    }
+}
+
 /// Answers a player's offer (recvonly/sendrecv m-lines) for a stream whose tracks are
 /// `source`. For each offered audio/video m-line the first unused source track of that kind
 /// is taken, with the player's payload type, fmtp and RTX; `new_ssrc` gives our SSRCs.
@@ -320,7 +361,7 @@ pub fn answer_player(
             break;
         }
         let Some((si, r)) = chosen else {
-            answers.push(AnswerMedia { accepted: None });
+            answers.push(idle_section(&offer, m));
             continue;
         };
         taken[si] = true;
