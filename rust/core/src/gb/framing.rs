@@ -31,7 +31,10 @@ impl std::fmt::Display for FramingError {
                 write!(f, "RFC 4571 frame length {length} at byte {offset}")
             }
             FramingError::NotRtp { first, offset } => {
-                write!(f, "frame at byte {offset} is not RTP (first byte {first:#04x})")
+                write!(
+                    f,
+                    "frame at byte {offset} is not RTP (first byte {first:#04x})"
+                )
             }
         }
     }
@@ -204,7 +207,13 @@ mod tests {
     fn refuses_short_lengths_and_non_rtp() {
         let (got, r) = collect(&mut Deframer::new(), &[0, 0, 0x80]);
         assert!(got.is_empty());
-        assert_eq!(r, Err(FramingError::BadLength { length: 0, offset: 0 }));
+        assert_eq!(
+            r,
+            Err(FramingError::BadLength {
+                length: 0,
+                offset: 0
+            })
+        );
         let (_, r) = collect(&mut Deframer::new(), &[0, 11]);
         assert!(matches!(r, Err(FramingError::BadLength { length: 11, .. })));
         // HTTP, or a desynchronised stream: refused on its first byte, not after 64 KiB.
@@ -217,7 +226,13 @@ mod tests {
         let mut d = Deframer::new();
         let (got, r) = collect(&mut d, &s);
         assert_eq!(got.len(), 1);
-        assert_eq!(r, Err(FramingError::NotRtp { first: 0, offset: 22 }));
+        assert_eq!(
+            r,
+            Err(FramingError::NotRtp {
+                first: 0,
+                offset: 22
+            })
+        );
         // Failed stays failed.
         assert!(collect(&mut d, &s[..22]).1.is_err());
     }

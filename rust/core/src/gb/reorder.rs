@@ -157,12 +157,10 @@ impl Reorder {
     /// Declares the packets before the first held one lost and drains from there.
     fn skip_gap(&mut self, out: &mut impl FnMut(Ordered)) {
         let Some(exp) = self.expected else { return };
-        let next = (1..SLOTS as u16)
-            .map(|k| exp.wrapping_add(k))
-            .find(|s| {
-                let slot = &self.slots[*s as usize % SLOTS];
-                slot.used && slot.seq == *s
-            });
+        let next = (1..SLOTS as u16).map(|k| exp.wrapping_add(k)).find(|s| {
+            let slot = &self.slots[*s as usize % SLOTS];
+            slot.used && slot.seq == *s
+        });
         let Some(next) = next else {
             // Nothing held ahead of `exp` (cannot happen while held > 0); reset the ring.
             for s in &mut self.slots {
