@@ -453,10 +453,7 @@ impl Worker {
 
     fn gb_read_udp(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.gb.udp_buf);
-        loop {
-            let Some(sock) = self.gb.udp.as_ref() else {
-                break;
-            };
+        while let Some(sock) = self.gb.udp.as_ref() {
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
