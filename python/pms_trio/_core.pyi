@@ -204,7 +204,7 @@ class Core:
         ``gb_ingests`` (live or waiting), ``gb_tcp_connections``, ``gb_unknown_ssrc`` (RTP packets
         dropped: no ingest matched), ``gb_ps_resyncs``, ``gb_bytes_in``, ``gb_packets_in`` (RTP
         packets taken by ingests, in order), ``gb_seq_gaps`` (sequence gaps seen by ingests); the
-        last three are refreshed every 100 ms."""
+        last three count ended ingests too."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

@@ -132,8 +132,6 @@ pub(crate) struct GbState {
     bytes_in: u64,
     /// Counters of ingests that ended, so the published sums never go back.
     closed: (u64, u64, u64),
-    /// (resyncs, packets, gaps) summed at the last housekeeping.
-    sums: (u64, u64, u64),
 }
 
 impl GbState {
@@ -151,9 +149,14 @@ impl GbState {
         set(crate::STAT_GB_TCP_CONNECTIONS, self.conns.len() as u64);
         set(crate::STAT_GB_UNKNOWN_SSRC, self.unknown_ssrc);
         set(crate::STAT_GB_BYTES_IN, self.bytes_in);
-        set(crate::STAT_GB_PS_RESYNCS, self.closed.0 + self.sums.0);
-        set(crate::STAT_GB_PACKETS_IN, self.closed.1 + self.sums.1);
-        set(crate::STAT_GB_SEQ_GAPS, self.closed.2 + self.sums.2);
+        let mut sums = self.closed;
+        for i in self.ingests.values() {
+            let c = counters(i);
+            sums = (sums.0 + c.0, sums.1 + c.1, sums.2 + c.2);
+        }
+        set(crate::STAT_GB_PS_RESYNCS, sums.0);
+        set(crate::STAT_GB_PACKETS_IN, sums.1);
+        set(crate::STAT_GB_SEQ_GAPS, sums.2);
     }
 }
 
@@ -524,10 +527,7 @@ impl Worker {
         }
         self.gb.next_housekeeping = Some(now + HOUSEKEEPING);
         let mut doomed = Vec::new();
-        let mut sums = (0, 0, 0);
         for (id, i) in &self.gb.ingests {
-            let c = counters(i);
-            sums = (sums.0 + c.0, sums.1 + c.1, sums.2 + c.2);
             if now.saturating_duration_since(i.last_media) >= MEDIA_TIMEOUT {
                 let connecting = matches!(i.mode, IngestMode::TcpActive(_))
                     && i.conn
@@ -543,7 +543,6 @@ impl Worker {
                 ));
             }
         }
-        self.gb.sums = sums;
         for (id, reason) in doomed {
             self.remove(id, reason);
         }
