@@ -58,7 +58,7 @@ def encode_solid(codec: str, colour: tuple[int, int, int], frames: int, gop: int
     if key in _encoded:
         return _encoded[key]
     name = {"h264": "libx264", "hevc": "libx265"}[codec]
-    ctx = av.CodecContext.create(name, "w")
+    ctx: Any = av.CodecContext.create(name, "w")
     ctx.width, ctx.height, ctx.pix_fmt = 160, 120, "yuv420p"
     ctx.time_base, ctx.framerate = Fraction(1, FPS), Fraction(FPS, 1)
     ctx.gop_size = gop
