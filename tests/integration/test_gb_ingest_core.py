@@ -642,3 +642,11 @@ def test_refused_commands(core: Any) -> None:
         with pytest.raises(core_module.CoreError) as e:
             core.create_gb_ingest("y", 1, **kwargs)
         assert e.value.code == 400, kwargs
+
+
+def test_server_binds_the_media_port_when_sip_is_enabled(server: Any) -> None:
+    srv = server({"sip": {"enable": True}})
+    tcp_port, udp_port = srv.ready["sip_media"]
+    assert tcp_port > 0 and udp_port > 0
+    with socket.create_connection((LOOPBACK, tcp_port), timeout=5) as s:
+        s.sendall(b"\x00\x0c" + bytes([0x80, 96]) + bytes(10))  # an RTP header nobody expects
