@@ -547,6 +547,27 @@ def test_unknown_ssrc_counted_and_garbage_connection_closed_alone(core: Any) -> 
     run(main())
 
 
+
+def test_camera_whose_framing_breaks_ends_with_protocol_error(core: Any) -> None:
+    async def main() -> None:
+        events = Events(core)
+        tcp_port, _ = core.gb_listen(LOOPBACK, 0)
+        tid = core.create_gb_ingest("cam-broken", 900009)
+        sock = connect_tcp(tcp_port)
+        groups = camera_frames("h264", RED, 30, 900009)
+        sock.sendall(framed([p for g in groups[:10] for p in g]))
+        try:
+            await wait_live(events, "cam-broken")
+            # A 2-byte length below an RTP header: the stream cannot be framed any more.
+            sock.sendall(b"\x00\x03abc")
+            await events.wait(lambda e: e == ("transport_closed", tid, "protocol-error"))
+            assert closed_by_peer(sock)
+            assert core.stream_codecs("cam-broken") is None
+        finally:
+            sock.close()
+
+    run(main())
+
 @pytest.mark.slow
 def test_media_timeout_after_ten_seconds_of_silence(core: Any) -> None:
     async def main() -> None:
