@@ -39,7 +39,8 @@ EventTuple = tuple
 class CoreError(Exception):
     """A command the core refused. ``code`` follows the signaling error codes.
 
-    404 no such stream, 409 stream already published, 415 no codec in common with the offer
+    400 bad arguments, 404 no such stream, 409 stream already published (or reserved by a GB28181
+    ingest), 415 no codec in common with the offer
     (the message lists the codecs on offer), 422 unusable SDP, 500 internal.
     """
 
