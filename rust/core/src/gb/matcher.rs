@@ -7,6 +7,10 @@
 //! match by SSRC again. With two or more waiting ingests for that IP the packet is ambiguous
 //! and dropped (counted by the caller) rather than guessed: a wrong guess would show one
 //! channel's picture under another's name.
+//!
+//! Cost: a packet is matched with one hash lookup by SSRC, and an unknown SSRC with one more by
+//! source IP (waiting ingests are indexed by their camera's IP), so a flood of unknown packets
+//! costs the same whatever the number of ingests.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +30,8 @@ struct Entry {
 pub struct Matcher {
     by_ssrc: HashMap<u32, IngestId>,
     ingests: HashMap<IngestId, Entry>,
+    /// Waiting ingests by their camera's IP.
+    waiting_by_ip: HashMap<IpAddr, Vec<IngestId>>,
 }
 
 /// How a packet was matched.
@@ -55,6 +61,9 @@ impl Matcher {
     pub fn add(&mut self, id: IngestId, ssrc: u32, peer: Option<IpAddr>) {
         self.remove(id);
         self.by_ssrc.insert(ssrc, id);
+        if let Some(ip) = peer {
+            self.waiting_by_ip.entry(ip).or_default().push(id);
+        }
         self.ingests.insert(
             id,
             Entry {
@@ -69,6 +78,19 @@ impl Matcher {
         if let Some(e) = self.ingests.remove(&id) {
             if self.by_ssrc.get(&e.ssrc) == Some(&id) {
                 self.by_ssrc.remove(&e.ssrc);
+            }
+            if e.waiting {
+                self.stop_waiting(id, e.peer);
+            }
+        }
+    }
+
+    fn stop_waiting(&mut self, id: IngestId, peer: Option<IpAddr>) {
+        let Some(ip) = peer else { return };
+        if let Some(ids) = self.waiting_by_ip.get_mut(&ip) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.waiting_by_ip.remove(&ip);
             }
         }
     }
@@ -86,27 +108,26 @@ impl Matcher {
     pub fn find(&mut self, ssrc: u32, source: IpAddr) -> Option<Match> {
         if let Some(id) = self.by_ssrc.get(&ssrc).copied() {
             if let Some(e) = self.ingests.get_mut(&id) {
-                e.waiting = false;
+                if std::mem::replace(&mut e.waiting, false) {
+                    let peer = e.peer;
+                    self.stop_waiting(id, peer);
+                }
             }
             return Some(Match::Ssrc(id));
         }
-        let mut found = None;
-        for (id, e) in &self.ingests {
-            if e.waiting && e.peer == Some(source) {
-                if found.is_some() {
-                    return None; // ambiguous
-                }
-                found = Some(*id);
-            }
-        }
-        let id = found?;
+        let id = match self.waiting_by_ip.get(&source).map(Vec::as_slice) {
+            Some([id]) => *id,
+            _ => return None, // nobody, or ambiguous
+        };
         let e = self.ingests.get_mut(&id)?;
-        if self.by_ssrc.get(&e.ssrc) == Some(&id) {
-            self.by_ssrc.remove(&e.ssrc);
-        }
-        e.ssrc = ssrc;
+        let old = std::mem::replace(&mut e.ssrc, ssrc);
         e.waiting = false;
+        let peer = e.peer;
+        if self.by_ssrc.get(&old) == Some(&id) {
+            self.by_ssrc.remove(&old);
+        }
         self.by_ssrc.insert(ssrc, id);
+        self.stop_waiting(id, peer);
         Some(Match::Source(id))
     }
 }
@@ -148,6 +169,25 @@ mod tests {
         assert_eq!(m.find(200, ip("10.0.0.1")), Some(Match::Ssrc(2)));
         // Now only ingest 1 waits for that IP.
         assert_eq!(m.find(9, ip("10.0.0.1")), Some(Match::Source(1)));
+    }
+
+    #[test]
+    fn the_source_index_forgets_matched_and_removed_ingests() {
+        let mut m = Matcher::new();
+        for id in 0..100 {
+            m.add(id, id as u32, Some(ip("10.0.0.1")));
+        }
+        for id in 0..99 {
+            if id % 2 == 0 {
+                m.remove(id);
+            } else {
+                assert_eq!(m.find(id as u32, ip("10.9.9.9")), Some(Match::Ssrc(id)));
+            }
+        }
+        // Only ingest 99 still waits for that camera: a stranger SSRC from it is 99's.
+        assert_eq!(m.find(12345, ip("10.0.0.1")), Some(Match::Source(99)));
+        assert!(m.waiting_by_ip.is_empty());
+        assert_eq!(m.find(54321, ip("10.0.0.1")), None);
     }
 
     #[test]
