@@ -512,3 +512,38 @@ fn go_live(
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssrc_of_rtp_only() {
+        let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        assert_eq!(rtp_ssrc(&rtp), Some(0x1234_5678));
+        rtp[1] = 200; // an RTCP sender report
+        assert_eq!(rtp_ssrc(&rtp), None);
+        rtp[1] = 96;
+        rtp[0] = 0x40; // version 1
+        assert_eq!(rtp_ssrc(&rtp), None);
+        assert_eq!(rtp_ssrc(&[0x80; 11]), None);
+    }
+
+    #[test]
+    fn keyframe_requests_are_noted_from_pli_and_fir_only() {
+        let mut peer = GbPeer {
+            id: 1,
+            keyframe_wanted: false,
+        };
+        let mut rr = Vec::new();
+        pms_core::rtcp::write_rr(&mut rr, 1, &[]);
+        peer.note_rtcp(&rr);
+        assert!(!peer.keyframe_wanted);
+        peer.note_rtcp(&[0xff; 3]);
+        assert!(!peer.keyframe_wanted);
+        let mut pli = Vec::new();
+        pms_core::rtcp::write_pli(&mut pli, 1, 2);
+        peer.note_rtcp(&pli);
+        assert!(peer.keyframe_wanted);
+    }
+}
