@@ -153,8 +153,8 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
     #   record (SPEC 5): record.serve(config.record, core, registry, *, task_status) on record.cmdPort
     #   cascade (SPEC 6): registry.locate() starts pulls from config.pull on demand
     if config.sip.enable:
-        log.warning("sip: not implemented yet (sip.port %d and sip.mediaPort %d not bound)",
-                    config.sip.port, config.sip.media_port)
+        bound["sip_media"], bound["sip_media_udp"] = _gb_listen(core, config.sip.listen_ip, config.sip.media_port)
+        log.warning("sip: not implemented yet (sip.port %d not bound)", config.sip.port)
     log.warning("record: not implemented yet (record.cmdPort %d not bound)", config.record.cmd_port)
     if config.pull:
         log.warning("pull: cascade is not implemented yet; %d peers ignored", len(config.pull))
@@ -172,6 +172,19 @@ async def _start(root: trio.Nursery, name: str, key: str, ip: str, port: int,
         raise StartupError(f"{name}: cannot listen on {ip}:{port} ({key}): {e.strerror or e}") from None
     log.info("%s: listening on %s:%d", name, address[0], address[1])
     return address
+
+
+def _gb_listen(core: Any, ip: str, port: int) -> tuple[tuple[str, int], tuple[str, int]]:
+    """Bind the GB28181 media port (TCP + UDP) in the core; returns the TCP and UDP addresses."""
+    try:
+        tcp, udp = core.gb_listen(ip, port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise StartupError(f"sip: media port {port} on {ip} is already in use (sip.mediaPort); stop the "
+                               f"other program or choose another port") from None
+        raise StartupError(f"sip: cannot bind the media port {ip}:{port} (sip.mediaPort): {e}") from None
+    log.info("sip: media port tcp %s:%d, udp %s:%d", ip, tcp, ip, udp)
+    return (ip, int(tcp)), (ip, int(udp))
 
 
 def _webrtc_ports(core: Any) -> list[int]:
@@ -195,8 +208,10 @@ def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], 
              ws_url, ws.listen_ip, http_url, http.listen_ip, rtsp_url, config.rtsp.listen_ip,
              config.webrtc.listen_ip, shown)
     if ready_file:
-        document = {"websocket": ws_url, "http": http_url, "rtsp": rtsp_url, "webrtc_ports": webrtc_ports,
-                    "pid": os.getpid()}
+        document: dict[str, Any] = {"websocket": ws_url, "http": http_url, "rtsp": rtsp_url,
+                                    "webrtc_ports": webrtc_ports, "pid": os.getpid()}
+        if "sip_media" in bound:
+            document["sip_media"] = [bound["sip_media"][1], bound["sip_media_udp"][1]]
         write_atomically(ready_file, json.dumps(document) + "\n")
 
 

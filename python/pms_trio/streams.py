@@ -214,6 +214,11 @@ class StreamRegistry:
             log.debug("stream %s: %s parameter sets (%d NAL units)", name, codec, len(nals))
             self._notify()
 
+    def on_keyframe_wanted(self, name: str) -> None:
+        """A player of GB28181 stream ``name`` waits for a keyframe the cache lacks. Nothing to do
+        here yet: the GB28181 service will answer with DeviceControl ``IFameCmd``."""
+        log.debug("stream %s: a player waits for a keyframe", name)
+
     def on_rtsp_message(self, transport_id: int, data: bytes) -> None:
         """An RTSP request the core read on a connection it owns: to the transport's owner."""
         entry = self._transports.get(transport_id)
