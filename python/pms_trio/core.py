@@ -5,7 +5,8 @@ Owns the wait on ``core.event_fd()`` and the dispatch of each event tuple (see `
 - ``("log", level, tag, message)`` -> the ``pms_trio.core`` logger (:func:`pms_trio.logs.core_log`);
 - ``("transport_closed", id, reason)`` / ``("transport_connected", id)`` /
   ``("producer_started", stream, codecs)``, ``("parameter_sets", stream, codec, nals)``,
-  ``("rtsp_message", id, data)`` -> the stream registry, which tells the transport's owner.
+  ``("rtsp_message", id, data)``, ``("keyframe_wanted", stream)`` -> the stream registry, which
+  tells the transport's owner.
 
 Handlers are synchronous and never block; an exception in one is logged and the pump goes on. An
 unknown event name is logged at debug level (a newer core may send more kinds).
@@ -45,6 +46,8 @@ def dispatch(event: Any, registry: StreamRegistry) -> None:
         elif kind == "parameter_sets":
             _, stream, codec, nals = event
             registry.on_parameter_sets(stream, codec, list(nals))
+        elif kind == "keyframe_wanted":
+            registry.on_keyframe_wanted(event[1])
         elif kind == "rtsp_message":
             _, transport_id, data = event
             registry.on_rtsp_message(transport_id, bytes(data))
