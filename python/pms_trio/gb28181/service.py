@@ -41,7 +41,7 @@ import trio
 from ..config import SipConfig
 from ..sip.addressing import Destination, make_via, new_branch
 from ..sip.dialog import new_call_id, new_tag
-from ..sip.message import Message, Request, Response, response_to
+from ..sip.message import LocalProtocolError, Message, Request, Response, response_to
 from ..sip.transaction import Deliver, Output, Send, TimedOut, TransactionLayer
 from . import manscdp
 from .catalog import CatalogAssembler
@@ -183,14 +183,9 @@ class GbService:
 
     # -- sending
 
-    def send(self, data: bytes, destination: Destination, delay: float = 0.0) -> None:
-        if delay > 0 or (destination.reliable and not self.transport.closing):
-            if delay > 0 and self._delayed >= MAX_DELAYED:
-                return  # a flood of failing REGISTERs: past this many held answers, drop
-            self.transport.send_soon(data, destination, delay)
-            if delay > 0:
-                self._delayed += 1
-                self.spawn(self._undelay, delay)
+    def send(self, data: bytes, destination: Destination) -> None:
+        if destination.reliable and not self.transport.closing:
+            self.transport.send_soon(data, destination)
             return
         try:
             self._send_in.send_nowait((data, destination))
@@ -198,18 +193,23 @@ class GbService:
             log.warning("sip: send queue full (%d); a message to %s:%d dropped", SEND_QUEUE,
                         destination.host, destination.port)
 
-    async def _undelay(self, delay: float) -> None:
-        await trio.sleep(delay)
-        self._delayed -= 1
+    async def _answer_later(self, request: Request, response: Response, delay: float) -> None:
+        try:
+            await trio.sleep(delay)
+            self._outputs(self.tx.send_response(request, response, trio.current_time()))
+        except LocalProtocolError:
+            pass  # the transaction ended meanwhile (the device gave up)
+        finally:
+            self._delayed -= 1
 
     async def _sender(self) -> None:
         async for data, destination in self._send_out:
             await self.transport.send(data, destination)
 
-    def _outputs(self, outputs: list[Output], delay: float = 0.0) -> None:
+    def _outputs(self, outputs: list[Output]) -> None:
         for out in outputs:
             if isinstance(out, Send):
-                self.send(out.data, out.destination, delay)
+                self.send(out.data, out.destination)
             elif isinstance(out, Deliver):
                 if isinstance(out.message, Request):
                     self._handle_request(out.message, out.source or Destination("UDP", "", 0))
@@ -219,7 +219,14 @@ class GbService:
                 self._timed_out(out.request)
 
     def answer(self, request: Request, response: Response, delay: float = 0.0) -> None:
-        self._outputs(self.tx.send_response(request, response, trio.current_time()), delay)
+        """Answer through the server transaction. A held answer (the failure throttle) enters the
+        transaction only when sent, so a retransmitted request cannot fetch it early; past
+        :data:`MAX_DELAYED` held answers, further ones are dropped (the device retries)."""
+        if delay <= 0:
+            self._outputs(self.tx.send_response(request, response, trio.current_time()))
+        elif self._delayed < MAX_DELAYED:
+            self._delayed += 1
+            self.spawn(self._answer_later, request, response, delay)
 
     def new_request(self, method: str, device: DeviceState, target_user: str, *, body: bytes = b"",
                     content_type: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Request:
