@@ -13,7 +13,10 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
   within the connect timeout, ``"producer-closed"`` for a player whose stream ended; RTSP
   transports also ``"eof"`` when the peer closed the TCP connection, ``"stalled"`` after 10 s
   without write progress, ``"protocol-error"`` for a header block over 64 KiB or a bad
-  ``Content-Length`` on a connection the core owns, ``"internal-error"``).
+  ``Content-Length`` on a connection the core owns, ``"internal-error"``). GB28181 ingests end
+  by themselves with ``"media-timeout"`` (no RTP for 10 s, including never any),
+  ``"eof"`` (the camera closed its TCP connection), ``"connect-failed"`` (tcp-active),
+  ``"protocol-error"`` (unusable RFC 4571 framing on its connection).
 - ``("producer_started", stream, [codec, ...])``: the first media packet of a published stream
   arrived; codecs are ``"video/H264"``-style names.
 - ``("rtsp_message", transport_id, data: bytes)``: an RTSP text message (headers, empty line,
@@ -22,6 +25,9 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
 - ``("parameter_sets", stream, codec, [nal: bytes, ...])``: the H.264 ``[SPS, PPS]`` or H.265
   ``[VPS, SPS, PPS]`` of a producer track changed in band (``codec`` is ``"H264"``/``"H265"``);
   raised when they change, not per packet, and not for the sets of the SDP ``fmtp``.
+- ``("keyframe_wanted", stream)``: a player of the GB28181 stream waits for a keyframe and the
+  cache has none (at most one per 2 s per stream); the SIP side may send DeviceControl
+  ``IFameCmd`` to the camera.
 - ``("log", level, tag, message)``: a core log record that passed ``log_level``/``log_tags``;
   ``level`` is ``"debug" | "info" | "warn" | "error"``.
 """
@@ -153,6 +159,38 @@ class Core:
         """Change the mute state of a publisher (all its players) or one player; ``None`` keeps
         a kind as it is. Returns ``(video_muted, audio_muted)``. Raises ``KeyError`` for an unknown id."""
 
+    def gb_listen(self, ip: str, port: int) -> tuple[int, int]:
+        """Bind the GB28181 media port (``sip.mediaPort``): a TCP listener (RFC 4571: 2-byte
+        big-endian length before each RTP packet, many cameras on one port) and a UDP socket, on
+        ``ip``. ``port`` 0: the system picks a port for TCP and the UDP socket takes the same
+        number when it can. Returns ``(tcp_port, udp_port)``. Call once; raises ``OSError`` when
+        it cannot bind (or was called before)."""
+
+    def create_gb_ingest(
+        self,
+        stream: str,
+        ssrc: int,
+        *,
+        transport: str = "tcp-passive",
+        peer_ip: str = "",
+        connect: tuple[str, int] | None = None,
+    ) -> int:
+        """Wait for a camera's PS-over-RTP stream and publish it as ``stream`` (the channel id).
+        Returns the transport id. ``transport``: ``"tcp-passive"`` (camera connects to our TCP
+        media port), ``"udp"`` (camera sends to our UDP media port), ``"tcp-active"`` (the core
+        connects to ``connect=(ip, port)``, the address of the camera's 200 OK SDP, and reads
+        RFC 4571 frames from it). Packets are matched by RTP SSRC == ``ssrc``. A camera that
+        ignores ``y=`` (another SSRC) is matched by source: when exactly one waiting ingest has
+        ``peer_ip`` equal to the packet's source IP (TCP connection or UDP source), the ingest
+        takes that connection/source and re-keys to the SSRC seen. The stream name is reserved
+        at once. It becomes live (``create_player`` / ``create_rtsp_player`` / ``stream_tracks``
+        work; ``producer_started`` is raised) when the PS demuxer knows the codecs: the video
+        codec (H264 or H265, from the PSM or sniffed from the elementary stream) and the audio
+        codec if the PSM lists one (PCMA/PCMU/MPEG4-GENERIC). ``close_transport(id)`` ends it
+        (its players get ``producer-closed``, its TCP connection is closed). Raises
+        :class:`CoreError` 409 (name taken), 400 (bad transport / arguments, or the media port
+        is not bound for tcp-passive/udp)."""
+
     def close_transport(self, transport_id: int) -> None:
         """Close a transport, WebRTC or RTSP (a publisher's close also closes its players, RTSP
         ones included; an RTSP TCP connection the core owns is closed). Unknown ids are ignored."""
@@ -162,7 +200,11 @@ class Core:
         ``bytes_in``, ``bytes_out``, ``nacks``, ``plis``, ``retransmits``, ``rtp_dropped`` (also
         RTSP frames on channels never set up, and media before PLAY/RECORD), ``send_errors``,
         ``publishers``, ``rtsp_dropped`` (packets not queued for a slow RTSP TCP reader). RTSP
-        transports count in ``transports``/``producers``/``consumers``/``publishers``."""
+        transports count in ``transports``/``producers``/``consumers``/``publishers``. GB28181:
+        ``gb_ingests`` (live or waiting), ``gb_tcp_connections``, ``gb_unknown_ssrc`` (RTP packets
+        dropped: no ingest matched), ``gb_ps_resyncs``, ``gb_bytes_in``, ``gb_packets_in`` (RTP
+        packets taken by ingests, in order), ``gb_seq_gaps`` (sequence gaps seen by ingests); the
+        last three are refreshed every 100 ms."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

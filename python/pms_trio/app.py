@@ -154,6 +154,8 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
         media_ports = _gb_listen(core, sip.listen_ip, sip.media_port)
         if media_ports is not None:
             api.ports["sip_media"] = list(media_ports)
+            bound["sip_media"] = (sip.listen_ip, media_ports[0])
+            bound["sip_media_udp"] = (sip.listen_ip, media_ports[1])
         holder: list[Any] = []
         bound["sip"] = await _start(root, "sip", "sip.port", sip.listen_ip, sip.port,
                                     partial(gb_service.serve, sip, core, registry, media_ports=media_ports,
@@ -227,6 +229,8 @@ def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], 
                                     "webrtc_ports": webrtc_ports, "pid": os.getpid()}
         if "sip" in bound:
             document["sip"] = bound["sip"][1]
+        if "sip_media" in bound:
+            document["sip_media"] = [bound["sip_media"][1], bound["sip_media_udp"][1]]
         write_atomically(ready_file, json.dumps(document) + "\n")
 
 

@@ -245,6 +245,8 @@ class StreamRegistry:
             self._notify()
 
     def on_keyframe_wanted(self, name: str) -> None:
+        """A player of GB28181 stream ``name`` waits for a keyframe the cache lacks: the resolver
+        (the GB28181 service) answers with DeviceControl ``IFameCmd``."""
         if self._resolver is not None and name in self._streams:
             self._resolver.keyframe_wanted(name)
 

@@ -34,6 +34,7 @@ pub mod cert;
 pub mod codec;
 pub mod error;
 pub mod fuzzing;
+pub mod gb;
 pub mod ice;
 pub mod media;
 pub mod packetize;

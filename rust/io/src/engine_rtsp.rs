@@ -60,7 +60,7 @@ impl Engine {
             )));
         }
         let mut reg = self.shared.registry();
-        if reg.streams.contains_key(stream) {
+        if reg.name_taken(stream) {
             return Err(EngineError::Conflict(format!(
                 "stream {stream:?} is already published"
             )));

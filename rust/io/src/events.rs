@@ -20,6 +20,7 @@ pub enum Event {
     TransportConnected { id: TransportId },
     /// The transport is gone, with the reason (`closed`, `ice-timeout`, `dtls-failed`,
     /// `connect-timeout`, `peer-closed`, `producer-closed`; RTSP: `eof`, `stalled`,
+    /// `protocol-error`; GB28181 ingests: `media-timeout`, `eof`, `connect-failed`,
     /// `protocol-error`).
     TransportClosed {
         id: TransportId,
@@ -37,6 +38,10 @@ pub enum Event {
     },
     /// The first media packet of a published stream arrived.
     ProducerStarted { stream: String, codecs: Vec<String> },
+    /// A player of a GB28181 stream waits for a keyframe that the cache does not have (at most
+    /// one per [`crate::gb::KEYFRAME_EVENT_INTERVAL`] per stream): the control plane may ask the
+    /// camera for an IDR (DeviceControl `IFameCmd`).
+    KeyframeWanted { stream: String },
     /// A log record of the core that passed the configured level and tags.
     Log {
         level: log::Level,

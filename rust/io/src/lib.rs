@@ -11,8 +11,10 @@
 //! its worker through a channel; the worker wakes up through a `mio::Waker`.
 
 mod batch;
+mod engine_gb;
 mod engine_rtsp;
 pub mod events;
+mod gb;
 pub mod logger;
 mod ports;
 mod registry;
@@ -115,7 +117,14 @@ pub(crate) const STAT_RTP_DROPPED: usize = 10;
 pub(crate) const STAT_SEND_ERRORS: usize = 11;
 pub(crate) const STAT_PUBLISHERS: usize = 12;
 pub(crate) const STAT_RTSP_DROPPED: usize = 13;
-const STAT_NAMES: [&str; 14] = [
+pub(crate) const STAT_GB_INGESTS: usize = 14;
+pub(crate) const STAT_GB_TCP_CONNECTIONS: usize = 15;
+pub(crate) const STAT_GB_UNKNOWN_SSRC: usize = 16;
+pub(crate) const STAT_GB_PS_RESYNCS: usize = 17;
+pub(crate) const STAT_GB_BYTES_IN: usize = 18;
+pub(crate) const STAT_GB_PACKETS_IN: usize = 19;
+pub(crate) const STAT_GB_SEQ_GAPS: usize = 20;
+const STAT_NAMES: [&str; 21] = [
     "transports",
     "producers",
     "consumers",
@@ -130,6 +139,13 @@ const STAT_NAMES: [&str; 14] = [
     "send_errors",
     "publishers",
     "rtsp_dropped",
+    "gb_ingests",
+    "gb_tcp_connections",
+    "gb_unknown_ssrc",
+    "gb_ps_resyncs",
+    "gb_bytes_in",
+    "gb_packets_in",
+    "gb_seq_gaps",
 ];
 
 /// One track of an RTSP ANNOUNCE, as the control plane parsed it.
@@ -216,6 +232,8 @@ pub struct Engine {
     identity: DtlsIdentity,
     connect_timeout: Duration,
     next_id: AtomicU64,
+    /// The GB28181 media port once bound: (tcp, udp).
+    gb_ports: Mutex<Option<(u16, u16)>>,
 }
 
 fn random_string(len: usize) -> String {
@@ -278,6 +296,7 @@ impl Engine {
             identity: config.identity,
             connect_timeout: config.connect_timeout,
             next_id: AtomicU64::new(1),
+            gb_ports: Mutex::new(None),
         })
     }
 

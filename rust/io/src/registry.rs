@@ -32,6 +32,9 @@ pub(crate) struct Registry {
     pub transports: HashMap<TransportId, TransportInfo>,
     /// Local ICE ufrag → owning worker, for datagrams that reach another worker's socket.
     pub ufrags: HashMap<String, usize>,
+    /// Stream names a GB28181 ingest holds until its codecs are known (then it is in
+    /// `streams`), with the ingest's id.
+    pub reserved: HashMap<String, TransportId>,
 }
 
 impl Registry {
@@ -50,7 +53,12 @@ impl Registry {
             .unwrap_or(0)
     }
 
-    /// Forgets a transport; returns its info. A publisher's stream goes with it.
+    /// Whether a publisher may not take `stream`: it is live, or reserved by a GB28181 ingest.
+    pub fn name_taken(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream) || self.reserved.contains_key(stream)
+    }
+
+    /// Forgets a transport; returns its info. A publisher's stream (or reservation) goes with it.
     pub fn remove_transport(&mut self, id: TransportId) -> Option<TransportInfo> {
         let info = self.transports.remove(&id)?;
         self.ufrags.remove(&info.ufrag);
@@ -59,6 +67,9 @@ impl Registry {
                 if s.producer == id {
                     self.streams.remove(&info.stream);
                 }
+            }
+            if self.reserved.get(&info.stream) == Some(&id) {
+                self.reserved.remove(&info.stream);
             }
         }
         Some(info)

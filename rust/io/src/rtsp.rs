@@ -675,6 +675,9 @@ impl Worker {
 
     /// Releases what a removed peer holds (its poll tokens; its sockets close on drop).
     pub(crate) fn drop_peer(&mut self, entry: Entry) {
+        if let Peer::Gb(g) = &entry.peer {
+            self.gb_forget(g.id());
+        }
         if let Peer::Rtsp(mut p) = entry.peer {
             for t in &p.all_tokens {
                 self.tokens.remove(t);

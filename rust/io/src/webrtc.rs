@@ -84,7 +84,7 @@ impl Engine {
         max_bitrate: u32,
     ) -> Result<(TransportId, String), EngineError> {
         let mut reg = self.shared.registry();
-        if reg.streams.contains_key(stream) {
+        if reg.name_taken(stream) {
             return Err(EngineError::Conflict(format!(
                 "stream {stream:?} is already published"
             )));

@@ -58,6 +58,8 @@ pub(crate) enum Command {
     },
     /// RTSP commands (see [`crate::rtsp`]).
     Rtsp(crate::rtsp::RtspCommand),
+    /// GB28181 media port and ingests (see [`crate::gb`]).
+    Gb(crate::gb::GbCommand),
     Close {
         id: TransportId,
     },
@@ -69,10 +71,12 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// One peer of the worker: a WebRTC transport or an RTSP session (TCP interleaved or UDP).
+/// One peer of the worker: a WebRTC transport, an RTSP session (TCP interleaved or UDP), or a
+/// GB28181 ingest (whose packet path lives in the worker's [`crate::gb::GbState`]).
 pub(crate) enum Peer {
     WebRtc(Box<WebRtcTransport>),
     Rtsp(Box<crate::rtsp::RtspPeer>),
+    Gb(crate::gb::GbPeer),
 }
 
 pub(crate) struct Entry {
@@ -85,14 +89,14 @@ impl Entry {
     fn webrtc(&mut self) -> Option<&mut WebRtcTransport> {
         match &mut self.peer {
             Peer::WebRtc(t) => Some(t),
-            Peer::Rtsp(_) => None,
+            _ => None,
         }
     }
 
     pub(crate) fn rtsp(&mut self) -> Option<&mut crate::rtsp::RtspPeer> {
         match &mut self.peer {
             Peer::Rtsp(p) => Some(p),
-            Peer::WebRtc(_) => None,
+            _ => None,
         }
     }
 }
@@ -112,7 +116,7 @@ pub(crate) struct Counters {
 pub(crate) struct Worker {
     pub(crate) index: usize,
     pub(crate) poll: Poll,
-    socket: mio::net::UdpSocket,
+    pub(crate) socket: mio::net::UdpSocket,
     rx: Receiver<Command>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) transports: HashMap<TransportId, Entry>,
@@ -122,6 +126,8 @@ pub(crate) struct Worker {
     foreign: HashMap<SocketAddr, usize>,
     pub(crate) router: Router,
     pub(crate) counters: Counters,
+    /// The GB28181 media port and ingests (only the worker given `gb_listen` has sockets).
+    pub(crate) gb: crate::gb::GbState,
     next_tick: Instant,
     /// RTSP sockets: token → owning transport and which socket it is.
     pub(crate) tokens: HashMap<Token, (TransportId, crate::rtsp::SocketRole)>,
@@ -129,7 +135,7 @@ pub(crate) struct Worker {
     /// Read buffer for RTSP TCP connections and UDP pairs.
     pub(crate) rbuf: Vec<u8>,
     /// Outgoing WebRTC datagrams of the current input (see [`Out`]).
-    batch: SendBatch,
+    pub(crate) batch: SendBatch,
 }
 
 /// The router's output: encrypt for the target transport and send.
@@ -166,6 +172,14 @@ impl Out<'_> {
             Peer::WebRtc(t) => t,
             Peer::Rtsp(p) => {
                 p.send_packet(pkt, rtcp, self.counters);
+                return;
+            }
+            Peer::Gb(g) => {
+                // The router's keyframe request (PLI/FIR) for a camera: noted, raised as an
+                // event by the GB housekeeping (rate-limited). Its RR/REMB have no receiver.
+                if rtcp {
+                    g.note_rtcp(pkt);
+                }
                 return;
             }
         };
@@ -217,6 +231,7 @@ impl Worker {
             foreign: HashMap::new(),
             router: Router::new(),
             counters: Counters::default(),
+            gb: crate::gb::GbState::default(),
             next_tick: Instant::now(),
             tokens: HashMap::new(),
             next_token: 2,
@@ -260,7 +275,11 @@ impl Worker {
                 self.read_socket(&mut buf);
             }
             for (token, r, w) in ready.drain(..) {
-                self.rtsp_ready(token, r, w);
+                if self.gb.owns(token) {
+                    self.gb_ready(token, r, w);
+                } else {
+                    self.rtsp_ready(token, r, w);
+                }
             }
             let now = Instant::now();
             if now >= self.next_tick {
@@ -342,6 +361,7 @@ impl Worker {
             }
             Command::Foreign { from, data } => self.handle_datagram(now, from, &data),
             Command::Rtsp(cmd) => self.handle_rtsp_command(cmd, now),
+            Command::Gb(cmd) => self.handle_gb_command(cmd, now),
             Command::Shutdown => {}
         }
     }
@@ -530,7 +550,7 @@ impl Worker {
         }
     }
 
-    fn router_events(&mut self) {
+    pub(crate) fn router_events(&mut self) {
         while let Some(ev) = self.router.poll_event() {
             match ev {
                 RouterEvent::ProducerStarted { producer } => {
@@ -626,7 +646,7 @@ impl Worker {
             .iter()
             .filter(|(_, e)| match &e.peer {
                 Peer::WebRtc(t) => t.poll_timeout().is_some_and(|t| t <= now),
-                Peer::Rtsp(_) => false,
+                _ => false,
             })
             .map(|(id, _)| *id)
             .collect();
@@ -653,6 +673,7 @@ impl Worker {
             self.router.handle_timeout(now, &mut out);
         }
         self.rtsp_tick(now);
+        self.gb_tick(now);
         self.publish_stats();
     }
 
@@ -680,6 +701,7 @@ impl Worker {
         set(crate::STAT_SEND_ERRORS, self.counters.send_errors);
         set(crate::STAT_PUBLISHERS, publishers as u64);
         set(crate::STAT_RTSP_DROPPED, self.counters.rtsp_dropped);
+        self.gb.publish_stats(slot);
     }
 
     fn close_all(&mut self) {

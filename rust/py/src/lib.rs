@@ -167,6 +167,13 @@ impl Core {
                         PyList::new(py, nals.iter().map(|n| PyBytes::new(py, n)))?.into_any(),
                     ],
                 )?,
+                Event::KeyframeWanted { stream } => PyTuple::new(
+                    py,
+                    [
+                        "keyframe_wanted".into_pyobject(py)?.into_any(),
+                        stream.into_pyobject(py)?.into_any(),
+                    ],
+                )?,
                 Event::Log {
                     level,
                     tag,
@@ -359,6 +366,53 @@ impl Core {
     fn rtsp_send(&self, py: Python<'_>, transport_id: u64, data: Vec<u8>) -> PyResult<()> {
         self.engine
             .rtsp_send(transport_id, data)
+            .map_err(|e| core_error(py, e))
+    }
+
+    /// Binds the GB28181 media port (TCP RFC 4571 listener + UDP socket) on `ip`; returns
+    /// `(tcp_port, udp_port)`. Port 0: the system picks, UDP takes the TCP number when it can.
+    fn gb_listen(&self, py: Python<'_>, ip: &str, port: u16) -> PyResult<(u16, u16)> {
+        let ip = parse_ip(ip, "ip")?;
+        py.detach(|| self.engine.gb_listen(ip, port))
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+
+    /// Waits for a camera's PS-over-RTP stream with `ssrc` and publishes it as `stream`;
+    /// returns the transport id.
+    #[pyo3(signature = (stream, ssrc, *, transport="tcp-passive", peer_ip="", connect=None))]
+    fn create_gb_ingest(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        ssrc: u32,
+        transport: &str,
+        peer_ip: &str,
+        connect: Option<(String, u16)>,
+    ) -> PyResult<u64> {
+        let bad = |m: String| core_error(py, EngineError::BadRequest(m));
+        let peer = if peer_ip.is_empty() {
+            None
+        } else {
+            Some(
+                peer_ip
+                    .parse::<IpAddr>()
+                    .map_err(|_| bad(format!("peer_ip: not an IP address: {peer_ip:?}")))?,
+            )
+        };
+        let connect = match connect {
+            Some((ip, port)) => {
+                let ip = ip
+                    .parse::<IpAddr>()
+                    .map_err(|_| bad(format!("connect: not an IP address: {ip:?}")))?;
+                if port == 0 {
+                    return Err(bad("connect: port 0".into()));
+                }
+                Some(std::net::SocketAddr::new(ip, port))
+            }
+            None => None,
+        };
+        self.engine
+            .create_gb_ingest(stream, ssrc, transport, peer, connect)
             .map_err(|e| core_error(py, e))
     }
 

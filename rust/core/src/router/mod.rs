@@ -551,6 +551,30 @@ impl Router {
         )
     }
 
+    /// Whether every video track of `producer` has a keyframe in its cache that a consumer
+    /// connecting now would be given (the same bounds as the replay on connect). False for an
+    /// unknown producer or one without video. The GB28181 ingest asks this before telling the
+    /// control plane that a camera should send an IDR.
+    pub fn keyframe_cached(&self, producer: TransportId) -> bool {
+        let Some(p) = self.producers.get(&producer) else {
+            return false;
+        };
+        let mut video = p
+            .tracks
+            .iter()
+            .filter(|t| t.cfg.kind == MediaKind::Video)
+            .peekable();
+        video.peek().is_some()
+            && video.all(|t| match (t.last_keyframe, t.seq.highest()) {
+                (Some(k), Some(h)) => {
+                    h >= k
+                        && h - k < KEYFRAME_CACHE_MAX_PACKETS
+                        && h - k < t.buffer.capacity() as u64
+                }
+                _ => false,
+            })
+    }
+
     /// The SSRC a producer track was given or learned, if known yet.
     pub fn producer_ssrc(&self, id: TransportId, track: usize) -> Option<u32> {
         self.producers.get(&id)?.tracks.get(track)?.ssrc
