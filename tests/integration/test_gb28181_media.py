@@ -164,3 +164,22 @@ def test_camera_that_stops_sending_gets_bye_after_10_s(server: ServerFactory) ->
             await cam.close()
 
     asyncio.run(main())
+
+
+def test_sigterm_sends_bye_to_the_camera(server: ServerFactory) -> None:
+    """SPEC 1: a graceful stop BYEs GB28181 devices, within the 5 s budget."""
+    srv = gb_media_server(server, "udp")
+
+    async def main() -> None:
+        cam = await registered_camera(srv)
+        try:
+            status, doc = await acall(srv, "POST", "/srs-sip/v1/invite", {"device_id": DEVICE, "channel_id": CHANNEL})
+            assert status == 200, doc
+            await cam.wait_for(lambda: any(s.packets_sent for s in cam.sessions.values()), 10, "media sent")
+            rc = await asyncio.to_thread(srv.stop)
+            assert rc == 0 and srv.stop_seconds is not None and srv.stop_seconds < 5.0
+            await cam.wait_for(lambda: len(cam.byes_received) == 1, 2, "BYE at the server's stop")
+        finally:
+            await cam.close()
+
+    asyncio.run(main())

@@ -209,3 +209,19 @@ def test_srs_sip_routes_envelope_and_methods() -> None:
     assert off.status == 503 and json.loads(off.body)["code"] == 503
     missing = trio.run(gb_api.handle, FakeGb(), "GET", "/srs-sip/v1/nothing", b"", "rtsp://h:1")
     assert missing.status == 404
+
+
+def test_keyframe_wanted_sends_ifamecmd_to_the_device() -> None:
+    async def main() -> None:
+        service = GbService(config(password=""), None, StreamRegistry())
+        service.transport.address = ("127.0.0.1", 5060)
+        service.on_message(register(1), SOURCE)
+        sent(service)
+        channel = "34020000001310000001"
+        service.keyframe(service.devices[DEVICE], channel)
+        (request, where), = sent(service)
+        body = manscdp.parse(request.body)
+        assert isinstance(body, manscdp.DeviceControl) and body.device_id == channel
+        assert ("IFameCmd", "Send") in body.fields and where == SOURCE
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

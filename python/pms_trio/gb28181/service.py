@@ -41,7 +41,15 @@ import trio
 from ..config import SipConfig
 from ..sip.addressing import Destination, make_via, new_branch
 from ..sip.dialog import new_call_id, new_tag
-from ..sip.message import LocalProtocolError, Message, Request, Response, response_to
+from ..sip.message import (
+    LocalProtocolError,
+    Message,
+    Request,
+    Response,
+    SipParseError,
+    error_response,
+    response_to,
+)
 from ..sip.transaction import Deliver, Output, Send, TimedOut, TransactionLayer
 from . import manscdp
 from .catalog import CatalogAssembler
@@ -272,7 +280,10 @@ class GbService:
     # -- receiving
 
     def on_message(self, message: Message, source: Destination) -> None:
-        self._outputs(self.tx.receive(message, source, trio.current_time()))
+        try:
+            self._outputs(self.tx.receive(message, source, trio.current_time()))
+        except SipParseError as e:  # an unreadable header in a response (requests are answered 400)
+            log.info("sip %s %s:%d: message dropped (%s)", source.transport, source.host, source.port, e.message)
 
     def _handle_response(self, response: Response) -> None:
         try:
@@ -301,6 +312,21 @@ class GbService:
             log.info("sip: %s to %s got no answer", request.method, request.uri)
 
     def _handle_request(self, request: Request, source: Destination) -> None:
+        """A new request: a header the parser kept but a handler cannot read (a To or Contact that
+        does not parse...) is the peer's mistake: 400 when the answer can be addressed, else drop."""
+        try:
+            self._dispatch_request(request, source)
+        except SipParseError as e:
+            log.info("sip %s %s:%d: %s refused (%s)", source.transport, source.host, source.port, request.method,
+                     e.message)
+            answer = error_response(SipParseError(e.message, e.status_hint, headers=request.headers))
+            if answer is not None and request.method != "ACK":
+                try:
+                    self.answer(request, answer)
+                except LocalProtocolError:
+                    pass  # already answered before the error
+
+    def _dispatch_request(self, request: Request, source: Destination) -> None:
         method = request.method
         if method == "ACK":
             return
@@ -454,8 +480,7 @@ class GbService:
 
     def keyframe(self, device: DeviceState, channel_id: str) -> None:
         """DeviceControl IFameCmd (sic, standard A.2.3): the camera sends an IDR now."""
-        body = manscdp._document("Control", [("CmdType", "DeviceControl"), ("SN", str(self.next_sn())),
-                                             ("DeviceID", channel_id), ("IFameCmd", "Send")])
+        body = manscdp.keyframe_control(self.next_sn(), channel_id)
         self.start_request(self.message(device, body, channel_id), device)
 
 
