@@ -59,6 +59,7 @@ from .transport import SipTransport
 log = logging.getLogger("pms_trio.sip")
 
 TICK = 0.1
+SLOW_TICK = 0.5
 USER_AGENT = "pms-trio"
 MANSCDP = "Application/MANSCDP+xml"
 REQUEST_TIMEOUT = 5.0
@@ -412,21 +413,24 @@ class GbService:
             self.plays.device_offline(device_id)
 
     async def _timers(self) -> None:
-        last_expiry = 0.0
+        last_slow = 0.0
         while True:
             await trio.sleep(TICK)
             now = trio.current_time()
-            self._outputs(self.tx.handle_timeout(now))
+            deadline = self.tx.next_deadline()
+            if deadline is not None and now >= deadline:
+                self._outputs(self.tx.handle_timeout(now))
+            if now - last_slow < SLOW_TICK:
+                continue
+            last_slow = now  # catalog idle timeouts and device expiry: seconds matter, not 0.1 s
             for catalog in self.catalogs.handle_timeout(now):
                 self._catalog_done(catalog.device_id, catalog.complete, len(catalog.items), catalog.sum_num)
-            if now - last_expiry >= 0.5:
-                last_expiry = now
-                deadline = self.registrar.next_deadline()
-                if deadline is not None and now >= deadline:
-                    for device_id in self.registrar.handle_timeout(now):
-                        log.info("sip: device %s offline (no keepalive for %g s or registration expired)",
-                                 device_id, self.config.keepalive_timeout)
-                        self._offline(device_id)
+            deadline = self.registrar.next_deadline()
+            if deadline is not None and now >= deadline:
+                for device_id in self.registrar.handle_timeout(now):
+                    log.info("sip: device %s offline (no keepalive for %g s or registration expired)",
+                             device_id, self.config.keepalive_timeout)
+                    self._offline(device_id)
 
     # -- questions for the HTTP API
 

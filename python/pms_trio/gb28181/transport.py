@@ -12,6 +12,8 @@ Via/From/To/Call-ID/CSeq can be read (``error_response``), else dropped; on TCP 
 resynchronised, so the same answer is sent and the connection closed. Other connections and the
 UDP socket are never affected. A TCP connection idle for :data:`TCP_IDLE` seconds (devices keep
 theirs busy with Keepalives every 60 s) is closed; at most :data:`MAX_CONNECTIONS` are served.
+The UDP receive buffer asks for :data:`UDP_RCVBUF` (4 MiB, capped by ``net.core.rmem_max``) so a
+burst of a thousand REGISTERs is queued, not dropped.
 
 Where a message goes: :meth:`send` with a ``Destination``. Over TCP it uses the open connection to
 that address (a device's own connection: RFC 3261 18.2.2 answers on it), else opens one (a device
@@ -49,6 +51,7 @@ READ_SIZE = 64 * 1024
 TCP_IDLE = 600.0
 CONNECT_TIMEOUT = 3.0
 MAX_CONNECTIONS = 20_000
+UDP_RCVBUF = 4 * 1024 * 1024
 
 
 class _Connection:
@@ -103,6 +106,10 @@ class SipTransport:
                         continue  # the system's TCP pick is taken on UDP: try another
                     raise
                 tcp.listen(1024)
+                try:  # a burst of REGISTERs (a site's cameras after a power cut) must not overflow it
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+                except OSError:
+                    pass  # the system's limit (net.core.rmem_max) applies
                 return trio.SocketListener(tcp), udp
             except BaseException:
                 tcp.close()
