@@ -52,6 +52,7 @@ TCP_IDLE = 600.0
 CONNECT_TIMEOUT = 3.0
 MAX_CONNECTIONS = 20_000
 UDP_RCVBUF = 4 * 1024 * 1024
+UDP_BATCH = 64
 
 
 class _Connection:
@@ -66,7 +67,7 @@ class _Connection:
 class SipTransport:
     def __init__(self, on_message: Callable[[Message, Destination], None]) -> None:
         self.on_message = on_message
-        self.udp: trio.socket.SocketType | None = None
+        self.udp: socket.socket | None = None  # non-blocking; trio waits on it (see _udp_loop)
         self.address: tuple[str, int] = ("", 0)
         self.connections: dict[tuple[str, int], _Connection] = {}
         self.dropped = 0  # unreadable datagrams/streams, for tests and stats
@@ -88,17 +89,18 @@ class SipTransport:
             await nursery.start(trio.serve_listeners, self._tcp_handler, [listener])
             task_status.started(self.address)
 
-    async def _bind(self, ip: str, port: int) -> tuple[trio.SocketListener, trio.socket.SocketType]:
+    async def _bind(self, ip: str, port: int) -> tuple[trio.SocketListener, socket.socket]:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         for _ in range(20 if port == 0 else 1):
             tcp = trio.socket.socket(family, socket.SOCK_STREAM)
-            udp = trio.socket.socket(family, socket.SOCK_DGRAM)
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            udp.setblocking(False)
             try:
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 await tcp.bind((ip, port))
                 chosen = tcp.getsockname()[1]
                 try:
-                    await udp.bind((ip, chosen))
+                    udp.bind((ip, chosen))
                 except OSError as e:
                     if port == 0 and e.errno == errno.EADDRINUSE:
                         tcp.close()
@@ -117,33 +119,56 @@ class SipTransport:
                 raise
         raise OSError(errno.EADDRINUSE, "no port free for both TCP and UDP after 20 tries")
 
-    async def _udp_loop(self, udp: trio.socket.SocketType) -> None:
-        # The socket stays open after this task ends: :meth:`close` closes it, after the service's
-        # last BYEs at stop.
+    async def _udp_loop(self, udp: socket.socket) -> None:
+        """Read datagrams in batches: one wait, then up to :data:`UDP_BATCH` non-blocking reads
+        (a trio round trip per datagram cost more than handling it). The socket stays open after
+        this task ends: :meth:`close` closes it, after the service's last BYEs at stop."""
         while True:
-            try:
-                data, address = await udp.recvfrom(MAX_DATAGRAM)
-            except OSError as e:  # ICMP port unreachable from an earlier send, on some systems
-                log.debug("sip udp: recvfrom: %s", e)
-                await trio.lowlevel.checkpoint()
-                continue
-            source = Destination("UDP", address[0], address[1])
-            try:
-                message = parse_datagram(data)
-            except SipParseError as e:
-                self.dropped += 1
-                log.info("sip udp %s:%d: bad message (%s)", address[0], address[1], e.message)
-                answer = error_response(e)
-                if answer is not None:
-                    await self._sendto(serialize(answer), source)
-                continue
-            if message is not None:
-                self._deliver(message, source)
+            await trio.lowlevel.wait_readable(udp)
+            for _ in range(UDP_BATCH):
+                try:
+                    data, address = udp.recvfrom(MAX_DATAGRAM)
+                except BlockingIOError:
+                    break
+                except OSError as e:  # ICMP port unreachable from an earlier send, on some systems
+                    log.debug("sip udp: recvfrom: %s", e)
+                    continue
+                self._datagram(data, address)
+            else:
+                await trio.lowlevel.checkpoint()  # a full batch: let the others run
+
+    def _datagram(self, data: bytes, address: tuple[str, int]) -> None:
+        source = Destination("UDP", address[0], address[1])
+        try:
+            message = parse_datagram(data)
+        except SipParseError as e:
+            self.dropped += 1
+            log.info("sip udp %s:%d: bad message (%s)", address[0], address[1], e.message)
+            answer = error_response(e)
+            if answer is not None and not self.send_udp_now(serialize(answer), source):
+                self.send_soon(serialize(answer), source)
+            return
+        if message is not None:
+            self._deliver(message, source)
+
+    def send_udp_now(self, data: bytes, destination: Destination) -> bool:
+        """Send a datagram at once from synchronous code; False when the socket buffer is full
+        or there is no socket (queue it: :meth:`send` waits for room)."""
+        if self.udp is None:
+            return False  # not bound (socket-less tests read the service's queue) or closed
+        try:
+            self.udp.sendto(data, (destination.host, destination.port))
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            log.info("sip udp: send to %s:%d failed: %s", destination.host, destination.port, e)
+        return True
 
     def close(self) -> None:
         """Close the UDP socket (the service calls it last, after its BYEs at stop)."""
         self.closing = True
         if self.udp is not None:
+            trio.lowlevel.notify_closing(self.udp)
             self.udp.close()
             self.udp = None
 
@@ -227,12 +252,11 @@ class SipTransport:
         await self.send(data, destination)
 
     async def _sendto(self, data: bytes, destination: Destination) -> None:
-        if self.udp is None:
-            return
-        try:
-            await self.udp.sendto(data, (destination.host, destination.port))
-        except OSError as e:
-            log.info("sip udp: send to %s:%d failed: %s", destination.host, destination.port, e)
+        for _ in range(50):  # a full socket buffer drains in microseconds; give up after 50 waits
+            if self.send_udp_now(data, destination) or self.udp is None:
+                return
+            await trio.lowlevel.wait_writable(self.udp)
+        log.info("sip udp: send to %s:%d dropped: the socket stays full", destination.host, destination.port)
 
     async def _send_on(self, conn: _Connection, data: bytes) -> None:
         try:

@@ -16,6 +16,8 @@ _TOKEN = re.compile(r"[!%'*+._`~0-9A-Za-z-]+")
 
 def split_commas(value: str) -> list[str]:
     """Split a header value on commas outside double quotes and angle brackets."""
+    if '"' not in value and "<" not in value:  # the common case (Via): a plain split says the same
+        return [p for p in (part.strip() for part in value.split(",")) if p]
     parts: list[str] = []
     current: list[str] = []
     quoted = angle = escaped = False
