@@ -39,7 +39,8 @@ EventTuple = tuple
 class CoreError(Exception):
     """A command the core refused. ``code`` follows the signaling error codes.
 
-    404 no such stream, 409 stream already published, 415 no codec in common with the offer
+    400 bad arguments, 404 no such stream, 409 stream already published (or reserved by a GB28181
+    ingest), 415 no codec in common with the offer
     (the message lists the codecs on offer), 422 unusable SDP, 500 internal.
     """
 
@@ -204,7 +205,7 @@ class Core:
         ``gb_ingests`` (live or waiting), ``gb_tcp_connections``, ``gb_unknown_ssrc`` (RTP packets
         dropped: no ingest matched), ``gb_ps_resyncs``, ``gb_bytes_in``, ``gb_packets_in`` (RTP
         packets taken by ingests, in order), ``gb_seq_gaps`` (sequence gaps seen by ingests); the
-        last three are refreshed every 100 ms."""
+        last three count ended ingests too."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

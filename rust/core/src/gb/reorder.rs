@@ -11,7 +11,11 @@
 //! - a packet [`SLOTS`] or more ahead gives up the gap at once (the ring cannot hold the
 //!   distance); a packet behind the expected one is late or a duplicate and dropped, unless it
 //!   is more than [`RESTART_DISTANCE`] behind, which reads as a sender restart (new sequence
-//!   space) and resynchronises on it.
+//!   space) and resynchronises on it;
+//! - start-up: the first packet to arrive is not necessarily the first one sent, and losing
+//!   the first one would lose the first pack header and PSM (so the whole first GOP). So the
+//!   first [`STARTUP_PACKETS`] packets (or what came within [`MAX_DELAY`]) are held and the
+//!   stream starts at the lowest sequence number among them.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,8 @@ pub const SLOTS: usize = 32;
 pub const MAX_DELAY: Duration = Duration::from_millis(100);
 /// A packet this far behind the expected one starts a new sequence space.
 pub const RESTART_DISTANCE: i16 = 1000;
+/// Packets held at start-up to find the first one.
+pub const STARTUP_PACKETS: usize = 4;
 
 /// What the buffer hands on, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub struct Reorder {
     slots: Vec<Slot>,
     expected: Option<u16>,
     held: usize,
+    /// Packets taken so far while starting up (0: started).
+    starting: usize,
     stats: ReorderStats,
 }
 
@@ -71,6 +79,7 @@ impl Reorder {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
             expected: None,
             held: 0,
+            starting: 0,
             stats: ReorderStats::default(),
         }
     }
@@ -86,12 +95,37 @@ impl Reorder {
 
     /// One packet `seq` with `data` (kept by copy if it must wait); hands on what is in order.
     pub fn push(&mut self, seq: u16, data: &[u8], now: Instant, out: &mut impl FnMut(Ordered)) {
-        let Some(exp) = self.expected else {
-            out(Ordered::Packet(data));
-            self.expected = Some(seq.wrapping_add(1));
+        let Some(mut exp) = self.expected else {
+            self.store(seq, data, now);
+            self.expected = Some(seq);
+            self.starting = 1;
             return;
         };
-        let d = seq.wrapping_sub(exp) as i16;
+        let mut d = seq.wrapping_sub(exp) as i16;
+        if self.starting > 0 {
+            let half = (SLOTS / 2) as i16;
+            if d > -half && d < half {
+                if d < 0 {
+                    self.expected = Some(seq);
+                }
+                if !self.store(seq, data, now) {
+                    self.stats.late += 1;
+                }
+                self.starting += 1;
+                if self.starting >= STARTUP_PACKETS {
+                    self.starting = 0;
+                    self.drain(out);
+                }
+                self.handle_timeout(now, out);
+                return;
+            }
+            // Far from the first packet: start now and take this one as usual.
+            self.starting = 0;
+            self.drain(out);
+            let Some(e) = self.expected else { return };
+            exp = e;
+            d = seq.wrapping_sub(exp) as i16;
+        }
         if d == 0 {
             out(Ordered::Packet(data));
             self.expected = Some(seq.wrapping_add(1));
@@ -112,22 +146,28 @@ impl Reorder {
             out(Ordered::Lost);
             out(Ordered::Packet(data));
             self.expected = Some(seq.wrapping_add(1));
-        } else {
-            let slot = &mut self.slots[seq as usize % SLOTS];
-            if slot.used {
-                // Only `seq` itself can sit in this slot while it is within SLOTS ahead.
-                self.stats.late += 1;
-                return;
-            }
-            slot.used = true;
-            slot.seq = seq;
-            slot.at = Some(now);
-            slot.data.clear();
-            slot.data.extend_from_slice(data);
-            self.held += 1;
-            self.stats.reordered += 1;
+        } else if !self.store(seq, data, now) {
+            self.stats.late += 1;
+            return;
         }
         self.handle_timeout(now, out);
+    }
+
+    /// Keeps a packet in its slot; false when the slot is taken (only `seq` itself can sit
+    /// there while the held range spans less than [`SLOTS`]: a duplicate).
+    fn store(&mut self, seq: u16, data: &[u8], now: Instant) -> bool {
+        let slot = &mut self.slots[seq as usize % SLOTS];
+        if slot.used {
+            return false;
+        }
+        slot.used = true;
+        slot.seq = seq;
+        slot.at = Some(now);
+        slot.data.clear();
+        slot.data.extend_from_slice(data);
+        self.held += 1;
+        self.stats.reordered += 1;
+        true
     }
 
     /// When a gap will be given up, if packets wait.
@@ -143,12 +183,19 @@ impl Reorder {
     /// Gives up gaps whose oldest waiting packet has waited [`MAX_DELAY`].
     pub fn handle_timeout(&mut self, now: Instant, out: &mut impl FnMut(Ordered)) {
         while self.poll_timeout().is_some_and(|t| t <= now) {
+            if self.starting > 0 {
+                self.starting = 0;
+                self.drain(out);
+                continue;
+            }
             self.skip_gap(out);
         }
     }
 
     /// Hands on everything held (with `Lost` at each gap) and forgets the expected number.
     pub fn flush(&mut self, out: &mut impl FnMut(Ordered)) {
+        self.starting = 0;
+        self.drain(out);
         while self.held > 0 {
             self.skip_gap(out);
         }
@@ -219,7 +266,6 @@ mod tests {
         let got = run(&mut r, &[10, 12, 13, 11, 14], t);
         assert_eq!(got, [O::P(10), O::P(11), O::P(12), O::P(13), O::P(14)]);
         assert_eq!(r.held(), 0);
-        assert_eq!(r.stats().reordered, 2);
         // Duplicate and late packets are dropped.
         assert!(run(&mut r, &[14, 12], t).is_empty());
         assert_eq!(r.stats().late, 2);
@@ -237,7 +283,8 @@ mod tests {
     fn gives_up_a_gap_after_the_delay() {
         let t = Instant::now();
         let mut r = Reorder::new();
-        assert_eq!(run(&mut r, &[1, 3, 4], t), [O::P(1)]);
+        // Still starting (3 packets): held until the delay.
+        assert_eq!(run(&mut r, &[1, 3, 4], t), []);
         assert_eq!(r.poll_timeout(), Some(t + MAX_DELAY));
         let mut got = Vec::new();
         r.handle_timeout(t + MAX_DELAY, &mut |o| {
@@ -246,7 +293,7 @@ mod tests {
                 Ordered::Lost => O::L,
             })
         });
-        assert_eq!(got, [O::L, O::P(3), O::P(4)]);
+        assert_eq!(got, [O::P(1), O::L, O::P(3), O::P(4)]);
         assert_eq!(r.poll_timeout(), None);
         // A later packet also gives up an expired gap without a timer call.
         let got = run(&mut r, &[6], t + MAX_DELAY);
@@ -259,14 +306,30 @@ mod tests {
     fn far_jumps_and_restarts_resync() {
         let t = Instant::now();
         let mut r = Reorder::new();
-        run(&mut r, &[100, 102], t);
+        assert_eq!(run(&mut r, &[100, 102], t), []);
         let got = run(&mut r, &[100 + SLOTS as u16 + 5], t);
-        assert_eq!(got, [O::L, O::P(102), O::L, O::P(137)]);
+        assert_eq!(got, [O::P(100), O::L, O::P(102), O::L, O::P(137)]);
         let got = run(&mut r, &[5000, 5001], t);
         assert_eq!(got, [O::L, O::P(136), O::P(137)]);
         // Far behind: a restarted sender.
         let got = run(&mut r, &[3000, 3001], t);
         assert_eq!(got, [O::L, O::P(184), O::P(185)]);
+    }
+
+    #[test]
+    fn starts_at_the_lowest_of_the_first_packets() {
+        let t = Instant::now();
+        let mut r = Reorder::new();
+        assert_eq!(run(&mut r, &[11, 10, 13], t), []);
+        assert_eq!(
+            run(&mut r, &[12, 14], t),
+            [O::P(10), O::P(11), O::P(12), O::P(13), O::P(14)]
+        );
+        assert_eq!(r.stats().late, 0);
+        // Duplicates while starting are late, not stored twice.
+        let mut r = Reorder::new();
+        assert_eq!(run(&mut r, &[5, 5, 5, 5], t), [O::P(5)]);
+        assert_eq!(r.stats().late, 3);
     }
 
     #[test]

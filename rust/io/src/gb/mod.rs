@@ -4,6 +4,7 @@
 //! What this module owns: the listener, the UDP socket, the accepted and dialled connections,
 //! and per ingest a [`PsIngest`] (`pms_core::gb`: reorder, PS demux, packetizers). What it may
 //! not do: parse SIP or decide when to BYE (the control plane does, on the events below).
+//! The TCP connections themselves (accept, connect, read, bind, close) are in [`tcp`].
 //!
 //! - **Matching.** A connection is unbound until its first RTP packet; the packet's SSRC (or
 //!   the camera's IP, see [`Matcher`]) names the ingest, and every later packet of that
@@ -14,7 +15,7 @@
 //! - **Ending.** An ingest ends by itself with `transport_closed(id, reason)`:
 //!   `media-timeout` (no RTP for [`MEDIA_TIMEOUT`], counted from its creation too), `eof` (its
 //!   connection closed or failed), `protocol-error` (unusable framing on its connection:
-//!   [`FramingError`]), `connect-failed` (tcp-active could not connect within the timeout). A
+//!   [`pms_core::gb::FramingError`]), `connect-failed` (tcp-active could not connect within the timeout). A
 //!   connection with bad framing that is bound to no ingest is closed alone.
 //! - **Going live.** When the ingest knows its tracks, the reservation in the registry becomes
 //!   a live stream (registry lock, once) and the router gets a producer; the first RTP packet
@@ -28,21 +29,24 @@
 //!   per access unit). Timers are checked every [`HOUSEKEEPING`], reorder deadlines every tick.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Token};
-use pms_core::gb::{Deframer, FramingError, IngestOutput, Matcher, PsIngest};
+use pms_core::gb::{Deframer, IngestOutput, Matcher, PsIngest};
 use pms_core::media::TransportId;
 use pms_core::rtcp::{parse_compound, Rtcp};
 
 use crate::events::Event;
 use crate::registry::StreamEntry;
 use crate::worker::{Entry, Out, Peer, Worker};
+
+mod tcp;
 
 /// The worker that owns the media port and every GB28181 ingest.
 pub(crate) const GB_WORKER: usize = 0;
@@ -132,8 +136,6 @@ pub(crate) struct GbState {
     bytes_in: u64,
     /// Counters of ingests that ended, so the published sums never go back.
     closed: (u64, u64, u64),
-    /// (resyncs, packets, gaps) summed at the last housekeeping.
-    sums: (u64, u64, u64),
 }
 
 impl GbState {
@@ -151,9 +153,14 @@ impl GbState {
         set(crate::STAT_GB_TCP_CONNECTIONS, self.conns.len() as u64);
         set(crate::STAT_GB_UNKNOWN_SSRC, self.unknown_ssrc);
         set(crate::STAT_GB_BYTES_IN, self.bytes_in);
-        set(crate::STAT_GB_PS_RESYNCS, self.closed.0 + self.sums.0);
-        set(crate::STAT_GB_PACKETS_IN, self.closed.1 + self.sums.1);
-        set(crate::STAT_GB_SEQ_GAPS, self.closed.2 + self.sums.2);
+        let mut sums = self.closed;
+        for i in self.ingests.values() {
+            let c = counters(i);
+            sums = (sums.0 + c.0, sums.1 + c.1, sums.2 + c.2);
+        }
+        set(crate::STAT_GB_PS_RESYNCS, sums.0);
+        set(crate::STAT_GB_PACKETS_IN, sums.1);
+        set(crate::STAT_GB_SEQ_GAPS, sums.2);
     }
 }
 
@@ -273,12 +280,6 @@ impl Worker {
         }
     }
 
-    fn gb_close_conn(&mut self, token: Token) {
-        if let Some(mut c) = self.gb.conns.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut c.stream);
-        }
-    }
-
     /// A poll event for the listener, the UDP socket or a connection.
     pub(crate) fn gb_ready(&mut self, token: Token, readable: bool, writable: bool) {
         let now = Instant::now();
@@ -298,165 +299,9 @@ impl Worker {
         self.router_events();
     }
 
-    /// A tcp-active connect finished; false when it failed (the ingest is then gone) or is
-    /// still in progress.
-    fn gb_connected(&mut self, token: Token) -> bool {
-        let Some(c) = self.gb.conns.get_mut(&token) else {
-            return false;
-        };
-        let failed = match c.stream.take_error() {
-            Ok(Some(_)) | Err(_) => true,
-            Ok(None) => match c.stream.peer_addr() {
-                Ok(_) => false,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return false,
-                Err(_) => true,
-            },
-        };
-        let ingest = c.ingest;
-        if failed {
-            match ingest {
-                Some(id) => self.remove(id, "connect-failed"),
-                None => self.gb_close_conn(token),
-            }
-            return false;
-        }
-        c.connecting = false;
-        let _ = c.stream.set_nodelay(true);
-        let _ = self
-            .poll
-            .registry()
-            .reregister(&mut c.stream, token, Interest::READABLE);
-        true
-    }
-
-    fn gb_accept(&mut self, now: Instant) {
-        loop {
-            let Some(l) = self.gb.listener.as_ref() else {
-                return;
-            };
-            match l.accept() {
-                Ok((mut stream, peer)) => {
-                    let token = Token(self.next_token);
-                    self.next_token += 1;
-                    let _ = stream.set_nodelay(true);
-                    if self
-                        .poll
-                        .registry()
-                        .register(&mut stream, token, Interest::READABLE)
-                        .is_err()
-                    {
-                        continue;
-                    }
-                    self.gb.conns.insert(
-                        token,
-                        Conn {
-                            stream,
-                            deframer: Deframer::new(),
-                            peer,
-                            ingest: None,
-                            connecting: false,
-                            since: now,
-                        },
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // WouldBlock, or out of fds (EMFILE): try again at the next readiness.
-                Err(_) => return,
-            }
-        }
-    }
-
-    fn gb_read_tcp(&mut self, token: Token, now: Instant) {
-        let mut buf = std::mem::take(&mut self.rbuf);
-        loop {
-            let read = {
-                let Some(c) = self.gb.conns.get_mut(&token) else {
-                    break;
-                };
-                match c.stream.read(&mut buf) {
-                    Ok(n) => Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                }
-            };
-            let n = match read {
-                Ok(0) | Err(_) => {
-                    self.gb_conn_failed(token, "eof");
-                    break;
-                }
-                Ok(n) => n,
-            };
-            self.gb.bytes_in += n as u64;
-            let Some(mut deframer) = self
-                .gb
-                .conns
-                .get_mut(&token)
-                .map(|c| std::mem::take(&mut c.deframer))
-            else {
-                break;
-            };
-            let r = deframer.push(&buf[..n], |pkt| self.gb_tcp_packet(token, pkt, now));
-            match self.gb.conns.get_mut(&token) {
-                Some(c) => c.deframer = deframer,
-                None => break, // closed while handling a packet
-            }
-            if let Err(e) = r {
-                self.gb_protocol_error(token, e);
-                break;
-            }
-        }
-        self.rbuf = buf;
-    }
-
-    fn gb_protocol_error(&mut self, token: Token, e: FramingError) {
-        let peer = self.gb.conns.get(&token).map(|c| c.peer);
-        log::info!(target: "pms_io::gb", "media connection from {peer:?}: {e}; closing it");
-        self.gb_conn_failed(token, "protocol-error");
-    }
-
-    /// Closes a connection; its ingest (if any) ends with `reason`.
-    fn gb_conn_failed(&mut self, token: Token, reason: &'static str) {
-        match self.gb.conns.get(&token).and_then(|c| c.ingest) {
-            Some(id) => self.remove(id, reason),
-            None => self.gb_close_conn(token),
-        }
-    }
-
-    fn gb_tcp_packet(&mut self, token: Token, pkt: &[u8], now: Instant) {
-        let Some(c) = self.gb.conns.get_mut(&token) else {
-            return;
-        };
-        let id = match c.ingest {
-            Some(id) => id,
-            None => {
-                let Some(ssrc) = rtp_ssrc(pkt) else { return };
-                let Some(m) = self.gb.matcher.find(ssrc, c.peer.ip()) else {
-                    self.gb.unknown_ssrc += 1;
-                    return;
-                };
-                let id = m.id();
-                c.ingest = Some(id);
-                let old = self
-                    .gb
-                    .ingests
-                    .get_mut(&id)
-                    .and_then(|i| i.conn.replace(token));
-                if let Some(old) = old.filter(|o| *o != token) {
-                    self.gb_close_conn(old);
-                }
-                id
-            }
-        };
-        self.gb_deliver(id, pkt, now);
-    }
-
     fn gb_read_udp(&mut self, now: Instant) {
         let mut buf = std::mem::take(&mut self.gb.udp_buf);
-        loop {
-            let Some(sock) = self.gb.udp.as_ref() else {
-                break;
-            };
+        while let Some(sock) = self.gb.udp.as_ref() {
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -498,13 +343,22 @@ impl Worker {
             batch,
         };
         let stream = &ingest.stream;
-        ingest.media.push_rtp(pkt, now, &mut |o| match o {
-            IngestOutput::Live(tracks) => {
-                go_live(shared, *index, id, stream, tracks);
-                router.add_producer(id, tracks.to_vec(), 0, now);
-            }
-            IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
-        });
+        let media = &mut ingest.media;
+        // Panic means bug (none is known): it ends this ingest, never the worker.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            media.push_rtp(pkt, now, &mut |o| match o {
+                IngestOutput::Live(tracks) => {
+                    go_live(shared, *index, id, stream, tracks);
+                    router.add_producer(id, tracks.to_vec(), 0, now);
+                }
+                IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
+            })
+        }));
+        drop(out);
+        if result.is_err() {
+            log::error!(target: "pms_io::gb", "ingest {id} panicked on a packet; closing it");
+            self.remove(id, "internal-error");
+        }
     }
 
     /// Reorder deadlines (every tick); timeouts and keyframe events (every [`HOUSEKEEPING`]).
@@ -527,10 +381,7 @@ impl Worker {
         }
         self.gb.next_housekeeping = Some(now + HOUSEKEEPING);
         let mut doomed = Vec::new();
-        let mut sums = (0, 0, 0);
         for (id, i) in &self.gb.ingests {
-            let c = counters(i);
-            sums = (sums.0 + c.0, sums.1 + c.1, sums.2 + c.2);
             if now.saturating_duration_since(i.last_media) >= MEDIA_TIMEOUT {
                 let connecting = matches!(i.mode, IngestMode::TcpActive(_))
                     && i.conn
@@ -546,7 +397,6 @@ impl Worker {
                 ));
             }
         }
-        self.gb.sums = sums;
         for (id, reason) in doomed {
             self.remove(id, reason);
         }
@@ -587,15 +437,22 @@ impl Worker {
             batch,
         };
         let stream = &ingest.stream;
+        let media = &mut ingest.media;
         // Packets held for reordering go on now; they may complete the first frame (Live).
-        ingest.media.handle_timeout(now, &mut |o| match o {
-            IngestOutput::Live(tracks) => {
-                go_live(shared, *index, id, stream, tracks);
-                router.add_producer(id, tracks.to_vec(), 0, now);
-            }
-            IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
-        });
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            media.handle_timeout(now, &mut |o| match o {
+                IngestOutput::Live(tracks) => {
+                    go_live(shared, *index, id, stream, tracks);
+                    router.add_producer(id, tracks.to_vec(), 0, now);
+                }
+                IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
+            })
+        }));
         drop(out);
+        if result.is_err() {
+            log::error!(target: "pms_io::gb", "ingest {id} panicked in its reorder timer; closing it");
+            self.remove(id, "internal-error");
+        }
         self.router_events();
     }
 

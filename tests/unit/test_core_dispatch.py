@@ -1,0 +1,26 @@
+"""The event pump hands ``keyframe_wanted`` (GB28181 ingests) to the stream registry."""
+
+from __future__ import annotations
+
+from pms_trio.core import dispatch
+from pms_trio.streams import StreamRegistry
+
+
+class Recording(StreamRegistry):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.wanted: list[str] = []
+
+    def on_keyframe_wanted(self, name: str) -> None:
+        super().on_keyframe_wanted(name)
+        self.wanted.append(name)
+
+
+def test_keyframe_wanted_reaches_the_registry() -> None:
+    registry = Recording()
+    dispatch(("keyframe_wanted", "34020000001320000001"), registry)
+    assert registry.wanted == ["34020000001320000001"]
+
+
+def test_keyframe_wanted_for_an_unknown_stream_is_harmless() -> None:
+    StreamRegistry(None).on_keyframe_wanted("nobody")
