@@ -119,10 +119,11 @@ def test_on_demand_rtsp_h265_over_udp_and_bye_after_last_player(server: ServerFa
 
 
 def test_on_demand_webrtc_tcp_active_then_api_bye(server: ServerFactory) -> None:
+    """The camera's SIP runs over TCP here: INVITE, ACK and BYE reach it on its own connection."""
     srv = gb_media_server(server, "tcp-active")
 
     async def main() -> None:
-        cam = await registered_camera(srv, colour=GREEN)
+        cam = await registered_camera(srv, colour=GREEN, transport="tcp")
         player = None
         try:
             player = await peers.play(srv.ws_url, CHANNEL, audio=False, timeout=20)  # INVITEs on demand
