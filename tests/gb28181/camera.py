@@ -177,6 +177,7 @@ class Camera:
     answer_invites: bool = True
     auto_media: bool = True
     bind_host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another source
+    qop: bool = False  # answer with qop=auth (nc, cnonce) even when the challenge does not offer it
 
     requests: list[Msg] = field(default_factory=list)
     ptz_commands: list[str] = field(default_factory=list)
@@ -374,7 +375,7 @@ class Camera:
         ha2 = md5(f"REGISTER:{uri}")
         auth = (f'Digest username="{self.device_id}", realm="{params["realm"]}", nonce="{params["nonce"]}", '
                 f'uri="{uri}", algorithm=MD5')
-        if "qop" in params:
+        if "qop" in params or self.qop:
             cnonce, nc = secrets.token_hex(4), "00000001"
             response = md5(f"{ha1}:{params['nonce']}:{nc}:{cnonce}:auth:{ha2}")
             auth += f', qop=auth, nc={nc}, cnonce="{cnonce}"'

@@ -121,11 +121,13 @@ def test_register_wrong_password_403_and_unregister(server: ServerFactory) -> No
     asyncio.run(main())
 
 
-def test_register_qop_auth_and_reregister_from_new_address(server: ServerFactory) -> None:
+def test_reregister_from_a_new_address_and_transport(server: ServerFactory) -> None:
+    """A digest with qop=auth (nc, cnonce) is accepted; a REGISTER from a new address and transport
+    moves the device (NAT, reboot)."""
     srv = gb_server(server)
 
     async def main() -> None:
-        first = await Camera("127.0.0.1", sip_port(srv), password=PASSWORD).start()
+        first = await Camera("127.0.0.1", sip_port(srv), password=PASSWORD, qop=True).start()  # Dahua style
         second = await Camera("127.0.0.1", sip_port(srv), password=PASSWORD, transport="tcp").start()
         try:
             assert (await first.register()).status == 200
