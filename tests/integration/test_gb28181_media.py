@@ -184,3 +184,27 @@ def test_sigterm_sends_bye_to_the_camera(server: ServerFactory) -> None:
             await cam.close()
 
     asyncio.run(main())
+
+
+def test_camera_closing_tcp_media_gets_bye_and_its_crossing_bye_gets_200(server: ServerFactory) -> None:
+    """eof on the camera's TCP media connection ends the stream with a BYE at once; the camera's
+    own BYE, sent after ours (both hung up), is answered 200, not 481."""
+    srv = gb_media_server(server)
+
+    async def main() -> None:
+        cam = await registered_camera(srv)
+        try:
+            status, doc = await acall(srv, "POST", "/srs-sip/v1/invite", {"device_id": DEVICE, "channel_id": CHANNEL})
+            assert status == 200, doc
+            await cam.wait_for(lambda: any(s.packets_sent > 50 for s in cam.sessions.values()), 10, "media sent")
+            session = next(iter(cam.sessions.values()))
+            await cam.media_stop()  # closes the TCP media connection: eof
+            await cam.wait_for(lambda: cam.byes_received == [session.call_id], 5, "BYE after eof")
+            await wait_stream_gone(srv, 5)
+            cam.sessions[session.call_id] = session  # the camera hangs up too, late
+            answer = await cam.bye(session.call_id)
+            assert answer.status == 200, answer.start
+        finally:
+            await cam.close()
+
+    asyncio.run(main())

@@ -20,7 +20,9 @@ Decisions where the spec is silent:
 - ACK and BYE go to the device's registered address (NAT), addressed to the 200's Contact URI.
 - BYE to the device: ``/bye``; the core reporting ``media-timeout``/``eof``/``connect-failed``/
   ``protocol-error``; the device going offline; the last consumer of an on-demand play leaving
-  (after :data:`LINGER` s); the server stopping. A BYE from the device ends the stream at once.
+  (after :data:`LINGER` s); the server stopping. A BYE from the device ends the stream at once. A
+  camera that closes its TCP media and then sends BYE races our own BYE (the core reports eof
+  first): a BYE for a dialog we ended lately (the last :data:`MAX_ABANDONED`) gets 200, not 481.
 - A play started by ``/invite`` is not on demand: consumers leaving do not end it. An on-demand
   play that ``/invite`` asks for becomes a kept one.
 """
@@ -75,6 +77,7 @@ class Plays:
         self.by_transport: dict[int, Play] = {}
         self.dialogs = DialogTable()
         self.abandoned: dict[str, tuple[Request, DeviceState]] = {}  # Call-ID -> unanswered INVITE
+        self.ended: dict[str, None] = {}  # Call-IDs of dialogs we ended lately (a crossing BYE gets 200)
 
     def is_playing(self, channel_id: str) -> bool:
         return channel_id in self.by_channel
@@ -296,6 +299,8 @@ class Plays:
     def on_bye(self, request: Request) -> Response:
         dialog = self.dialogs.find(request)
         if dialog is None:
+            if request.call_id in self.ended:
+                return response_to(request, 200)  # both sides hung up at once (our BYE crossed theirs)
             return response_to(request, 481, to_tag=new_tag())
         status = dialog.receive_request(request)
         play = next((p for p in self.by_channel.values() if p.dialog is dialog), None)
@@ -328,6 +333,9 @@ class Plays:
             self._send_bye(play)
         if play.dialog is not None:
             self.dialogs.remove(play.dialog)
+            self.ended[play.call_id] = None
+            while len(self.ended) > MAX_ABANDONED:
+                self.ended.pop(next(iter(self.ended)))
         if play.transport_id is not None:
             transport_id = play.transport_id
             self.by_transport.pop(transport_id, None)
