@@ -278,8 +278,8 @@ class Camera:
             self._on_invite(msg)
         elif method == "ACK":
             s = self.sessions.get(msg.h("Call-ID"))
-            if s is not None and s.task is None and self.auto_media:
-                s.task = asyncio.create_task(self._media(s))
+            if s is not None and s.task is None and self.auto_media and s.transport != "tcp-active":
+                s.task = asyncio.create_task(self._media(s))  # tcp-active: the server connects to us
         elif method == "BYE":
             s = self.sessions.pop(msg.h("Call-ID"), None)
             self.byes_received.append(msg.h("Call-ID"))
@@ -465,8 +465,6 @@ class Camera:
         return units
 
     async def _media(self, s: Session) -> None:
-        if s.transport == "tcp-active":
-            return  # the server connects to our listener (_media_conn)
         try:
             if s.transport == "udp":
                 loop = asyncio.get_running_loop()
