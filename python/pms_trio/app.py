@@ -5,7 +5,7 @@ and the mapping of startup failures to :class:`StartupError` (the CLI turns it i
 
 Start order: the core (binds the WebRTC UDP ports) -> the event pump -> each enabled service, one
 ``await nursery.start(serve...)`` at a time, each reporting its bound address -> ``ready``.
-Services not written yet (SIP/GB28181, the recorder's command port, cascade pulls) have their
+Services not written yet (the recorder's command port, cascade pulls) have their
 place below in :func:`_start_services`; their ports are not bound, and the log says so.
 
 Stop: SIGINT or SIGTERM cancels the root nursery. Every signaling session's ``finally`` closes its
@@ -29,6 +29,7 @@ import trio
 
 from .config import Config
 from .core import pump_events
+from .gb28181 import service as gb_service
 from .http import server as http_server
 from .http.api import Api
 from .rtsp import server as rtsp_server
@@ -148,13 +149,26 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
                                  partial(rtsp_server.serve, r, core, registry, rtsp_sessions))
     api.ports["rtsp"] = bound["rtsp"][1]
 
+    api.rtsp_host = _client_host(r.listen_ip)
+    if config.sip.enable:
+        sip = config.sip
+        if not sip.password:
+            log.warning("sip: sip.password is empty: devices register without digest authentication")
+        media_ports = _gb_listen(core, sip.listen_ip, sip.media_port)
+        if media_ports is not None:
+            api.ports["sip_media"] = list(media_ports)
+            bound["sip_media"] = (sip.listen_ip, media_ports[0])
+            bound["sip_media_udp"] = (sip.listen_ip, media_ports[1])
+        holder: list[Any] = []
+        bound["sip"] = await _start(root, "sip", "sip.port", sip.listen_ip, sip.port,
+                                    partial(gb_service.serve, sip, core, registry, media_ports=media_ports,
+                                            holder=holder))
+        api.gb = holder[0]
+        api.ports["sip"] = bound["sip"][1]
+
     # Not written yet; their ports are left unbound. Each will be started here the same way:
-    #   sip    (SPEC 7): gb28181.serve(config.sip, core, registry, *, task_status), when sip.enable
     #   record (SPEC 5): record.serve(config.record, core, registry, *, task_status) on record.cmdPort
     #   cascade (SPEC 6): registry.locate() starts pulls from config.pull on demand
-    if config.sip.enable:
-        bound["sip_media"], bound["sip_media_udp"] = _gb_listen(core, config.sip.listen_ip, config.sip.media_port)
-        log.warning("sip: not implemented yet (sip.port %d not bound)", config.sip.port)
     log.warning("record: not implemented yet (record.cmdPort %d not bound)", config.record.cmd_port)
     if config.pull:
         log.warning("pull: cascade is not implemented yet; %d peers ignored", len(config.pull))
@@ -174,17 +188,21 @@ async def _start(root: trio.Nursery, name: str, key: str, ip: str, port: int,
     return address
 
 
-def _gb_listen(core: Any, ip: str, port: int) -> tuple[tuple[str, int], tuple[str, int]]:
-    """Bind the GB28181 media port (TCP + UDP) in the core; returns the TCP and UDP addresses."""
+def _gb_listen(core: Any, ip: str, port: int) -> tuple[int, int] | None:
+    """Bind the GB28181 media port (TCP, UDP) in the core; None with a core that has no ingest."""
+    listen = getattr(core, "gb_listen", None)
+    if listen is None:
+        log.warning("sip: this media core has no GB28181 ingest; sip.mediaPort %d not bound", port)
+        return None
     try:
-        tcp, udp = core.gb_listen(ip, port)
+        tcp_port, udp_port = listen(ip, port)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise StartupError(f"sip: media port {port} on {ip} is already in use (sip.mediaPort); stop the "
                                f"other program or choose another port") from None
-        raise StartupError(f"sip: cannot bind the media port {ip}:{port} (sip.mediaPort): {e}") from None
-    log.info("sip: media port tcp %s:%d, udp %s:%d", ip, tcp, ip, udp)
-    return (ip, int(tcp)), (ip, int(udp))
+        raise StartupError(f"sip: cannot bind the media port {ip}:{port} (sip.mediaPort): {e.strerror or e}") from None
+    log.info("sip: media on %s tcp %d udp %d", ip, tcp_port, udp_port)
+    return int(tcp_port), int(udp_port)
 
 
 def _webrtc_ports(core: Any) -> list[int]:
@@ -207,9 +225,13 @@ def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], 
     log.info("ready: websocket %s (on %s), http %s (on %s), rtsp %s (on %s), webrtc udp %s ports %s",
              ws_url, ws.listen_ip, http_url, http.listen_ip, rtsp_url, config.rtsp.listen_ip,
              config.webrtc.listen_ip, shown)
+    if "sip" in bound:
+        log.info("ready: sip udp+tcp %s:%d", config.sip.listen_ip, bound["sip"][1])
     if ready_file:
         document: dict[str, Any] = {"websocket": ws_url, "http": http_url, "rtsp": rtsp_url,
                                     "webrtc_ports": webrtc_ports, "pid": os.getpid()}
+        if "sip" in bound:
+            document["sip"] = bound["sip"][1]
         if "sip_media" in bound:
             document["sip_media"] = [bound["sip_media"][1], bound["sip_media_udp"][1]]
         write_atomically(ready_file, json.dumps(document) + "\n")

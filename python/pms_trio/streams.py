@@ -18,8 +18,13 @@ Rules:
   event), the stream stops being live at once and every player's owner is told
   (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
   itself; their later ``transport_closed`` events find nothing here and are ignored.
-- :meth:`locate` is the hook for other sources: today only local live streams; cascade pulls
-  (SPEC section 6) and GB28181 channels (section 7) will be started from here, once, and shared.
+- :meth:`locate` is the hook for other sources: local live streams, then the :class:`Resolver`
+  (the GB28181 service: a channel id is INVITEd, once, shared by every consumer, and is live when
+  its codecs are known). Signaling (WebRTC play) and RTSP DESCRIBE call it before answering 404.
+  The resolver hears every change of a stream's player count (``players_changed``) to end an
+  on-demand source after its last consumer, and the core's ``keyframe_wanted``. A GB28181 stream is
+  claimed pending and becomes live at its ``producer_started``. Cascade pulls (SPEC 6) will be a
+  second resolver.
 - Owners' callbacks must not block: the event pump calls them synchronously.
 """
 
@@ -41,6 +46,18 @@ PLAY = "play"
 
 class TransportOwner(Protocol):
     def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None: ...
+
+
+class Resolver(Protocol):
+    """A source of streams that are not live until someone asks (GB28181 channels)."""
+
+    def knows(self, name: str) -> bool: ...
+
+    async def resolve(self, name: str, timeout: float) -> bool: ...
+
+    def players_changed(self, name: str, players: int) -> None: ...
+
+    def keyframe_wanted(self, name: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -77,6 +94,10 @@ class StreamRegistry:
         self._streams: dict[str, LiveStream] = {}
         self._transports: dict[int, _Entry] = {}
         self._changed = trio.Event()  # set (and replaced) on every change a waiter may care about
+        self._resolver: Resolver | None = None
+
+    def set_resolver(self, resolver: Resolver | None) -> None:
+        self._resolver = resolver
 
     # -- questions
 
@@ -96,7 +117,8 @@ class StreamRegistry:
         """Where stream ``name`` comes from, or ``None``. A stream being published (ANNOUNCE
         done, RECORD pending) is waited for up to ``timeout`` s; a cascade pull or a GB28181 INVITE
         (later) will wait here the same way until the stream's codecs are known."""
-        with trio.move_on_after(timeout):
+        deadline = trio.current_time() + timeout
+        with trio.move_on_at(deadline):
             while True:
                 stream = self._streams.get(name)
                 if stream is None:
@@ -104,8 +126,12 @@ class StreamRegistry:
                 if not stream.pending:
                     return Location("local", name)
                 await self.wait_changed()
-        # Hook: ask cascade peers (SPEC 6) and GB28181 channels (SPEC 7) here, start the pull or
-        # INVITE once, share it among consumers.
+        resolver = self._resolver
+        if resolver is not None and resolver.knows(name):
+            remaining = max(0.0, deadline - trio.current_time())
+            with trio.move_on_after(remaining):
+                if await resolver.resolve(name, remaining) and self.is_live(name):
+                    return Location("gb28181", name)
         return None
 
     async def wait_changed(self, timeout: float = math.inf) -> None:
@@ -163,6 +189,14 @@ class StreamRegistry:
         stream.players.add(transport_id)
         self._transports[transport_id] = _Entry(name, PLAY, owner)
         log.info("stream %s: player joined (transport %d, %d players)", name, transport_id, len(stream.players))
+        self._players_changed(name, len(stream.players))
+
+    def _players_changed(self, name: str, players: int) -> None:
+        if self._resolver is not None:
+            try:
+                self._resolver.players_changed(name, players)
+            except Exception:
+                log.exception("stream %s: the resolver failed on a player change", name)
 
     def remove_transport(self, transport_id: int, reason: str = "closed") -> None:
         """A transport ends (its owner closed it, or the core says so). Idempotent."""
@@ -173,6 +207,7 @@ class StreamRegistry:
         if entry.role == PLAY:
             if stream is not None:
                 stream.players.discard(transport_id)
+                self._players_changed(entry.stream, len(stream.players))
             log.info("stream %s: player left (transport %d, %s)", entry.stream, transport_id, reason)
             return
         if stream is None or stream.publisher != transport_id:
@@ -205,7 +240,15 @@ class StreamRegistry:
         if stream is not None:
             stream.codecs = tuple(codecs)
             log.info("stream %s: media started (%s)", name, ", ".join(codecs))
+            if stream.pending and stream.source == "gb28181":
+                self.mark_live(name)  # a camera's stream is live once its codecs are known
             self._notify()
+
+    def on_keyframe_wanted(self, name: str) -> None:
+        """A player of GB28181 stream ``name`` waits for a keyframe the cache lacks: the resolver
+        (the GB28181 service) answers with DeviceControl ``IFameCmd``."""
+        if self._resolver is not None and name in self._streams:
+            self._resolver.keyframe_wanted(name)
 
     def on_parameter_sets(self, name: str, codec: str, nals: list[bytes]) -> None:
         stream = self._streams.get(name)
@@ -213,11 +256,6 @@ class StreamRegistry:
             stream.parameter_sets[str(codec).upper()] = tuple(bytes(n) for n in nals)
             log.debug("stream %s: %s parameter sets (%d NAL units)", name, codec, len(nals))
             self._notify()
-
-    def on_keyframe_wanted(self, name: str) -> None:
-        """A player of GB28181 stream ``name`` waits for a keyframe the cache lacks. Nothing to do
-        here yet: the GB28181 service will answer with DeviceControl ``IFameCmd``."""
-        log.debug("stream %s: a player waits for a keyframe", name)
 
     def on_rtsp_message(self, transport_id: int, data: bytes) -> None:
         """An RTSP request the core read on a connection it owns: to the transport's owner."""

@@ -1,5 +1,5 @@
-"""Replays the saved fuzz corpora (signaling, rtsp, sip, manscdp) through the atheris targets' checks (no atheris
-needed)."""
+"""Replays the saved fuzz corpora (signaling, rtsp, sip, manscdp, gb_service) through the atheris targets' checks
+(no atheris needed)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ CORPUS = sorted((FUZZ / "corpus" / "signaling").iterdir())
 RTSP_CORPUS = sorted((FUZZ / "corpus" / "rtsp").iterdir())
 SIP_CORPUS = sorted((FUZZ / "corpus" / "sip").iterdir())
 MANSCDP_CORPUS = sorted((FUZZ / "corpus" / "manscdp").iterdir())
+GB_SERVICE_CORPUS = sorted((FUZZ / "corpus" / "gb_service").iterdir())
 
 
 def _target(name: str):
@@ -26,6 +27,7 @@ check_one = _target("atheris_signaling").check_one
 check_rtsp = _target("atheris_rtsp").check_one
 check_sip = _target("atheris_sip").check_one
 check_manscdp = _target("atheris_manscdp").check_one
+check_gb_service = _target("atheris_gb_service").check_one
 
 
 def test_corpus_is_not_empty():
@@ -33,6 +35,15 @@ def test_corpus_is_not_empty():
     assert len(RTSP_CORPUS) >= 10
     assert len(SIP_CORPUS) >= 10
     assert len(MANSCDP_CORPUS) >= 10
+    assert len(GB_SERVICE_CORPUS) >= 10
+
+
+@pytest.mark.parametrize("path", GB_SERVICE_CORPUS, ids=lambda p: p.name)
+def test_gb_service_corpus_file(path: Path):
+    data = path.read_bytes()
+    check_gb_service(data)  # a datagram to the service, a MESSAGE body, a POST body
+    for cut in range(0, len(data), max(1, len(data) // 16)):  # truncated inputs too
+        check_gb_service(data[:cut])
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)

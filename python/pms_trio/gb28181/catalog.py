@@ -10,7 +10,7 @@ Rules (notes section 3): items are counted by distinct DeviceID, a repeated ID r
 item in place; Num and a changing SumNum are not trusted (the largest SumNum seen wins); a Response
 for an SN we never asked (after REGISTER some devices push their catalog) starts an assembly all the
 same; SumNum 0 finishes at once with no items. Memory is bounded by ``max_items`` per catalog and
-``max_pending`` open catalogs (the oldest is finished early, partial).
+``max_pending`` open catalogs (the one started first is finished early, partial).
 """
 
 from __future__ import annotations
@@ -91,8 +91,10 @@ class CatalogAssembler:
         return [self._pending.pop(k).result(False) for k in done]
 
     def _make_room(self) -> list[Catalog]:
+        """Finish the catalogs started first (dict order: O(1), not a scan for the nearest
+        deadline, which made a registration storm quadratic)."""
         out = []
         while len(self._pending) >= self.max_pending:
-            oldest = min(self._pending, key=lambda k: self._pending[k].deadline)
+            oldest = next(iter(self._pending))
             out.append(self._pending.pop(oldest).result(False))
         return out

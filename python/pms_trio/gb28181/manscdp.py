@@ -307,6 +307,12 @@ def ptz_control(sn: int, channel_id: str, ptz_cmd: str, priority: int = 5) -> by
                                  ("DeviceID", channel_id), ("PTZCmd", ptz_cmd)], inner)
 
 
+def keyframe_control(sn: int, channel_id: str) -> bytes:
+    """DeviceControl ``IFameCmd Send`` (the standard's spelling, A.2.3): the camera sends an IDR now."""
+    return _document("Control", [("CmdType", "DeviceControl"), ("SN", str(sn)), ("DeviceID", channel_id),
+                                 ("IFameCmd", "Send")])
+
+
 def catalog_response(sn: int, device_id: str, sum_num: int, items: list[CatalogItem] | tuple[CatalogItem, ...],
                      *, encoding: str = "GB2312") -> bytes:
     """A device's Catalog Response (for tests and device simulators)."""

@@ -18,6 +18,7 @@ Route headers on REGISTER (Dahua/Hikvision NVRs) are ignored. A device is offlin
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass
 
@@ -70,6 +71,16 @@ class Registrar:
         self.keepalive_timeout = keepalive_timeout
         self.default_expires = default_expires
         self.devices: dict[str, Device] = {}
+        # (deadline, device ID): pushed on every REGISTER and MESSAGE; an entry whose device is gone
+        # or whose deadline moved is stale and dropped when it comes up (no scan of the table).
+        self._deadlines: list[tuple[float, str]] = []
+
+    def _schedule(self, device: Device) -> None:
+        heapq.heappush(self._deadlines, (self.deadline_of(device), device.device_id))
+
+    def _valid(self, entry: tuple[float, str]) -> bool:
+        device = self.devices.get(entry[1])
+        return device is not None and self.deadline_of(device) == entry[0]
 
     # -- REGISTER
 
@@ -104,8 +115,9 @@ class Registrar:
                                    headers=(*headers, ("Expires", "0"), ("Date", date_header(wall))))
             return Outcome(response, "unregistered", device_id)
         known = device_id in self.devices
-        self.devices[device_id] = Device(device_id, source, contact, now, now + expires, now,
-                                         request.header("User-Agent") or "")
+        device = self.devices[device_id] = Device(device_id, source, contact, now, now + expires, now,
+                                                  request.header("User-Agent") or "")
+        self._schedule(device)
         response = response_to(request, 200, to_tag=new_tag(),
                                 headers=(*headers, ("Expires", str(expires)), ("Date", date_header(wall))))
         return Outcome(response, "refreshed" if known else "registered", device_id)
@@ -137,6 +149,7 @@ class Registrar:
             return Outcome(response_to(request, 400, to_tag=new_tag()), "unknown", device_id)
         device.last_seen = now
         device.address = source  # NAT: the latest source wins
+        self._schedule(device)
         try:
             body = manscdp.parse(request.body)
         except manscdp.ManscdpError as e:
@@ -149,11 +162,18 @@ class Registrar:
         return min(device.expires_at, device.last_seen + self.keepalive_timeout)
 
     def next_deadline(self) -> float | None:
-        return min((self.deadline_of(d) for d in self.devices.values()), default=None)
+        heap = self._deadlines
+        while heap and not self._valid(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def handle_timeout(self, now: float) -> list[str]:
         """Devices now offline (registration expired, or keepalives missed)."""
-        gone = [d.device_id for d in self.devices.values() if now >= self.deadline_of(d)]
-        for device_id in gone:
-            del self.devices[device_id]
+        gone = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._valid(entry):
+                del self.devices[entry[1]]
+                gone.append(entry[1])
         return gone

@@ -4,8 +4,9 @@ Owns the JSON documents of ``/api/v1/server``, ``/api/v1/streams``, ``/api/v1/se
 Prometheus text of ``/metrics``. Errors are JSON ``{"code": N, "data": {"msg": ...}}`` like the
 srs-sip API that will share this port. Reads state only; changes nothing.
 
-Later: ``POST /api/v1/record/start|stop`` (section 5, answered 501 until the recorder exists), the
-``/srs-sip/v1/...`` routes (section 7) and the web page at ``/``.
+The ``/srs-sip/v1/...`` routes (section 7) are in ``gb_api`` (async: they may wait for a device).
+Later: ``POST /api/v1/record/start|stop`` (section 5, answered 501 until the recorder exists) and
+the web page at ``/``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ class Api:
     rtsp_sessions: dict[str, Any] = field(default_factory=dict)  # session id -> rtsp RtspConnection
     ports: dict[str, Any] = field(default_factory=dict)  # filled by app as services bind
     started: float = field(default_factory=time.monotonic)
+    rtsp_host: str = "127.0.0.1"  # the host in the play URLs /srs-sip/v1/invite returns
+
+    gb: Any = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
+
+    async def handle_async(self, method: str, target: str, body: bytes = b"") -> Response:
+        """Every route: the srs-sip ones may wait for a device (INVITE, PTZ)."""
+        from . import gb_api  # it builds on this module's Response
+
+        path = urlsplit(target).path.rstrip("/") or "/"
+        if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
+            rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
+            return await gb_api.handle(self.gb, method, path, body, rtsp_base)
+        return self.handle(method, target)
 
     def handle(self, method: str, target: str) -> Response:
         path = urlsplit(target).path.rstrip("/") or "/"
@@ -102,6 +116,9 @@ class Api:
         metric("pms_sessions", "gauge", "Signaling sessions (WebSocket connections).", len(self.sessions))
         metric("pms_rtsp_sessions", "gauge", "RTSP connections (each with its session).", len(self.rtsp_sessions))
         metric("pms_players", "gauge", "Players of live streams.", players)
+        if self.gb is not None:
+            online = sum(1 for d in self.gb.devices.values() if d.online)
+            metric("pms_gb28181_devices_online", "gauge", "GB28181 devices online.", online)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
             if key in CORE_GAUGES:

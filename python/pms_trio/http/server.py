@@ -1,9 +1,9 @@
 """The HTTP server: h11 on trio, in the shape of h11's ``examples/trio-server.py``.
 
 Owns the listening socket (``http.listenIp``/``port``) and the per-connection loop: read a request
-(body up to 64 KiB, read and ignored by the GET routes), ask :class:`.api.Api` for the response, send
-it, keep the connection alive while h11 allows. A malformed request gets 400 and the connection is
-closed; an idle connection is closed after 30 s.
+(body up to 64 KiB: the JSON of the POST routes, ignored by the GET routes), ask
+:class:`.api.Api` for the response, send it, keep the connection alive while h11 allows. A
+malformed request gets 400 and the connection is closed; an idle connection is closed after 30 s.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
     while True:
         try:
             with trio.fail_after(IDLE_TIMEOUT):
-                request, body_size = await _read_request(stream, conn)
+                request, body = await _read_request(stream, conn)
         except trio.TooSlowError:
             return
         except h11.RemoteProtocolError as e:
@@ -61,12 +61,12 @@ async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
             return
         if request is None:
             return
-        if body_size > MAX_BODY:
+        if len(body) > MAX_BODY:
             await _send_error_and_close(stream, conn, 413, f"request body over {MAX_BODY} bytes")
             return
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        response = api.handle(method, target)
+        response = await api.handle_async(method, target, bytes(body))
         await _send(stream, conn, response, head_only=(method == "HEAD"))
         log.debug("http: %s %s -> %d", method, target, response.status)
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -77,10 +77,10 @@ async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
             return
 
 
-async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tuple[Any, int]:
-    """The next request and the size of its body (read and dropped), or (None, 0) at EOF."""
+async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tuple[Any, bytearray]:
+    """The next request and its body (at most ``MAX_BODY`` + one read), or (None, b"") at EOF."""
     request = None
-    body_size = 0
+    body = bytearray()
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
@@ -90,13 +90,13 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tupl
         if isinstance(event, h11.Request):
             request = event
         elif isinstance(event, h11.Data):
-            body_size += len(event.data)
-            if body_size > MAX_BODY:
-                return request, body_size
+            body += event.data
+            if len(body) > MAX_BODY:
+                return request, body
         elif isinstance(event, h11.EndOfMessage):
-            return request, body_size
+            return request, body
         elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-            return None, 0
+            return None, bytearray()
 
 
 def _headers(response: Response, length: int, close: bool) -> list[tuple[str, str]]:

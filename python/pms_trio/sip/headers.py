@@ -5,6 +5,8 @@ string work: no I/O; a value we cannot read raises :class:`~.errors.SipParseErro
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -16,6 +18,8 @@ _TOKEN = re.compile(r"[!%'*+._`~0-9A-Za-z-]+")
 
 def split_commas(value: str) -> list[str]:
     """Split a header value on commas outside double quotes and angle brackets."""
+    if '"' not in value and "<" not in value:  # the common case (Via): a plain split says the same
+        return [p for p in (part.strip() for part in value.split(",")) if p]
     parts: list[str] = []
     current: list[str] = []
     quoted = angle = escaped = False
@@ -117,6 +121,14 @@ class Via:
 
 def parse_via(value: str) -> list[Via]:
     """Every Via in one header value (comma-separated values allowed)."""
+    return list(_parse_via(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_via(value: str) -> tuple[Via, ...]:
+    # Memoised: a request's top Via is read several times on its way through the transaction layer
+    # and the service (stamp, key, destination, answer); the values are frozen, and a failure is
+    # not cached (lru_cache keeps results only).
     vias = []
     for part in split_commas(value):
         proto, _, rest = part.partition(" ")
@@ -128,7 +140,7 @@ def parse_via(value: str) -> list[Via]:
         vias.append(Via(pieces[2].upper(), host, port, _parse_params(params)))
     if not vias:
         raise SipParseError("an empty Via")
-    return vias
+    return tuple(vias)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,7 @@ class SipUri:
         return f"{self.scheme}:{user}{self.host}{port}{_format_params(self.params)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_uri(text: str) -> SipUri:
     text = text.strip()
     scheme, colon, rest = text.partition(":")
@@ -191,7 +204,9 @@ class NameAddr:
         return f"{display}<{self.uri}>{_format_params(self.params)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_name_addr(value: str) -> NameAddr:
+    """Memoised like :func:`parse_via` (From and To are read for every tag, user and answer)."""
     value = value.strip()
     if "<" in value:
         display, _, rest = value.partition("<")

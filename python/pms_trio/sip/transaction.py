@@ -19,8 +19,11 @@ the 2xx until the ACK arrives (RFC 3261 13.3.1.4) is the dialog user's job and i
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .addressing import Destination, response_destination, stamp_received
 from .message import (
@@ -269,11 +272,27 @@ class TransactionLayer:
         self.max_transactions = max_transactions
         self.clients: dict[tuple[str, str, str], ClientTransaction] = {}
         self.servers: dict[tuple[str, str, str], ServerTransaction] = {}
+        # (deadline, seq, tx): pushed whenever a transaction is touched (every change of its deadline
+        # goes through this layer), so the live deadline is always in it; an entry whose transaction
+        # ended or whose deadline moved is stale and dropped when it comes up. Timers cost O(log n)
+        # per event instead of a sweep of every transaction on each tick.
+        self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction]] = []
+        self._seq = itertools.count()
+
+    def _schedule(self, tx: ClientTransaction | ServerTransaction) -> None:
+        deadline = tx.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._seq), tx))
+
+    def _current(self, tx: ClientTransaction | ServerTransaction) -> bool:
+        table: dict[tuple[str, str, str], Any] = self.clients if isinstance(tx, ClientTransaction) else self.servers
+        return table.get(tx.key) is tx
 
     def send_request(self, request: Request, destination: Destination, now: float) -> list[Output]:
         """Start a client transaction (not for ACK: send an ACK for a 2xx directly)."""
         tx = ClientTransaction(request, destination, now, **self.timers)
         self.clients[tx.key] = tx
+        self._schedule(tx)
         return tx.start()
 
     def receive(self, message: Message, source: Destination, now: float) -> list[Output]:
@@ -286,12 +305,16 @@ class TransactionLayer:
             tx = self.clients.get(key)
             if tx is None:
                 return [Deliver(message, source)]  # e.g. a 2xx retransmission: the dialog re-ACKs
-            return tx.handle_response(message, now)
+            outputs = tx.handle_response(message, now)
+            self._schedule(tx)
+            return outputs
         request = stamp_received(message, (source.host, source.port))
         via = request.top_via
         server = self.servers.get(_key(via.branch, request.method, via.sent_by))
         if server is not None and via.branch:
-            return server.handle_request(request, now)
+            outputs = server.handle_request(request, now)
+            self._schedule(server)
+            return outputs
         if request.method == "ACK":
             return [Deliver(request, source)]  # the ACK for a 2xx belongs to the dialog
         destination = response_destination(request, source.transport)
@@ -300,6 +323,7 @@ class TransactionLayer:
             return [Send(serialize(busy), destination)]
         server_tx = ServerTransaction(request, destination, now, **self.timers)
         self.servers[server_tx.key] = server_tx
+        self._schedule(server_tx)
         return server_tx.start()
 
     def send_response(self, request: Request, response: Response, now: float) -> list[Output]:
@@ -308,23 +332,35 @@ class TransactionLayer:
         server_tx = self.servers.get(_key(via.branch, request.method, via.sent_by))
         if server_tx is None or server_tx.terminated:
             raise LocalProtocolError(f"no open transaction for {request.method} {via.branch}")
-        return server_tx.send_response(response, now)
+        outputs = server_tx.send_response(response, now)
+        self._schedule(server_tx)
+        return outputs
+
+    def _valid(self, entry: tuple[float, int, ClientTransaction | ServerTransaction]) -> bool:
+        deadline, _, tx = entry
+        return not tx.terminated and self._current(tx) and tx.next_deadline() == deadline
 
     def next_deadline(self) -> float | None:
-        everything: list[ClientTransaction | ServerTransaction] = [*self.clients.values(), *self.servers.values()]
-        times = [d for tx in everything if (d := tx.next_deadline()) is not None]
-        return min(times) if times else None
+        heap = self._heap
+        while heap and not self._valid(heap[0]):
+            heapq.heappop(heap)  # stale: every deadline change pushed its own entry
+        return heap[0][0] if heap else None
 
     def handle_timeout(self, now: float) -> list[Output]:
         out: list[Output] = []
-        for key, client in list(self.clients.items()):
-            out.extend(self._expire(client, now))
-            if client.terminated:
-                del self.clients[key]
-        for key, server in list(self.servers.items()):
-            out.extend(self._expire(server, now))
-            if server.terminated:
-                del self.servers[key]
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if not self._valid(entry):
+                continue
+            tx = entry[2]
+            out.extend(self._expire(tx, now))
+            if tx.terminated:
+                table: dict[tuple[str, str, str], Any] = (self.clients if isinstance(tx, ClientTransaction)
+                                                          else self.servers)
+                del table[tx.key]
+            else:
+                self._schedule(tx)
         return out
 
     @staticmethod

@@ -1,0 +1,510 @@
+"""The GB28181 SIP service: registrations, device queries, keepalive expiry (SPEC section 7).
+
+Owns the state of the devices this server knows (:class:`DeviceState`: address, online flag,
+DeviceInfo, channels from the Catalog) and drives the sans-IO pieces beneath it: the transaction
+layer (``sip.transaction``), the registrar (``gb28181.registrar``), the catalog assembler
+(``gb28181.catalog``). Plays (INVITE/ACK/BYE, on demand) live in ``gb28181.play`` and use this
+service to send. The sockets are ``gb28181.transport``'s. Entry point: :func:`serve`, supervised by
+the app's root nursery; it reports the bound ``(ip, port)`` (UDP and TCP, the same number).
+
+Decisions where the spec is silent:
+
+- Message handling is synchronous (the transport calls :meth:`GbService.on_message`). A UDP send
+  goes out at once (non-blocking ``sendto``); only when the socket buffer is full is it queued, and
+  one task writes the queue (later sends queue behind it, so order holds). A TCP send is a task of
+  its own, so a slow TCP peer delays no one.
+- One timer task wakes every :data:`TICK` s and runs the transaction timers (retransmissions over
+  UDP), the catalog idle timeouts and keepalive/registration expiry. Timers stay data in the
+  sans-IO modules; the tick is the adapter's resolution.
+- After a REGISTER that makes a device online (first registration, or a device that was offline)
+  the server sends a Catalog query and a DeviceInfo query. Channels from every Catalog Response part
+  are merged into the device at once (the API shows a partial list while parts arrive, and keeps
+  it when SumNum is never reached); the assembler only says when a catalog is complete.
+- A device offline (``sip.keepaliveTimeout`` without a MESSAGE, registration expired, or
+  ``Expires: 0``) stays listed with ``status: "offline"``; its channels are offline, its streams end
+  (BYE). A device that was forgotten by the registrar must REGISTER again: its Keepalive gets 400
+  (as srs-sip does).
+- Requests to a device go to the address its last REGISTER or MESSAGE came from, over the same
+  transport (NAT: Contact holds a private address). Our Via/From/SDP address is ``sip.announcedIp``,
+  else ``sip.listenIp``, else (``0.0.0.0``) the local address the system routes to the device from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..config import SipConfig
+from ..sip.addressing import Destination, make_via, new_branch
+from ..sip.dialog import new_call_id, new_tag
+from ..sip.message import (
+    LocalProtocolError,
+    Message,
+    Request,
+    Response,
+    SipParseError,
+    error_response,
+    response_to,
+)
+from ..sip.transaction import Deliver, Output, Send, TimedOut, TransactionLayer
+from . import manscdp
+from .catalog import CatalogAssembler
+from .registrar import Registrar
+from .transport import SipTransport
+
+log = logging.getLogger("pms_trio.sip")
+
+TICK = 0.1
+SLOW_TICK = 0.5
+USER_AGENT = "pms-trio"
+MANSCDP = "Application/MANSCDP+xml"
+REQUEST_TIMEOUT = 5.0
+SEND_QUEUE = 20_000
+MAX_DELAYED = 2_000
+# Over UDP a finished non-INVITE server transaction lives 32 s (Timer J) and every registration
+# makes four transactions: 10,000 devices registering at 500/s hold ~40,000. Past this, 503.
+MAX_TRANSACTIONS = 60_000
+
+
+@dataclass(slots=True)
+class DeviceState:
+    device_id: str
+    address: Destination
+    online: bool = True
+    registered_at: float = 0.0  # wall clock
+    last_seen: float = 0.0  # wall clock
+    user_agent: str = ""
+    info: manscdp.DeviceInfoResponse | None = None
+    channels: dict[str, manscdp.CatalogItem] = field(default_factory=dict)
+    sum_num: int | None = None
+    catalog_complete: bool = False
+    keepalives: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        info = self.info
+        return {"device_id": self.device_id, "name": info.device_name if info else "",
+                "manufacturer": info.manufacturer if info else "", "model": info.model if info else "",
+                "firmware": info.firmware if info else "", "status": "online" if self.online else "offline",
+                "online": self.online, "source_addr": f"{self.address.host}:{self.address.port}",
+                "network_type": self.address.transport.lower(), "user_agent": self.user_agent,
+                "channel_count": len(self.channels), "sum_num": self.sum_num,
+                "catalog_complete": self.catalog_complete, "keepalives": self.keepalives,
+                "registered_at": self.registered_at, "last_seen": self.last_seen}
+
+
+def describe_channel(device: DeviceState, item: manscdp.CatalogItem, playing: bool) -> dict[str, Any]:
+    online = device.online and item.status.upper() not in ("OFF", "OFFLINE")
+    return {"device_id": item.device_id, "parent_device": device.device_id, "name": item.name,
+            "manufacturer": item.manufacturer, "model": item.model, "owner": item.owner,
+            "civil_code": item.civil_code, "address": item.address, "parental": item.parental,
+            "parent_id": item.parent_id, "ip_address": item.ip_address, "port": item.port,
+            "status": "ON" if online else "OFF", "online": online, "ptz_type": item.ptz_type,
+            "longitude": item.longitude, "latitude": item.latitude, "playing": playing}
+
+
+class GbError(Exception):
+    """A request the HTTP API refuses: ``code`` is the envelope's (and the HTTP status)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class GbService:
+    def __init__(self, config: SipConfig, core: Any, registry: Any, *,
+                 media_ports: tuple[int, int] | None = None) -> None:
+        self.config = config
+        self.core = core
+        self.registry = registry
+        self.media_ports = media_ports or (config.media_port, config.media_port)
+        self.transport = SipTransport(self.on_message)
+        self.tx = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
+        self.registrar = Registrar(realm=config.realm, password=config.password or None,
+                                   keepalive_timeout=config.keepalive_timeout)
+        self.catalogs = CatalogAssembler()
+        self.devices: dict[str, DeviceState] = {}
+        self._sn = itertools.count(1)
+        self._waiters: dict[str, tuple[trio.Event, list[Response]]] = {}  # our branch -> final response
+        self._send_in, self._send_out = trio.open_memory_channel[tuple[bytes, Destination]](SEND_QUEUE)
+        self._nursery: trio.Nursery | None = None
+        self._local_ips: dict[str, str] = {}
+        self._delayed = 0
+        self._send_queued = 0  # in the queue: later UDP sends queue behind them (order kept)
+        from .play import Plays  # here: play imports this module's types
+
+        self.plays = Plays(self)
+
+    # -- lifecycle
+
+    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            address = await nursery.start(self.transport.serve, self.config.listen_ip, self.config.port)
+            nursery.start_soon(self._sender)
+            nursery.start_soon(self._timers)
+            if hasattr(self.registry, "set_resolver"):
+                self.registry.set_resolver(self.plays)
+            task_status.started(address)
+            try:
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1.5):
+                    await self._goodbye()
+                self.transport.close()
+
+    async def _goodbye(self) -> None:
+        """At stop (SPEC 1: BYE to GB28181 devices): end every play, then write what is queued
+        ourselves (the sender task is being cancelled)."""
+        self.transport.closing = True
+        self.plays.end_all()
+        while True:
+            try:
+                data, destination = self._send_out.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self._send_queued -= 1
+            await self.transport.send(data, destination)
+
+    @property
+    def port(self) -> int:
+        return self.transport.address[1]
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    def local_ip(self, toward: str) -> str:
+        """Our address as ``toward`` sees it (module docstring)."""
+        if self.config.announced_ip:
+            return self.config.announced_ip
+        if self.config.listen_ip not in ("0.0.0.0", "::", ""):
+            return self.config.listen_ip
+        cached = self._local_ips.get(toward)
+        if cached is None:
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.connect((toward, 9))
+                    cached = s.getsockname()[0]
+            except OSError:
+                cached = "127.0.0.1"
+            self._local_ips[toward] = cached
+        return cached
+
+    # -- sending
+
+    def send(self, data: bytes, destination: Destination) -> None:
+        if destination.reliable and not self.transport.closing:
+            self.transport.send_soon(data, destination)
+            return
+        if not destination.reliable and self._send_queued == 0 and self.transport.send_udp_now(data, destination):
+            return  # the usual case: no queue, no task switch
+        self._send_queued += 1
+        try:
+            self._send_in.send_nowait((data, destination))
+        except trio.WouldBlock:
+            log.warning("sip: send queue full (%d); a message to %s:%d dropped", SEND_QUEUE,
+                        destination.host, destination.port)
+
+    async def _answer_later(self, request: Request, response: Response, delay: float) -> None:
+        try:
+            await trio.sleep(delay)
+            self._outputs(self.tx.send_response(request, response, trio.current_time()))
+        except LocalProtocolError:
+            pass  # the transaction ended meanwhile (the device gave up)
+        finally:
+            self._delayed -= 1
+
+    async def _sender(self) -> None:
+        async for data, destination in self._send_out:
+            self._send_queued -= 1
+            await self.transport.send(data, destination)
+
+    def _outputs(self, outputs: list[Output]) -> None:
+        for out in outputs:
+            if isinstance(out, Send):
+                self.send(out.data, out.destination)
+            elif isinstance(out, Deliver):
+                if isinstance(out.message, Request):
+                    self._handle_request(out.message, out.source or Destination("UDP", "", 0))
+                else:
+                    self._handle_response(out.message)
+            elif isinstance(out, TimedOut):
+                self._timed_out(out.request)
+
+    def answer(self, request: Request, response: Response, delay: float = 0.0) -> None:
+        """Answer through the server transaction. A held answer (the failure throttle) enters the
+        transaction only when sent, so a retransmitted request cannot fetch it early; past
+        :data:`MAX_DELAYED` held answers, further ones are dropped (the device retries)."""
+        if delay <= 0:
+            self._outputs(self.tx.send_response(request, response, trio.current_time()))
+        elif self._delayed < MAX_DELAYED:
+            self._delayed += 1
+            self.spawn(self._answer_later, request, response, delay)
+
+    def new_request(self, method: str, device: DeviceState, target_user: str, *, body: bytes = b"",
+                    content_type: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Request:
+        """A request outside any dialog to ``target_user`` (device or channel ID) at the device."""
+        address = device.address
+        ours = self.local_ip(address.host)
+        target = f"sip:{target_user}@{address.host}:{address.port}"
+        headers: list[tuple[str, str]] = [
+            ("Via", make_via(address.transport, ours, self.port, new_branch())),
+            ("From", f"<sip:{self.config.serial}@{self.config.realm}>;tag={new_tag()}"),
+            ("To", f"<{target}>"), ("Call-ID", new_call_id(ours)), ("CSeq", f"{next(self._sn)} {method}"),
+            ("Max-Forwards", "70"), ("User-Agent", USER_AGENT), *extra]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        return Request(method, target, tuple(headers), body)
+
+    def start_request(self, request: Request, device: DeviceState) -> trio.Event:
+        """Send through a client transaction; the event is set at its final response (or time-out)."""
+        branch = request.top_via.branch or ""
+        event = trio.Event()
+        self._waiters[branch] = (event, [])
+        self._outputs(self.tx.send_request(request, device.address, trio.current_time()))
+        return event
+
+    async def request(self, request: Request, device: DeviceState, timeout: float = REQUEST_TIMEOUT) -> Response | None:
+        """Send and wait for the final response (``None``: no answer in ``timeout`` s)."""
+        branch = request.top_via.branch or ""
+        event = self.start_request(request, device)
+        try:
+            with trio.move_on_after(timeout):
+                await event.wait()
+            found = self._waiters.get(branch, (event, []))[1]
+            return found[0] if found else None
+        finally:
+            self._waiters.pop(branch, None)
+
+    def message(self, device: DeviceState, body: bytes, target: str | None = None) -> Request:
+        return self.new_request("MESSAGE", device, target or device.device_id, body=body, content_type=MANSCDP)
+
+    def next_sn(self) -> int:
+        return next(self._sn)
+
+    # -- receiving
+
+    def on_message(self, message: Message, source: Destination) -> None:
+        try:
+            self._outputs(self.tx.receive(message, source, trio.current_time()))
+        except SipParseError as e:  # an unreadable header in a response (requests are answered 400)
+            log.info("sip %s %s:%d: message dropped (%s)", source.transport, source.host, source.port, e.message)
+
+    def _handle_response(self, response: Response) -> None:
+        try:
+            branch = response.top_via.branch or ""
+            method = response.cseq[1]
+        except Exception:  # noqa: BLE001 - an unreadable stray response: nothing to do
+            return
+        if method == "INVITE":
+            self.plays.on_invite_response(response)
+        if response.status >= 200:
+            waiter = self._waiters.get(branch)
+            if waiter is not None and not waiter[1]:
+                waiter[1].append(response)
+                waiter[0].set()
+            if response.status >= 300 and method == "MESSAGE":
+                log.info("sip: MESSAGE to %s answered %d", response.to.sip_uri.user, response.status)
+
+    def _timed_out(self, request: Request) -> None:
+        branch = request.top_via.branch or ""
+        waiter = self._waiters.get(branch)
+        if waiter is not None:
+            waiter[0].set()
+        if request.method == "INVITE":
+            self.plays.on_invite_timeout(request)
+        else:
+            log.info("sip: %s to %s got no answer", request.method, request.uri)
+
+    def _handle_request(self, request: Request, source: Destination) -> None:
+        """A new request: a header the parser kept but a handler cannot read (a To or Contact that
+        does not parse...) is the peer's mistake: 400 when the answer can be addressed, else drop."""
+        try:
+            self._dispatch_request(request, source)
+        except SipParseError as e:
+            log.info("sip %s %s:%d: %s refused (%s)", source.transport, source.host, source.port, request.method,
+                     e.message)
+            answer = error_response(SipParseError(e.message, e.status_hint, headers=request.headers))
+            if answer is not None and request.method != "ACK":
+                try:
+                    self.answer(request, answer)
+                except LocalProtocolError:
+                    pass  # already answered before the error
+
+    def _dispatch_request(self, request: Request, source: Destination) -> None:
+        method = request.method
+        if method == "ACK":
+            return
+        if method == "REGISTER":
+            self._handle_register(request, source)
+        elif method == "MESSAGE":
+            self._handle_message(request, source)
+        elif method == "BYE":
+            self.answer(request, self.plays.on_bye(request))
+        elif method in ("OPTIONS", "NOTIFY", "INFO"):
+            self.answer(request, response_to(request, 200, to_tag=new_tag()))
+        elif method == "CANCEL":
+            self.answer(request, response_to(request, 481, to_tag=new_tag()))
+        else:
+            self.answer(request, response_to(request, 405, to_tag=new_tag(), headers=(
+                ("Allow", "REGISTER, MESSAGE, BYE, ACK, OPTIONS, NOTIFY, INFO"),)))
+
+    def _handle_register(self, request: Request, source: Destination) -> None:
+        outcome = self.registrar.handle_register(request, source, trio.current_time(), time.time())
+        self.answer(request, outcome.response, outcome.delay)
+        device_id = outcome.device_id or ""
+        if outcome.event in ("registered", "refreshed"):
+            device = self.devices.get(device_id)
+            wall = time.time()
+            query = device is None or not device.online
+            if device is None:
+                device = self.devices[device_id] = DeviceState(device_id, source)
+            device.address, device.online, device.last_seen = source, True, wall
+            device.user_agent = request.header("User-Agent") or device.user_agent
+            if query:
+                device.registered_at = wall
+                log.info("sip: device %s registered from %s %s:%d", device_id, source.transport, source.host,
+                         source.port)
+                self.query_device(device)
+        elif outcome.event == "unregistered":
+            log.info("sip: device %s unregistered", device_id)
+            self._offline(device_id)
+        elif outcome.event in ("forbidden", "bad"):
+            log.info("sip: REGISTER from %s:%d (%s): %d", source.host, source.port, device_id,
+                     outcome.response.status)
+
+    def query_device(self, device: DeviceState) -> None:
+        sn = self.next_sn()
+        self.catalogs.expect(device.device_id, sn, trio.current_time())
+        self.start_request(self.message(device, manscdp.catalog_query(sn, device.device_id)), device)
+        info_sn = self.next_sn()
+        self.start_request(self.message(device, manscdp.device_info_query(info_sn, device.device_id)), device)
+
+    def _handle_message(self, request: Request, source: Destination) -> None:
+        now = trio.current_time()
+        outcome = self.registrar.handle_message(request, source, now)
+        self.answer(request, outcome.response)
+        device = self.devices.get(outcome.device_id or "")
+        if outcome.event != "message" or device is None:
+            if outcome.event == "unknown":
+                log.info("sip: MESSAGE from unknown device %s (%s:%d): 400", outcome.device_id, source.host,
+                         source.port)
+            return
+        device.address, device.last_seen, device.online = source, time.time(), True
+        body = outcome.body
+        if isinstance(body, manscdp.Keepalive):
+            device.keepalives += 1
+        elif isinstance(body, manscdp.CatalogResponse):
+            for item in body.items:
+                device.channels[item.device_id] = item
+            device.sum_num = max(device.sum_num or 0, body.sum_num)
+            for catalog in self.catalogs.add(device.device_id, body, now):
+                self._catalog_done(catalog.device_id, catalog.complete, len(catalog.items), catalog.sum_num)
+        elif isinstance(body, manscdp.DeviceInfoResponse):
+            device.info = body
+
+    def _catalog_done(self, device_id: str, complete: bool, count: int, sum_num: int) -> None:
+        device = self.devices.get(device_id)
+        if device is not None:
+            device.catalog_complete = device.catalog_complete or complete
+        log.info("sip: device %s catalog %s: %d of %d channels", device_id, "complete" if complete else "partial",
+                 count, sum_num)
+
+    def _offline(self, device_id: str) -> None:
+        device = self.devices.get(device_id)
+        if device is not None and device.online:
+            device.online = False
+            self.plays.device_offline(device_id)
+
+    async def _timers(self) -> None:
+        last_slow = 0.0
+        while True:
+            await trio.sleep(TICK)
+            now = trio.current_time()
+            deadline = self.tx.next_deadline()
+            if deadline is not None and now >= deadline:
+                self._outputs(self.tx.handle_timeout(now))
+            if now - last_slow < SLOW_TICK:
+                continue
+            last_slow = now  # catalog idle timeouts and device expiry: seconds matter, not 0.1 s
+            for catalog in self.catalogs.handle_timeout(now):
+                self._catalog_done(catalog.device_id, catalog.complete, len(catalog.items), catalog.sum_num)
+            deadline = self.registrar.next_deadline()
+            if deadline is not None and now >= deadline:
+                for device_id in self.registrar.handle_timeout(now):
+                    log.info("sip: device %s offline (no keepalive for %g s or registration expired)",
+                             device_id, self.config.keepalive_timeout)
+                    self._offline(device_id)
+
+    # -- questions for the HTTP API
+
+    def find_channel(self, channel_id: str, device_id: str | None = None) -> tuple[DeviceState, manscdp.CatalogItem]:
+        if device_id:
+            device = self.devices.get(device_id)
+            if device is None:
+                raise GbError(404, f"device {device_id} is not known")
+            item = device.channels.get(channel_id)
+            if item is None and channel_id == device_id:
+                item = manscdp.CatalogItem(channel_id)  # an IPC plays its own ID
+            if item is None:
+                raise GbError(404, f"device {device_id} has no channel {channel_id}")
+            return device, item
+        for device in self.devices.values():
+            item = device.channels.get(channel_id)
+            if item is not None:
+                return device, item
+        raise GbError(404, f"no device has channel {channel_id}")
+
+    def knows_channel(self, channel_id: str) -> bool:
+        return any(channel_id in d.channels for d in self.devices.values())
+
+    def list_devices(self) -> list[dict[str, Any]]:
+        return [d.describe() for d in sorted(self.devices.values(), key=lambda d: d.device_id)]
+
+    def list_channels(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        if device_id is not None and device_id not in self.devices:
+            raise GbError(404, f"device {device_id} is not known")
+        out: list[dict[str, Any]] = []
+        for device in sorted(self.devices.values(), key=lambda d: d.device_id):
+            if device_id is None or device.device_id == device_id:
+                out.extend(describe_channel(device, item, self.plays.is_playing(item.device_id))
+                           for item in device.channels.values())
+        return out
+
+    async def ptz(self, device_id: str, channel_id: str, direction: str, speed: int) -> None:
+        device, _ = self.find_channel(channel_id, device_id)
+        if not device.online:
+            raise GbError(503, f"device {device_id} is offline")
+        try:
+            command = manscdp.ptz_command(direction, speed)
+        except ValueError as e:
+            raise GbError(400, str(e)) from None
+        response = await self.request(self.message(device, manscdp.ptz_control(self.next_sn(), channel_id, command),
+                                                   channel_id), device)
+        if response is None:
+            raise GbError(504, f"device {device_id} did not answer the PTZ command")
+        if response.status >= 300:
+            raise GbError(502, f"device {device_id} answered the PTZ command with {response.status}")
+
+    def keyframe(self, device: DeviceState, channel_id: str) -> None:
+        """DeviceControl IFameCmd (sic, standard A.2.3): the camera sends an IDR now."""
+        body = manscdp.keyframe_control(self.next_sn(), channel_id)
+        self.start_request(self.message(device, body, channel_id), device)
+
+
+async def serve(config: SipConfig, core: Any, registry: Any, *, media_ports: tuple[int, int] | None = None,
+                holder: list[GbService] | None = None,
+                task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the SIP service until cancelled; reports ``(ip, port)``. ``holder`` receives the service
+    (the HTTP API's handle on it)."""
+    service = GbService(config, core, registry, media_ports=media_ports)
+    if holder is not None:
+        holder.append(service)
+    await service.run(task_status=task_status)

@@ -1,0 +1,102 @@
+"""The srs-sip compatible routes (SPEC section 7) on the HTTP API's port, without I/O of their own.
+
+Owns the ``/srs-sip/v1/...`` documents: ``GET devices``, ``GET devices/{id}/channels``,
+``GET channels``, ``POST invite`` / ``bye`` / ``ptz``. Every reply is the envelope
+``{"code": 0, "data": ...}``; an error is ``{"code": N, "data": {"msg": ...}}`` with the HTTP status N
+too (srs-sip answers 200 with ``code`` 500 for every error; a real status is more useful and the
+envelope stays the same). ``POST`` bodies are JSON objects; an unreadable body or a missing field is
+400, an unknown device or channel 404, an offline device 503, a device that does not answer 504.
+With ``sip.enable`` false every route answers 503.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .api import Response, error_response, json_response
+
+PREFIX = "/srs-sip/v1"
+
+
+def _ok(data: Any) -> Response:
+    return json_response(200, {"code": 0, "data": data})
+
+
+def _fields(body: bytes, *required: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _Refused(400, f"the body is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise _Refused(400, "the body is not a JSON object")
+    for name in required:
+        value = doc.get(name)
+        if not isinstance(value, str) or not value:
+            raise _Refused(400, f"{name} is missing or not a string")
+    return doc
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+async def handle(gb: Any, method: str, path: str, body: bytes, rtsp_base: str) -> Response:
+    """Answer one ``/srs-sip/v1`` request. ``gb`` is the GB28181 service (None when disabled)."""
+    if gb is None:
+        return error_response(503, "GB28181 is disabled (sip.enable is false)")
+    from ..gb28181.service import GbError  # the HTTP package does not import the SIP stack otherwise
+
+    route = path[len(PREFIX):].strip("/").split("/")
+    try:
+        if route == ["devices"]:
+            _method(method, "GET")
+            return _ok(gb.list_devices())
+        if len(route) == 3 and route[0] == "devices" and route[2] == "channels":
+            _method(method, "GET")
+            return _ok(gb.list_channels(route[1]))
+        if route == ["channels"]:
+            _method(method, "GET")
+            return _ok(gb.list_channels())
+        if route == ["invite"]:
+            _method(method, "POST")
+            doc = _fields(body, "channel_id")
+            transport = doc.get("transport")
+            if transport is not None and not isinstance(transport, str):
+                raise _Refused(400, "transport is not a string")
+            if doc.get("play_type", 0) not in (0, "0"):
+                raise _Refused(400, "only play_type 0 (live) is supported")
+            device_id = doc.get("device_id") if isinstance(doc.get("device_id"), str) else None
+            play = await gb.plays.start(doc["channel_id"], device_id or None, transport, on_demand=False)
+            return _ok({"channel_id": play.channel_id, "device_id": play.device.device_id,
+                        "stream": play.channel_id, "ssrc": play.ssrc, "transport": play.transport,
+                        "url": f"{rtsp_base}/{play.channel_id}"})
+        if route == ["bye"]:
+            _method(method, "POST")
+            doc = _fields(body, "channel_id")
+            device_id = doc.get("device_id") if isinstance(doc.get("device_id"), str) else None
+            await gb.plays.stop(doc["channel_id"], device_id or None)
+            return _ok({"channel_id": doc["channel_id"]})
+        if route == ["ptz"]:
+            _method(method, "POST")
+            doc = _fields(body, "device_id", "channel_id", "ptz")
+            speed = doc.get("speed", 128)
+            if isinstance(speed, str) and speed.isdigit():
+                speed = int(speed)
+            if not isinstance(speed, int) or isinstance(speed, bool) or not 0 <= speed <= 255:
+                raise _Refused(400, "speed is not an integer 0-255")
+            await gb.ptz(doc["device_id"], doc["channel_id"], doc["ptz"], speed)
+            return _ok({"channel_id": doc["channel_id"], "ptz": doc["ptz"]})
+    except _Refused as e:
+        return error_response(e.code, e.message)
+    except GbError as e:
+        return error_response(e.code, e.message)
+    return error_response(404, f"no such resource: {path}")
+
+
+def _method(method: str, wanted: str) -> None:
+    if method != wanted and not (wanted == "GET" and method == "HEAD"):
+        raise _Refused(405, f"this resource answers {wanted} only")
