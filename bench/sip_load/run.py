@@ -29,21 +29,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
-import resource
 import selectors
-import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import Server, cpu_seconds, log, raise_nofile, server_command  # noqa: E402
+
 SERVER_ID = "34020000002000000001"
 REALM = "3402000000"
 PASSWORD = "bench-secret"
@@ -53,17 +49,6 @@ TARGET_CPU_PERCENT = 10.0
 _STATUS = re.compile(rb"^SIP/2\.0 (\d{3})")
 _HEADER = {name: re.compile(rb"(?im)^" + name.encode() + rb"\s*:\s*(.*?)\r$") for name in
            ("Call-ID", "CSeq", "WWW-Authenticate", "Via", "From", "To")}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    with open(path) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def md5(text: str) -> str:
@@ -77,66 +62,11 @@ def header(data: bytes, name: str) -> str:
 
 # --------------------------------------------------------------------------------------------- server
 
-def server_command(explicit: str | None) -> list[str]:
-    if explicit:
-        return explicit.split()
-    exe = shutil.which("pms-trio")
-    if exe:
-        return [exe]
-    return [sys.executable, "-m", "pms_trio"]
-
-
-class Server:
-    def __init__(self, cmd: list[str], folder: Path) -> None:
-        cfg = {
-            "log": {"consoleLevel": "warn", "fileLevel": "warn", "workerLevel": "warn",
-                    "file": str(folder / "pms.log")},
-            "websocket": {"port": 0, "listenIp": "127.0.0.1"}, "http": {"port": 0, "listenIp": "127.0.0.1"},
-            "webrtc": {"listenIp": "127.0.0.1", "announcedIp": "127.0.0.1", "minPort": 0, "maxPort": 0},
-            "rtsp": {"port": 0, "listenIp": "127.0.0.1"}, "record": {"cmdPort": 0, "recordPath": str(folder / "rec")},
-            "sip": {"enable": True, "listenIp": "127.0.0.1", "port": 0, "mediaPort": 0, "password": PASSWORD,
-                    "keepaliveTimeout": 3600},
-            "master": {"numOfWorkProcess": 1},
-        }
-        path = folder / "pms.json"
-        path.write_text(json.dumps(cfg, indent=2))
-        self.ready_file = folder / "ready.json"
-        self.log_path = folder / "server.out"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - the child holds it
-        env = dict(os.environ)
-        if cmd[1:3] == ["-m", "pms_trio"]:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(cmd + ["run", "-c", str(path), "--ready-file", str(self.ready_file)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=folder)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                self.ready = json.loads(self.ready_file.read_text())
-                break
-            except (OSError, ValueError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not ready in 30 s:\n{self.tail()}") from None
-                time.sleep(0.05)
-        self.pid = int(self.ready["pid"])
-        self.sip_port = int(self.ready["sip"])
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def sip_server(cmd: list[str], folder: Path) -> Server:
+    """The benchmark server with SIP on (port 0, registrations never expire during a run)."""
+    server = Server(cmd, folder, {"sip": {"enable": True, "listenIp": "127.0.0.1", "port": 0, "mediaPort": 0,
+                                          "password": PASSWORD, "keepaliveTimeout": 3600}})
+    return server
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -303,11 +233,10 @@ def main() -> int:
     ap.add_argument("--server-cmd")
     ap.add_argument("--json")
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_nofile()
 
     with tempfile.TemporaryDirectory(prefix="sip-load-") as tmp:
-        server = Server(server_command(args.server_cmd), Path(tmp))
+        server = sip_server(server_command(args.server_cmd), Path(tmp))
         try:
             return run(server, args)
         finally:
@@ -315,9 +244,10 @@ def main() -> int:
 
 
 def run(server: Server, args: argparse.Namespace) -> int:
-    fleet = Fleet(args.devices, args.sockets, ("127.0.0.1", server.sip_port))
+    sip_port = int(server.ready["sip"])
+    fleet = Fleet(args.devices, args.sockets, ("127.0.0.1", sip_port))
     burst = min(args.burst, args.devices)
-    log(f"server pid {server.pid}, sip udp {server.sip_port}; burst of {burst} REGISTERs")
+    log(f"server pid {server.pid}, sip udp {sip_port}; burst of {burst} REGISTERs")
     start = time.monotonic()
     for i in range(burst):
         fleet.register(i)
