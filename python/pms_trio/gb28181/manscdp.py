@@ -29,6 +29,8 @@ MAX_ITEMS = 10_000  # per message (standard annex N)
 _DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_.:-]+)[\"'][^>]*\?>", re.IGNORECASE)
 _DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>")
 _BARE_AMP = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_FLAT = re.compile(r"\s*(?:<\?xml[^<>]*\?>\s*)?<([A-Za-z]+)>\s*((?:<([A-Za-z][\w.-]*)>[^<>&]*</\3>\s*)*)</\1>\s*")
+_FLAT_FIELD = re.compile(r"<([A-Za-z][\w.-]*)>([^<>&]*)</\1>")
 _BARE_LT = re.compile(r"<(?!/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?>|[?!])")  # not the start of a tag
 
 
@@ -63,8 +65,8 @@ def decode_body(body: bytes) -> str:
     return body.decode("gb18030", "replace")
 
 
-def _xml_root(body: bytes) -> ET.Element:
-    text = _DECL_TEXT.sub("", decode_body(body), count=1).strip().strip("\x00")
+def _xml_root(text: str) -> ET.Element:
+    text = _DECL_TEXT.sub("", text, count=1).strip().strip("\x00")
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise ManscdpError("a DOCTYPE/ENTITY in a MANSCDP body")
     lower = text.lower()
@@ -222,31 +224,57 @@ def _item(element: ET.Element) -> CatalogItem | None:
     return CatalogItem(**values, extra=tuple(extra))  # type: ignore[arg-type]
 
 
+def _flat(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """A document that is one root of plain leaf elements (``<CmdType>Keepalive</CmdType>``, no
+    attributes, entities, comments or nesting): its root name and ``(tag, text)`` fields, read
+    without building a tree. Every Keepalive, query and most answers look like this; anything else
+    is None and goes through ElementTree. The pattern only accepts well-formed XML, so both readings
+    agree on what it accepts."""
+    m = _FLAT.fullmatch(text)
+    if m is None:
+        return None
+    fields = [(tag, value.strip()) for tag, value in _FLAT_FIELD.findall(m.group(2))]
+    if "\r" in m.group(2):  # XML turns CR LF and lone CR into LF (2.11), as ElementTree does
+        fields = [(tag, value.replace("\r\n", "\n").replace("\r", "\n")) for tag, value in fields]
+    return m.group(1), fields
+
+
 def parse(body: bytes) -> Manscdp:
     """One MANSCDP body; :class:`ManscdpError` when it is not one."""
-    root = _xml_root(body)
-    root_name = root.tag.split("}")[-1] if isinstance(root.tag, str) else ""
+    text = decode_body(body)
+    flat = _flat(text)
+    if flat is not None:
+        root_name, fields = flat
+        root: ET.Element | None = None
+        kids: dict[str, str] = {}
+        for tag, value in fields:
+            kids.setdefault(tag.lower(), value)
+    else:
+        root = _xml_root(text)
+        root_name = root.tag.split("}")[-1] if isinstance(root.tag, str) else ""
+        fields = [(c.tag, (c.text or "").strip()) for c in root if isinstance(c.tag, str) and len(c) == 0]
+        kids = {tag: (child.text or "").strip() for tag, child in _children(root).items()}
     canonical = next((r for r in ROOTS if r.lower() == root_name.lower()), None)
     if canonical is None:
         raise ManscdpError(f"root <{root_name[:30]}> is not Query/Control/Notify/Response")
-    cmd = _text(root, "CmdType")
+    cmd = kids.get("cmdtype", "")
     if not cmd:
         raise ManscdpError("no CmdType")
-    sn = _int(_text(root, "SN"))
+    sn = _int(kids.get("sn", ""))
     if sn is None or sn < 0:
-        raise ManscdpError(f"SN {_text(root, 'SN')[:20]!r} is not a number")
-    device_id = _text(root, "DeviceID")
+        raise ManscdpError(f"SN {kids.get('sn', '')[:20]!r} is not a number")
+    device_id = kids.get("deviceid", "")
     kind = cmd.lower()
     if canonical == "Notify" and kind == "keepalive":
-        info = _children(root).get("info")
+        info = _children(root).get("info") if root is not None else None
         faulty = tuple((c.text or "").strip() for c in info if isinstance(c.tag, str)
                        and c.tag.lower() == "deviceid") if info is not None else ()
-        return Keepalive(sn, device_id, _text(root, "Status", "OK").upper(), faulty)
+        return Keepalive(sn, device_id, (kids.get("status") or "OK").upper(), faulty)
     if kind == "catalog" and canonical == "Query":
         return CatalogQuery(sn, device_id)
     if kind == "catalog" and canonical in ("Response", "Notify"):
-        sum_num = _int(_text(root, "SumNum"), 0) or 0
-        device_list = _children(root).get("devicelist")
+        sum_num = _int(kids.get("sumnum", ""), 0) or 0
+        device_list = _children(root).get("devicelist") if root is not None else None
         items: list[CatalogItem] = []
         num = None
         if device_list is not None:
@@ -260,15 +288,12 @@ def parse(body: bytes) -> Manscdp:
     if kind == "deviceinfo" and canonical == "Query":
         return DeviceInfoQuery(sn, device_id)
     if kind == "deviceinfo" and canonical == "Response":
-        return DeviceInfoResponse(sn, device_id, _text(root, "DeviceName"), _text(root, "Result"),
-                                  _text(root, "Manufacturer"), _text(root, "Model"),
-                                  _text(root, "Firmware"), _int(_text(root, "Channel")))
+        return DeviceInfoResponse(sn, device_id, kids.get("devicename", ""), kids.get("result", ""),
+                                  kids.get("manufacturer", ""), kids.get("model", ""),
+                                  kids.get("firmware", ""), _int(kids.get("channel", "")))
     if kind == "devicecontrol" and canonical == "Control":
-        fields = tuple((c.tag, (c.text or "").strip()) for c in root
-                       if isinstance(c.tag, str) and len(c) == 0
-                       and c.tag.lower() not in ("cmdtype", "sn", "deviceid"))
-        ptz = _text(root, "PTZCmd") or None
-        return DeviceControl(sn, device_id, ptz, fields)
+        control = tuple((tag, value) for tag, value in fields if tag.lower() not in ("cmdtype", "sn", "deviceid"))
+        return DeviceControl(sn, device_id, kids.get("ptzcmd") or None, control)
     return Other(canonical, cmd, sn, device_id)
 
 

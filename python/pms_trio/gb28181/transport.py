@@ -53,6 +53,9 @@ CONNECT_TIMEOUT = 3.0
 MAX_CONNECTIONS = 20_000
 UDP_RCVBUF = 4 * 1024 * 1024
 UDP_BATCH = 64
+# How long the UDP reader pauses between batches while traffic flows (see SipTransport._udp_loop):
+# a SIP answer waits at most this much more; a handshake's T1 is 500 ms.
+UDP_COALESCE = 0.02
 
 
 class _Connection:
@@ -120,22 +123,32 @@ class SipTransport:
         raise OSError(errno.EADDRINUSE, "no port free for both TCP and UDP after 20 tries")
 
     async def _udp_loop(self, udp: socket.socket) -> None:
-        """Read datagrams in batches: one wait, then up to :data:`UDP_BATCH` non-blocking reads
-        (a trio round trip per datagram cost more than handling it). The socket stays open after
-        this task ends: :meth:`close` closes it, after the service's last BYEs at stop."""
+        """Read datagrams in batches: one wait, then non-blocking reads until the socket is empty
+        (at most :data:`UDP_BATCH` between checkpoints); then, while datagrams keep coming, sleep
+        :data:`UDP_COALESCE` and read what gathered meanwhile, before going back to waiting. A trio
+        round trip per datagram cost more than handling it; a fleet's Keepalives arrive spread
+        evenly, so without the pause every one of them would be a wake-up of its own. The socket
+        stays open after this task ends: :meth:`close` closes it, after the service's last BYEs at
+        stop."""
         while True:
             await trio.lowlevel.wait_readable(udp)
-            for _ in range(UDP_BATCH):
-                try:
-                    data, address = udp.recvfrom(MAX_DATAGRAM)
-                except BlockingIOError:
-                    break
-                except OSError as e:  # ICMP port unreachable from an earlier send, on some systems
-                    log.debug("sip udp: recvfrom: %s", e)
-                    continue
-                self._datagram(data, address)
-            else:
-                await trio.lowlevel.checkpoint()  # a full batch: let the others run
+            while self._drain(udp):
+                await trio.sleep(UDP_COALESCE)
+
+    def _drain(self, udp: socket.socket) -> bool:
+        """Handle what the socket holds (up to :data:`UDP_BATCH` datagrams); True when any came."""
+        got = False
+        for _ in range(UDP_BATCH):
+            try:
+                data, address = udp.recvfrom(MAX_DATAGRAM)
+            except BlockingIOError:
+                break
+            except OSError as e:  # ICMP port unreachable from an earlier send, on some systems
+                log.debug("sip udp: recvfrom: %s", e)
+                continue
+            got = True
+            self._datagram(data, address)
+        return got
 
     def _datagram(self, data: bytes, address: tuple[str, int]) -> None:
         source = Destination("UDP", address[0], address[1])

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .errors import LocalProtocolError, SipParseError
 from .headers import (
@@ -88,6 +88,10 @@ _REQUEST_LINE = re.compile(rb"([!%'*+._`~0-9A-Za-z-]+) +([\x21-\x7e\x80-\xff]+) 
 _STATUS_LINE = re.compile(rb"([A-Za-z]+/[0-9]+\.[0-9]+) +([1-6][0-9]{2})(?: +([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A header line's name and colon; the value is the rest. Checked on bytes: no byte of a multi-byte
+# UTF-8 or GB18030 character is below 0x80 or 0x7f, so a control byte is a control character.
+_HEADER_LINE = re.compile(rb"([!%'*+._`~0-9A-Za-z-]+)[ \t]*:")
+_BAD_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CSEQ = re.compile(r"([0-9]{1,10})\s+([!%'*+._`~0-9A-Za-z-]+)")
 
 
@@ -105,19 +109,48 @@ def _lookup(headers: Headers, name: str) -> str | None:
     return None
 
 
+_WANTED: dict[str, str] = {}
+
+
+def _wanted(name: str) -> str:
+    """The index key for a header name as asked: full form, lower case (``v`` and ``VIA`` are ``via``)."""
+    key = _WANTED.get(name)
+    if key is None:
+        key = COMPACT_FORMS.get(name.lower(), name).lower()
+        if len(_WANTED) < 1024:  # the names the code asks for; a peer's names never come here
+            _WANTED[name] = key
+    return key
+
+
 class _HeaderAccess:
-    """Lookups shared by requests and responses (they only read ``self.headers``)."""
+    """Lookups shared by requests and responses (they only read ``self.headers``).
+
+    A message is read many times on its way through the transaction layer and the service (the
+    top Via for the key, the stamp and the answer; From for the device; CSeq for matching), so the
+    first lookup builds an index of the first value of each header and the parsed top Via, CSeq,
+    From and To are kept on the message (``_cache``, never compared). The message is frozen, so they
+    stay true."""
 
     __slots__ = ()
     headers: Headers
+    _cache: dict[str, object] | None
+
+    def _memo(self) -> dict[str, object]:
+        cache = self._cache
+        if cache is None:
+            cache = {}
+            for key, value in self.headers:
+                cache.setdefault(key.lower(), value)
+            object.__setattr__(self, "_cache", cache)
+        return cache
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first header called ``name`` (case-insensitive, compact forms too), or ``default``."""
-        found = _lookup(self.headers, COMPACT_FORMS.get(name.lower(), name))
-        return default if found is None else found
+        found = self._memo().get(_wanted(name))
+        return default if found is None else found  # type: ignore[return-value]
 
     def header_all(self, name: str) -> list[str]:
-        wanted = COMPACT_FORMS.get(name.lower(), name).lower()
+        wanted = _wanted(name)
         return [v for k, v in self.headers if k.lower() == wanted]
 
     @property
@@ -126,11 +159,15 @@ class _HeaderAccess:
 
     @property
     def top_via(self) -> Via:
-        value = self.header("Via")
-        parts = split_commas(value) if value is not None else []
-        if not parts:
-            raise SipParseError("no Via")
-        return parse_via(parts[0])[0]  # the others are read only when asked for (vias)
+        cache = self._memo()
+        via = cache.get(" top_via")
+        if via is None:
+            value = cache.get("via")
+            parts = split_commas(value) if isinstance(value, str) else []
+            if not parts:
+                raise SipParseError("no Via")
+            via = cache[" top_via"] = parse_via(parts[0])[0]  # the others are read only when asked for (vias)
+        return via  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
@@ -138,18 +175,33 @@ class _HeaderAccess:
 
     @property
     def cseq(self) -> tuple[int, str]:
-        m = _CSEQ.fullmatch((self.header("CSeq") or "").strip())
-        if m is None:
-            raise SipParseError(f"CSeq {self.header('CSeq')!r} is not '<number> <METHOD>'")
-        return int(m.group(1)), m.group(2).upper()
+        cache = self._memo()
+        found = cache.get(" cseq")
+        if found is None:
+            m = _CSEQ.fullmatch((self.header("CSeq") or "").strip())
+            if m is None:
+                raise SipParseError(f"CSeq {self.header('CSeq')!r} is not '<number> <METHOD>'")
+            found = cache[" cseq"] = (int(m.group(1)), m.group(2).upper())
+        return found  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return parse_name_addr(self.header("From") or "")
+        cache = self._memo()
+        found = cache.get(" from")
+        if found is None:
+            found = cache[" from"] = parse_name_addr(self.header("From") or "")
+        return found  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return parse_name_addr(self.header("To") or "")
+        cache = self._memo()
+        found = cache.get(" to")
+        if found is None:
+            found = cache[" to"] = parse_name_addr(self.header("To") or "")
+        return found  # type: ignore[return-value]
+
+
+_NOT_COMPARED = {"default": None, "init": False, "repr": False, "compare": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +211,7 @@ class Request(_HeaderAccess):
     headers: Headers = ()
     body: bytes = b""
     version: str = SIP_VERSION
+    _cache: dict[str, object] | None = field(**_NOT_COMPARED)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +221,7 @@ class Response(_HeaderAccess):
     headers: Headers = ()
     body: bytes = b""
     version: str = SIP_VERSION
+    _cache: dict[str, object] | None = field(**_NOT_COMPARED)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,20 +363,24 @@ def _decode(raw: bytes) -> str:
 def _parse_headers(lines: list[bytes]) -> Headers:
     headers: list[list[str]] = []
     for raw in lines:
-        if raw[:1] in (b" ", b"\t"):
+        m = _HEADER_LINE.match(raw)
+        if m is None:
+            if raw[:1] not in (b" ", b"\t"):
+                raise SipParseError(f"not a header line (NAME: value): {_show(raw)}")
             if not headers:
                 raise SipParseError(f"a continuation line before any header: {_show(raw)}")
-            headers[-1][1] = (headers[-1][1] + " " + _decode(raw.strip(b" \t"))).strip(" \t")
+            raw_value = raw.strip(b" \t")
+            if _BAD_BYTES.search(raw_value):
+                raise SipParseError(f"header {headers[-1][0]} has control characters")
+            headers[-1][1] = (headers[-1][1] + " " + _decode(raw_value)).strip(" \t")
             continue
-        raw_name, colon, raw_value = raw.partition(b":")
-        raw_name = raw_name.rstrip(b" \t")
-        if not colon or not raw_name or not all(b in _TOKEN_BYTES for b in raw_name):
-            raise SipParseError(f"not a header line (NAME: value): {_show(raw)}")
-        name = raw_name.decode("ascii")
-        headers.append([COMPACT_FORMS.get(name.lower(), name), _decode(raw_value).strip(" \t")])
-    for name, value in headers:
-        if _BAD_VALUE.search(value):
+        name = m.group(1).decode("ascii")
+        if len(name) == 1:
+            name = COMPACT_FORMS.get(name.lower(), name)
+        raw_value = raw[m.end():]
+        if _BAD_BYTES.search(raw_value):
             raise SipParseError(f"header {name} has control characters")
+        headers.append([name, _decode(raw_value).strip(" \t")])
     return tuple((k, v) for k, v in headers)
 
 
