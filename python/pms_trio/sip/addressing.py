@@ -21,9 +21,7 @@ from .message import (
     Message,
     Request,
     Via,
-    parse_via,
     split_commas,
-    with_header,
 )
 
 DEFAULT_PORT = 5060
@@ -44,14 +42,17 @@ class Destination:
 def stamp_received(request: Request, source: tuple[str, int]) -> Request:
     """``request`` with its top Via stamped as RFC 3261 18.2.1 and RFC 3581 say: ``received`` when
     the source IP differs from sent-by (always when rport was asked for), and ``rport=<port>`` when
-    the Via carries ``rport``. The first Via header's first value is the one rewritten."""
-    values = request.header_all("Via")
-    if not values:
+    the Via carries ``rport``. The first Via header's first value is the one rewritten. The stamped
+    request keeps what the original had already parsed (every header but Via is the same)."""
+    headers = request.headers
+    at = next((i for i, (key, _) in enumerate(headers) if key.lower() == "via"), None)
+    if at is None:
         return request
-    parts = split_commas(values[0])
+    name, value = headers[at]
+    parts = split_commas(value)
     if not parts:
         return request
-    top = parse_via(parts[0])[0]
+    top = request.top_via  # the first value of the first Via header, parsed once per message
     host, port = source
     asked_rport = top.param("rport") is not None
     if top.host.strip("[]") != host or asked_rport:
@@ -59,8 +60,9 @@ def stamp_received(request: Request, source: tuple[str, int]) -> Request:
     if asked_rport:
         top = top.with_param("rport", str(port))
     value = ", ".join((str(top), *parts[1:]))
-    stamped = with_header(request, "Via", value)
-    assert isinstance(stamped, Request)  # with_header keeps the type
+    stamped = Request(request.method, request.uri, (*headers[:at], (name, value), *headers[at + 1:]),
+                      request.body, request.version)
+    stamped.inherit(request, via=value, top_via=top)
     return stamped
 
 

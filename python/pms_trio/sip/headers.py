@@ -113,7 +113,7 @@ class Via:
             params = tuple((k, value) if k == name else (k, v) for k, v in self.params)
         else:
             params = (*self.params, (name, value))
-        return replace(self, params=params)
+        return Via(self.transport, self.host, self.port, params)
 
     def __str__(self) -> str:
         return f"SIP/2.0/{self.transport} {self.sent_by}{_format_params(self.params)}"

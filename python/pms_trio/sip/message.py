@@ -144,6 +144,12 @@ class _HeaderAccess:
             object.__setattr__(self, "_cache", cache)
         return cache
 
+    def inherit(self, original: _HeaderAccess, *, via: str, top_via: Via) -> None:
+        """Take ``original``'s parsed values, for a copy whose first Via alone was rewritten."""
+        cache = dict(original._memo())
+        cache["via"], cache[" top_via"] = via, top_via
+        object.__setattr__(self, "_cache", cache)
+
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first header called ``name`` (case-insensitive, compact forms too), or ``default``."""
         found = self._memo().get(_wanted(name))
@@ -385,7 +391,7 @@ def _parse_headers(lines: list[bytes]) -> Headers:
 
 
 def _content_length(headers: Headers) -> int | None:
-    values = {v for k, v in headers if k.lower() == "content-length"}
+    values = {v for k, v in headers if k == "Content-Length" or k.lower() == "content-length"}
     if not values:
         return None
     if len(values) > 1:
@@ -415,14 +421,13 @@ def _build(start: bytes, headers: Headers, body: bytes) -> Message:
     is_request, parts = _start_line(start)
     if is_request:
         method, uri, version = parts
-        readable = tuple((k, v) for k, v in headers if k.lower() in _DIALOG_HEADERS)
         if version.upper() != SIP_VERSION:
-            raise SipParseError(f"{version} is not SIP/2.0", 505, headers=readable)
+            raise SipParseError(f"{version} is not SIP/2.0", 505, headers=_readable(headers))
         request = Request(method.upper(), uri, headers, body, SIP_VERSION)
         try:
             _validate(request, method.upper())
         except SipParseError as e:
-            raise SipParseError(e.message, e.status_hint, headers=readable) from None
+            raise SipParseError(e.message, e.status_hint, headers=_readable(headers)) from None
         return request
     version, status, reason = parts
     if version.upper() != SIP_VERSION:
@@ -430,6 +435,14 @@ def _build(start: bytes, headers: Headers, body: bytes) -> Message:
     response = Response(int(status), reason, headers, body, SIP_VERSION)
     _validate(response, None)
     return response
+
+
+def _readable(headers: Headers, start: bytes | None = None) -> Headers:
+    """The headers an error answer copies (none when ``start`` is not a request line: a
+    response is never answered)."""
+    if start is not None and _REQUEST_LINE.fullmatch(start) is None:
+        return ()
+    return tuple((k, v) for k, v in headers if k.lower() in _DIALOG_HEADERS)
 
 
 def _validate(message: Message, method: str | None) -> None:
@@ -468,17 +481,16 @@ def parse_datagram(data: bytes) -> Message | None:
             raise SipParseError("the header block is over 64 KiB", 413)
         raise SipParseError("no blank line after the headers")
     start, headers, end = split
-    readable = tuple((k, v) for k, v in headers if k.lower() in _DIALOG_HEADERS) \
-        if _REQUEST_LINE.fullmatch(start) else ()
     try:
         length = _content_length(headers)
     except SipParseError as e:
-        raise SipParseError(e.message, e.status_hint, headers=readable) from None
+        raise SipParseError(e.message, e.status_hint, headers=_readable(headers, start)) from None
     rest = data[end:]
     if length is None:
         body = rest
     elif len(rest) < length:
-        raise SipParseError(f"Content-Length {length} but only {len(rest)} bytes follow", headers=readable)
+        raise SipParseError(f"Content-Length {length} but only {len(rest)} bytes follow",
+                            headers=_readable(headers, start))
     else:
         body = rest[:length]
     return _build(start, headers, body)
