@@ -283,3 +283,18 @@ def test_a_bad_second_via_does_not_stop_the_answer():
     assert response_destination(stamped, "UDP") == Destination("UDP", "203.0.113.1", 7000)
     with pytest.raises(m.SipParseError):
         _ = request.vias
+
+
+def test_parsed_values_kept_on_a_message_follow_its_copies():
+    request = load("hikvision_register.txt")
+    assert request.top_via.host == "192.168.1.64" and request.header("v") == request.header("Via")
+    moved = m.with_header(request, "Via", "SIP/2.0/TCP 10.9.9.9:5070;branch=z9hG4bKmoved")
+    assert moved.top_via.host == "10.9.9.9" and moved.header("via").startswith("SIP/2.0/TCP")
+    assert request.top_via.host == "192.168.1.64"  # the original is untouched
+    renamed = m.with_header(request, "From", "<sip:34020000001320000099@3402000000>;tag=z")
+    assert renamed.from_.sip_uri.user == "34020000001320000099" and renamed.from_.tag == "z"
+    stamped = stamp_received(request, ("203.0.113.9", 40123))
+    assert stamped.from_ == request.from_ and stamped.cseq == request.cseq
+    assert stamped.top_via.param("received") == "203.0.113.9"
+    assert m.parse_via(stamped.header("Via").split(",")[0])[0] == stamped.top_via
+    assert stamped == m.Request(request.method, request.uri, stamped.headers, request.body)
