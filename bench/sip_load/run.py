@@ -228,7 +228,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="measurement window (s)")
     ap.add_argument("--sockets", type=int, default=200)
     ap.add_argument("--batch", type=int, default=50, help="REGISTERs per 0.1 s after the burst")
-    ap.add_argument("--settle", type=float, default=5.0)
+    ap.add_argument("--settle", type=float, default=35.0,
+                    help="seconds after the fleet registered before measuring (Timer J, 32 s, ends the REGISTER transactions)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds measured without traffic first")
     ap.add_argument("--server-cmd")
     ap.add_argument("--json")

@@ -124,29 +124,36 @@ class SipTransport:
 
     async def _udp_loop(self, udp: socket.socket) -> None:
         """Read datagrams in batches: one wait, then non-blocking reads until the socket is empty
-        (at most :data:`UDP_BATCH` between checkpoints); then, while datagrams keep coming, sleep
-        :data:`UDP_COALESCE` and read what gathered meanwhile, before going back to waiting. A trio
-        round trip per datagram cost more than handling it; a fleet's Keepalives arrive spread
-        evenly, so without the pause every one of them would be a wake-up of its own. The socket
-        stays open after this task ends: :meth:`close` closes it, after the service's last BYEs at
-        stop."""
+        (a checkpoint after every :data:`UDP_BATCH`); then, while datagrams keep coming, sleep
+        :data:`UDP_COALESCE` and read what gathered meanwhile before going back to waiting. A trio
+        round trip per datagram cost more than handling it, and a fleet's Keepalives arrive spread
+        evenly: without the pause every one of them would be a wake-up of its own. A burst (full
+        batches) is read without pauses. The socket stays open after this task ends: :meth:`close`
+        closes it, after the service's last BYEs at stop."""
         while True:
             await trio.lowlevel.wait_readable(udp)
-            while self._drain(udp):
-                await trio.sleep(UDP_COALESCE)
+            while True:
+                got = self._drain(udp)
+                if got == UDP_BATCH:
+                    await trio.lowlevel.checkpoint()  # more may wait: let the others run, read on
+                elif got:
+                    await trio.sleep(UDP_COALESCE)
+                else:
+                    break
 
-    def _drain(self, udp: socket.socket) -> bool:
-        """Handle what the socket holds (up to :data:`UDP_BATCH` datagrams); True when any came."""
-        got = False
-        for _ in range(UDP_BATCH):
+    def _drain(self, udp: socket.socket) -> int:
+        """Handle up to :data:`UDP_BATCH` datagrams the socket holds; how many there were."""
+        got = 0
+        while got < UDP_BATCH:
             try:
                 data, address = udp.recvfrom(MAX_DATAGRAM)
             except BlockingIOError:
                 break
             except OSError as e:  # ICMP port unreachable from an earlier send, on some systems
                 log.debug("sip udp: recvfrom: %s", e)
+                got += 1
                 continue
-            got = True
+            got += 1
             self._datagram(data, address)
         return got
 
