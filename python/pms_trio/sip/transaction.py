@@ -92,27 +92,25 @@ def _ack_for(request: Request, response: Response) -> Request:
     return Request("ACK", request.uri, tuple(headers))
 
 
-class ClientTransaction:
-    """One request we sent and the responses it gets."""
+class _Transaction:
+    """What client and server transactions share: the request, where it goes or came from, the
+    timer values, and three deadlines (retransmit, time out, end) that :meth:`next_deadline`
+    reports and :meth:`_end_or_time_out` acts on. The subclasses set ``key``, ``state`` and the
+    deadlines their RFC 3261 state machine starts with."""
 
-    def __init__(self, request: Request, destination: Destination, now: float, *,
-                 t1: float = T1, t2: float = T2, t4: float = T4) -> None:
+    key: tuple[str, str, str]
+    state: State
+
+    def __init__(self, request: Request, destination: Destination, *, t1: float, t2: float, t4: float) -> None:
         self.request = request
         self.destination = destination
         self.invite = request.method == "INVITE"
         self.reliable = destination.reliable
         self.t1, self.t2, self.t4 = t1, t2, t4
-        self.key = _key(request.top_via.branch, request.method)
-        self.state = State.CALLING if self.invite else State.TRYING
-        self._data = serialize(request)
-        self._ack: bytes | None = None
         self._interval = t1
-        self._retransmit_at: float | None = None if self.reliable else now + t1  # Timer A / E
-        self._timeout_at: float | None = now + 64 * t1  # Timer B / F
-        self._end_at: float | None = None  # Timer D / K / M
-
-    def start(self) -> list[Output]:
-        return [Send(self._data, self.destination)]
+        self._retransmit_at: float | None = None
+        self._timeout_at: float | None = None
+        self._end_at: float | None = None
 
     @property
     def terminated(self) -> bool:
@@ -121,6 +119,37 @@ class ClientTransaction:
     def next_deadline(self) -> float | None:
         times = [t for t in (self._retransmit_at, self._timeout_at, self._end_at) if t is not None]
         return min(times) if times else None
+
+    def _end_or_time_out(self, now: float) -> list[Output] | None:
+        """At ``now``: the end timer (terminated, nothing to send) or the time-out timer (terminated,
+        :class:`TimedOut`) if one is due, else None (the caller goes on to retransmissions)."""
+        if self._end_at is not None and now >= self._end_at:
+            self.state = State.TERMINATED
+            self._end_at = None
+            return []
+        if self._timeout_at is not None and now >= self._timeout_at:
+            self.state = State.TERMINATED
+            self._timeout_at = self._retransmit_at = None
+            return [TimedOut(self.request)]
+        return None
+
+
+class ClientTransaction(_Transaction):
+    """One request we sent and the responses it gets."""
+
+    def __init__(self, request: Request, destination: Destination, now: float, *,
+                 t1: float = T1, t2: float = T2, t4: float = T4) -> None:
+        super().__init__(request, destination, t1=t1, t2=t2, t4=t4)
+        self.key = _key(request.top_via.branch, request.method)
+        self.state = State.CALLING if self.invite else State.TRYING
+        self._data = serialize(request)
+        self._ack: bytes | None = None
+        self._retransmit_at = None if self.reliable else now + t1  # Timer A / E
+        self._timeout_at = now + 64 * t1  # Timer B / F
+        # _end_at: Timer D / K / M
+
+    def start(self) -> list[Output]:
+        return [Send(self._data, self.destination)]
 
     def handle_response(self, response: Response, now: float) -> list[Output]:
         status = response.status
@@ -156,15 +185,10 @@ class ClientTransaction:
         return []
 
     def handle_timeout(self, now: float) -> list[Output]:
+        finished = self._end_or_time_out(now)
+        if finished is not None:
+            return finished
         out: list[Output] = []
-        if self._end_at is not None and now >= self._end_at:
-            self.state = State.TERMINATED
-            self._end_at = None
-            return out
-        if self._timeout_at is not None and now >= self._timeout_at:
-            self.state = State.TERMINATED
-            self._timeout_at = self._retransmit_at = None
-            return [TimedOut(self.request)]
         if self._retransmit_at is not None and now >= self._retransmit_at:
             out.append(Send(self._data, self.destination))
             if self.invite:
@@ -177,26 +201,20 @@ class ClientTransaction:
         return out
 
 
-class ServerTransaction:
+class ServerTransaction(_Transaction):
     """One request we received and the responses we send to it."""
 
     def __init__(self, request: Request, destination: Destination, now: float, *,
                  t1: float = T1, t2: float = T2, t4: float = T4) -> None:
-        self.request = request
-        self.destination = destination
-        self.invite = request.method == "INVITE"
-        self.reliable = destination.reliable
-        self.t1, self.t2, self.t4 = t1, t2, t4
+        super().__init__(request, destination, t1=t1, t2=t2, t4=t4)
         via = request.top_via
         self.key = _key(via.branch, request.method, via.sent_by)
         self.state = State.PROCEEDING if self.invite else State.TRYING
         self._last: bytes | None = None
-        self._interval = t1
-        self._retransmit_at: float | None = None  # Timer G
-        # Timer H once a final response is out; before it, how long the TU may stay silent (not in
-        # the RFC: a request nobody answers must not hold memory forever; 180 s is Timer C's value)
-        self._timeout_at: float | None = now + (180.0 if self.invite else 64 * t1)
-        self._end_at: float | None = None  # Timer I / J / L
+        # _retransmit_at: Timer G. _timeout_at: Timer H once a final response is out; before it, how
+        # long the TU may stay silent (not in the RFC: a request nobody answers must not hold memory
+        # forever; 180 s is Timer C's value). _end_at: Timer I / J / L.
+        self._timeout_at = now + (180.0 if self.invite else 64 * t1)
 
     def start(self) -> list[Output]:
         out: list[Output] = [Deliver(self.request, self.destination)]
@@ -204,14 +222,6 @@ class ServerTransaction:
             self._last = serialize(response_to(self.request, 100))
             out.insert(0, Send(self._last, self.destination))
         return out
-
-    @property
-    def terminated(self) -> bool:
-        return self.state is State.TERMINATED
-
-    def next_deadline(self) -> float | None:
-        times = [t for t in (self._retransmit_at, self._timeout_at, self._end_at) if t is not None]
-        return min(times) if times else None
 
     def handle_request(self, request: Request, now: float) -> list[Output]:
         """A retransmission of our request, or the ACK for our non-2xx final response."""
@@ -248,14 +258,9 @@ class ServerTransaction:
         return out
 
     def handle_timeout(self, now: float) -> list[Output]:
-        if self._end_at is not None and now >= self._end_at:
-            self.state = State.TERMINATED
-            self._end_at = None
-            return []
-        if self._timeout_at is not None and now >= self._timeout_at:
-            self.state = State.TERMINATED
-            self._timeout_at = self._retransmit_at = None
-            return [TimedOut(self.request)]
+        finished = self._end_or_time_out(now)
+        if finished is not None:
+            return finished
         if self._retransmit_at is not None and now >= self._retransmit_at and self._last is not None:
             self._interval = min(self._interval * 2, self.t2)
             self._retransmit_at = now + self._interval
