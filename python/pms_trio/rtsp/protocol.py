@@ -109,13 +109,11 @@ def _lookup(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    method: str
-    uri: str
-    version: str = RTSP_VERSION
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
+class _HeaderLookup:
+    """Lookups shared by requests and responses (they only read ``self.headers``)."""
+
+    __slots__ = ()
+    headers: tuple[tuple[str, str], ...]
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first header called ``name`` (case-insensitive), or ``default``."""
@@ -128,19 +126,20 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class Request(_HeaderLookup):
+    method: str
+    uri: str
+    version: str = RTSP_VERSION
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Response(_HeaderLookup):
     status: int
     reason: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        found = _lookup(self.headers, name)
-        return default if found is None else found
-
-    @property
-    def cseq(self) -> str | None:
-        return _lookup(self.headers, "CSeq")
 
 
 @dataclass(frozen=True, slots=True)
