@@ -9,7 +9,8 @@ import base64
 import pytest
 import trio
 from pms_trio.rtsp import sdp
-from pms_trio.rtsp.server import _base_url, _core_track, _describable
+from pms_trio.rtsp.server import _base_url
+from pms_trio.rtsp.tracks import core_track, describable
 from pms_trio.streams import StreamRegistry
 
 SPS = bytes.fromhex("6742c01eda0a0fd08841")
@@ -78,12 +79,12 @@ async def test_locate_gives_up_when_the_publish_never_records() -> None:
 def test_describable_tracks_take_the_freshest_parameter_sets() -> None:
     core_h264 = {"index": 0, "kind": "video", "codec": "H264", "payload_type": 102, "clock_rate": 90000,
                  "channels": 0, "fmtp": "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}
-    track = _describable(core_h264, {})
+    track = describable(core_h264, {})
     assert track is not None and track["missing_parameter_sets"] is True
-    track = _describable(core_h264, {"H264": (SPS, PPS)})
+    track = describable(core_h264, {"H264": (SPS, PPS)})
     assert track is not None and track["missing_parameter_sets"] is False
     track.pop("missing_parameter_sets")
-    text = sdp.describe_sdp("cam", [track, _describable(
+    text = sdp.describe_sdp("cam", [track, describable(
         {"index": 1, "kind": "audio", "codec": "opus", "payload_type": 111, "clock_rate": 48000, "channels": 2,
          "fmtp": "minptime=10;useinbandfec=1"}, {})], "127.0.0.1")
     assert f"sprop-parameter-sets={base64.b64encode(SPS).decode()},{base64.b64encode(PPS).decode()}" in text
@@ -91,8 +92,8 @@ def test_describable_tracks_take_the_freshest_parameter_sets() -> None:
     assert "a=control:trackID=0" in text and "a=control:trackID=1" in text and "opus/48000/2" in text
     # Sets in the publisher's SDP are enough; codecs RTSP here cannot describe are left out.
     in_sdp = dict(core_h264, fmtp="packetization-mode=1;sprop-parameter-sets=Z0IAH6tA,aM48gA==")
-    assert _describable(in_sdp, {})["missing_parameter_sets"] is False
-    assert _describable(dict(core_h264, codec="AV1"), {}) is None
+    assert describable(in_sdp, {})["missing_parameter_sets"] is False
+    assert describable(dict(core_h264, codec="AV1"), {}) is None
 
 
 def test_announce_tracks_for_the_core() -> None:
@@ -100,7 +101,7 @@ def test_announce_tracks_for_the_core() -> None:
         "v=0\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
         "a=fmtp:96 packetization-mode=1\r\na=control:streamid=0\r\n"
         "m=audio 0 RTP/AVP 8\r\na=control:streamid=1\r\n")
-    assert [_core_track(t) for t in tracks] == [
+    assert [core_track(t) for t in tracks] == [
         {"kind": "video", "codec": "H264", "payload_type": 96, "clock_rate": 90000, "channels": 0,
          "fmtp": "packetization-mode=1"},
         {"kind": "audio", "codec": "PCMA", "payload_type": 8, "clock_rate": 8000, "channels": 1, "fmtp": ""},

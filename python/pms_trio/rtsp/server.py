@@ -4,7 +4,8 @@ Owns the listening socket (``rtsp.listenIp``/``rtsp.port``), one task per TCP co
 connection's :class:`~.session.RtspSession`. It reads, feeds :class:`~.protocol.Connection`, checks
 each request with the session, acts on the media core and the stream registry, and writes the
 response. It may not parse RTSP text itself (``protocol``/``headers``/``sdp`` do) nor touch a packet
-(the core does).
+(the core does); what DESCRIBE and ANNOUNCE pass between the core's track records and SDP is
+translated in ``tracks``.
 
 Theory of operation:
 
@@ -53,6 +54,7 @@ from . import headers as h
 from . import protocol as p
 from . import sdp
 from . import session as s
+from .tracks import core_track, describable
 
 log = logging.getLogger("pms_trio.rtsp")
 
@@ -405,7 +407,7 @@ class RtspConnection:
                 raise p.RemoteProtocolError(f"stream {name} ended", 404)
             tracks, missing = [], False
             for t in raw:
-                track = _describable(t, live.parameter_sets)
+                track = describable(t, live.parameter_sets)
                 if track is None:
                     continue
                 tracks.append(track)
@@ -425,7 +427,7 @@ class RtspConnection:
         if self._registry.is_claimed(url.stream):
             raise p.RemoteProtocolError(f"stream {url.stream} is already being published; choose another "
                                         f"name or stop the other publisher", 409)
-        tid = self._core.create_rtsp_publisher(url.stream, [_core_track(t) for t in tracks])
+        tid = self._core.create_rtsp_publisher(url.stream, [core_track(t) for t in tracks])
         self.transport_id, self.role = tid, PUBLISHER
         self._registry.add_publisher(url.stream, tid, self, source="rtsp", pending=True)
         for t in tracks:
@@ -549,7 +551,7 @@ class RtspConnection:
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers (pure)
+# helpers (pure; the track translations are in ``tracks``)
 
 
 def _base_url(uri: str) -> str:
@@ -559,44 +561,3 @@ def _base_url(uri: str) -> str:
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/", "", ""))
     except ValueError:
         return uri
-
-
-def _nal_type(nal: bytes, codec: str) -> int:
-    return (nal[0] & 0x1F) if codec == "H264" else (nal[0] >> 1) & 0x3F
-
-
-def _describable(t: dict[str, Any], parameter_sets: dict[str, tuple[bytes, ...]]) -> dict[str, Any] | None:
-    """A core track (``stream_tracks``) as a DESCRIBE track, or None for a codec RTSP here
-    cannot describe. ``missing_parameter_sets``: H.264/H.265 with no sets known at all."""
-    try:
-        codec = sdp._canonical(t.get("codec"))
-    except ValueError:
-        return None
-    fmtp = t.get("fmtp") or None
-    track: dict[str, Any] = {"kind": t.get("kind"), "codec": codec, "payload_type": int(t["payload_type"]),
-                             "clock_rate": int(t.get("clock_rate") or 0) or None,
-                             "channels": int(t.get("channels") or 0) or None, "fmtp": fmtp,
-                             "control": f"trackID={int(t['index'])}", "index": int(t["index"])}
-    params = sdp.parse_fmtp(fmtp)
-    if codec in ("H264", "H265"):
-        wanted = {"H264": {7: "sps", 8: "pps"}, "H265": {32: "vps", 33: "sps", 34: "pps"}}[codec]
-        for nal in parameter_sets.get(codec, ()):
-            key = wanted.get(_nal_type(nal, codec)) if nal else None
-            if key is not None:
-                track.setdefault(key, nal)
-        in_fmtp = "sprop-parameter-sets" in params if codec == "H264" else "sprop-sps" in params
-        track["missing_parameter_sets"] = not in_fmtp and not all(k in track for k in wanted.values())
-    elif codec == "AAC" and params.get("config"):
-        try:
-            track["config"] = bytes.fromhex(params["config"])
-        except ValueError:
-            return None
-    return track
-
-
-def _core_track(t: dict[str, Any]) -> dict[str, Any]:
-    """An ANNOUNCE track as ``create_rtsp_publisher`` takes it."""
-    return {"kind": t["kind"], "codec": sdp.CODECS[t["codec"]][1], "payload_type": t["payload_type"],
-            "clock_rate": t.get("clock_rate") or 0, "channels": t.get("channels") or 0, "fmtp": t.get("fmtp") or ""}
-
-
