@@ -1,9 +1,13 @@
-"""What the benchmarks share: starting a real pms-trio server and sampling it in /proc.
+"""What the benchmarks share: starting a real pms-trio server, sampling it in /proc, and the step
+loop and figures around a measurement.
 
 ``fanout/run.py`` and ``rtsp_fanout/run.py`` import it (``sys.path`` gets ``bench/``). Each step of a
 benchmark starts a fresh server with :class:`Server` (``pms-trio run -c <temp config> --ready-file
 <path>``; all ports 0, ``sip.enable`` false, ``master.numOfWorkProcess`` 1, console log level warn,
-plus the benchmark's own overrides) and stops it with SIGINT. Stdlib only.
+plus the benchmark's own overrides) and stops it with SIGINT. :func:`cpu_seconds`, :func:`thread_cpu`
+and :func:`rss_kib` read /proc; :func:`player_steps` is the list of N a run goes through,
+:func:`step_row` runs one step into a table row (an error row when it fails), :func:`cpu_share` and
+:func:`fmt` make the figures. Stdlib only.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,22 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of process ``pid`` (a thread that ends meanwhile is
+    left out; an empty dict when the process is gone)."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            out[int(tid)] = cpu_seconds(pid, int(tid))
+        except OSError:
+            pass
+    return out
 
 
 def rss_kib(pid: int) -> int:
@@ -127,11 +148,59 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, 10.0)
         self.log.close()
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
+    """Send ``sig`` to ``proc`` if it still runs; kill it if it has not exited ``timeout`` s later."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------- steps
+
+
+def player_steps(players: str | None, first: list[int], then: int, largest: int) -> tuple[list[int], bool]:
+    """The N of each step and whether they were chosen here (auto): ``--players`` (comma-separated)
+    when given, else ``first`` and then doubling from ``then`` while it stays <= ``largest``."""
+    if players is not None:
+        return [int(x) for x in players.split(",") if x.strip()], False
+    steps = list(first)
+    n = then
+    while n <= largest:
+        steps.append(n)
+        n *= 2
+    return steps, True
+
+
+def step_row(n: int, step: Callable[[], dict[str, Any]], **error_fields: Any) -> dict[str, Any]:
+    """``step()``'s row for N = ``n``, logged as JSON. A step that raises is reported and the run goes
+    on: its row is ``{"players": n, **error_fields, "error": <first line of the exception>}``."""
+    try:
+        row = step()
+    except Exception as e:  # noqa: BLE001 - report and go on
+        text = str(e).strip()
+        row = {"players": n, **error_fields, "error": text.splitlines()[0] if text else repr(e)}
+        log(f"N = {n}: {e}")
+    else:
+        log(f"N = {n}: {json.dumps(row)}")
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def cpu_share(seconds: float, wall: float) -> float | None:
+    """CPU ``seconds`` per second of ``wall`` time, to 3 places; None for an empty window."""
+    return round(seconds / wall, 3) if wall > 0 else None
+
+
+def fmt(v: Any, spec: str = "") -> str:
+    """A table cell: ``v`` formatted with ``spec``, "-" for a missing figure."""
+    return "-" if v is None else format(v, spec)

@@ -14,6 +14,7 @@ Stdlib only. Benchmarks print figures; nothing here is a pass/fail test.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -25,7 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchlib import Server, cpu_seconds, log, raise_nofile, rss_kib, server_command  # noqa: E402
+from benchlib import (Server, cpu_seconds, cpu_share, fmt, log, player_steps, raise_nofile, rss_kib,  # noqa: E402
+                      server_command, step_row)
 
 TARGET_US_PER_PACKET = 3.0  # at N = 100; Janus 1.1.2 VideoRoom: ~28 us with 20 players
 TARGET_KIB_PER_PLAYER = 64.0
@@ -124,10 +126,10 @@ def drive_client(binary: Path, server: Server, n: int, args: argparse.Namespace)
         wall = samples["t1"] - samples["t0"]
         pkts = result.get("packets_received") or 0
         result["server_cpu_seconds"] = round(cpu, 3)
-        result["server_cpu_share"] = round(cpu / wall, 3) if wall > 0 else None
+        result["server_cpu_share"] = cpu_share(cpu, wall)
         result["server_us_per_packet"] = round(cpu / pkts * 1e6, 2) if pkts else None
         ccpu = samples["client_cpu1"] - samples["client_cpu0"]
-        result["client_cpu_share"] = round(ccpu / wall, 3) if wall > 0 else None
+        result["client_cpu_share"] = cpu_share(ccpu, wall)
         result["client_us_per_packet"] = round(ccpu / pkts * 1e6, 2) if pkts else None
     if "rss_base" in samples:
         with_n = max(samples.get("rss_start", 0), samples.get("rss_end", 0))
@@ -135,10 +137,6 @@ def drive_client(binary: Path, server: Server, n: int, args: argparse.Namespace)
         result["server_rss_kib"] = with_n
         result["server_kib_per_player"] = round((with_n - samples["rss_base"]) / n, 1) if n else None
     return result
-
-
-def fmt(v, spec: str = "") -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def print_table(rows: list[dict], seconds: float) -> None:
@@ -197,26 +195,12 @@ def main() -> int:
     raise_nofile()
     binary = build_client(args.no_build)
     cmd = server_command(args.server_cmd)
-    auto = args.players is None
-    if auto:
-        steps = [10, 100]
-        n = 200
-        while n <= args.max_players:
-            steps.append(n)
-            n *= 2
-    else:
-        steps = [int(x) for x in args.players.split(",") if x.strip()]
+    steps, auto = player_steps(args.players, [10, 100], 200, args.max_players)
 
     rows: list[dict] = []
     for n in steps:
         log(f"N = {n}: starting server and {n} players ...")
-        try:
-            r = run_step(binary, cmd, n, args)
-        except Exception as e:  # noqa: BLE001 - report and go on
-            r = {"players": n, "error": str(e).strip().splitlines()[0] if str(e).strip() else repr(e)}
-            log(f"N = {n}: {e}")
-        else:
-            log(f"N = {n}: {json.dumps(r)}")
+        r = step_row(n, functools.partial(run_step, binary, cmd, n, args))
         rows.append(r)
         bad = "error" in r or r.get("loss_packets", 0) > 0 or r.get("connected") != n
         if auto and n >= 200 and bad:
