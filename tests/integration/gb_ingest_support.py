@@ -5,8 +5,8 @@ players, the waits.
   (``tests/gb28181/psmux.py``: PS in RTP, grouped per frame), :func:`framed` (RFC 4571) and
   :class:`Camera`, a sender thread over TCP (passive or active) or UDP (optionally reordering).
 - Core side: :class:`Events` (every event of the core, drained by polling ``poll_events()``),
-  :func:`wait_until`, :func:`wait_live`, :func:`connect_tcp`, :func:`closed_by_peer` and :func:`run`
-  (a test's asyncio part, 90 s at most).
+  :func:`wait_until`, :func:`wait_live`, :func:`connect_tcp` and :func:`closed_by_peer` (a test's
+  asyncio part runs with ``peers.run``, 90 s at most).
 - Players: :class:`WebRtcPlayer` (aiortc: decoded frames and their colour, audio frames) and
   :class:`RtspUdpPlayer` (the core's RTSP commands over UDP; this module depacketizes the RTP and
   decodes it with PyAV).
@@ -263,18 +263,23 @@ class WebRtcPlayer:
             await asyncio.wait_for(self.pc.close(), 5)
 
 
+def _aggregated(payload: bytes, i: int) -> list[bytes]:
+    """The NAL units of an aggregation packet (STAP-A, AP) from offset ``i``: 16-bit size, NAL."""
+    out = []
+    while i + 2 <= len(payload):
+        n = struct.unpack(">H", payload[i:i + 2])[0]
+        out.append(payload[i + 2:i + 2 + n])
+        i += 2 + n
+    return out
+
+
 def depacketize(payload: bytes, hevc: bool) -> list[bytes]:
     """NAL units of one RTP payload (single NAL, STAP-A/AP, FU-A/FU start..end), with FU state
     kept by the caller: returns ``[b"FU+" + header, ...]`` markers for fragments."""
     if hevc:
         t = (payload[0] >> 1) & 0x3F
         if t == 48:  # AP
-            out, i = [], 2
-            while i + 2 <= len(payload):
-                n = struct.unpack(">H", payload[i:i + 2])[0]
-                out.append(payload[i + 2:i + 2 + n])
-                i += 2 + n
-            return out
+            return _aggregated(payload, 2)
         if t == 49:  # FU
             fu = payload[2]
             hdr = bytes([(payload[0] & 0x81) | ((fu & 0x3F) << 1), payload[1]])
@@ -282,12 +287,7 @@ def depacketize(payload: bytes, hevc: bool) -> list[bytes]:
         return [payload]
     t = payload[0] & 0x1F
     if t == 24:  # STAP-A
-        out, i = [], 1
-        while i + 2 <= len(payload):
-            n = struct.unpack(">H", payload[i:i + 2])[0]
-            out.append(payload[i + 2:i + 2 + n])
-            i += 2 + n
-        return out
+        return _aggregated(payload, 1)
     if t == 28:  # FU-A
         fu = payload[1]
         hdr = bytes([(payload[0] & 0xE0) | (fu & 0x1F)])
@@ -370,7 +370,3 @@ class RtspUdpPlayer:
 async def wait_live(events: Events, stream: str) -> list[str]:
     e = await events.wait(lambda e: e[0] == "producer_started" and e[1] == stream)
     return list(e[2])
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 90))

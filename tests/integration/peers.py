@@ -23,7 +23,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import aioice.ice
 import av
@@ -61,6 +61,11 @@ DEFAULT_TIMEOUT = 10.0
 
 def colour_matches(rgb: Sequence[float], expected: Sequence[int], tol: int = COLOUR_TOLERANCE) -> bool:
     return all(abs(float(a) - b) <= tol for a, b in zip(rgb, expected))
+
+
+def all_match(colours: list[tuple[float, float, float]], colour: tuple[int, int, int]) -> bool:
+    """Some colours, every one of them ``colour``."""
+    return bool(colours) and all(colour_matches(c, colour) for c in colours)
 
 
 def no_ice_servers() -> RTCConfiguration:
@@ -552,6 +557,18 @@ async def play(
 
 # --------------------------------------------------------------------------------------------
 # Waiting
+
+
+def run(coro: Awaitable[Any], timeout: float = 90.0) -> Any:
+    """A test's asyncio part (tests are sync functions), ended after ``timeout`` s."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def close_all(*peers_: Any) -> None:
+    """``close()`` each peer that is not None, in order."""
+    for p in peers_:
+        if p is not None:
+            await p.close()
 
 
 async def wait_until(

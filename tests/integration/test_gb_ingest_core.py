@@ -36,11 +36,10 @@ from .gb_ingest_support import (
     encode_solid,
     framed,
     psmux,
-    run,
     wait_live,
     wait_until,
 )
-from .peers import colour_matches
+from .peers import colour_matches, run
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from . import peers
 from .conftest import Server, ServerFactory, free_udp_range
-from .peers import BLUE, RED, colour_matches
+from .peers import BLUE, RED, all_match
 from .rtsp_peers import (
     AvPlayer,
     RawRtsp,
@@ -47,10 +47,6 @@ def server(server: ServerFactory) -> Iterator[ServerFactory]:
 
 def run(coro: Awaitable[Any], timeout: float = 120.0) -> Any:
     return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def all_match(colours: list[tuple[float, float, float]], colour: tuple[int, int, int]) -> bool:
-    return bool(colours) and all(colour_matches(c, colour) for c in colours)
 
 
 async def wait_stream(srv: Server, name: str, timeout: float = 15.0, *, live: bool = True) -> dict[str, Any]:

@@ -16,30 +16,15 @@ import socket
 import struct
 import time
 from typing import Any
-from collections.abc import Awaitable
 from urllib.parse import urlsplit
 
 import pytest
 
 from . import peers
 from .conftest import SelfSigned, Server, ServerFactory, free_udp_port
-from .peers import BLUE, GREEN, RED, SignalingClient, colour_matches, play, publish
+from .peers import BLUE, GREEN, RED, SignalingClient, all_match, close_all, colour_matches, play, publish, run
 
 pytestmark = pytest.mark.integration
-
-
-def run(coro: Awaitable[Any], timeout: float = 90.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def all_match(colours: list[tuple[float, float, float]], colour: tuple[int, int, int]) -> bool:
-    return bool(colours) and all(colour_matches(c, colour) for c in colours)
-
-
-async def close_all(*peers_: Any) -> None:
-    for p in peers_:
-        if p is not None:
-            await p.close()
 
 
 async def player_offer(video: bool | str = True, audio: bool | str = True) -> str:

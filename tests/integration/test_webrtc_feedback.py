@@ -39,23 +39,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from . import peers
 from .conftest import Server, ServerFactory
-from .peers import BLUE, GREEN, RED, ColourVideoTrack, SignalingClient, colour_matches
+from .peers import BLUE, GREEN, RED, ColourVideoTrack, SignalingClient, all_match, close_all, colour_matches, run
 
 pytestmark = pytest.mark.integration
-
-
-def run(coro: Awaitable[Any], timeout: float = 90.0) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def all_match(colours: list[tuple[float, float, float]], colour: tuple[int, int, int]) -> bool:
-    return bool(colours) and all(colour_matches(c, colour) for c in colours)
-
-
-async def close_all(*peers_: Any) -> None:
-    for p in peers_:
-        if p is not None:
-            await p.close()
 
 
 # --------------------------------------------------------------------------------------------
