@@ -229,7 +229,7 @@ def main() -> int:
     ap.add_argument("--sockets", type=int, default=200)
     ap.add_argument("--batch", type=int, default=50, help="REGISTERs per 0.1 s after the burst")
     ap.add_argument("--settle", type=float, default=35.0,
-                    help="seconds after the fleet registered before measuring (Timer J, 32 s, ends the REGISTER transactions)")
+                    help="seconds between the fleet's registration and the window (Timer J: 32 s)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds measured without traffic first")
     ap.add_argument("--server-cmd")
     ap.add_argument("--json")

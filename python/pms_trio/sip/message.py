@@ -207,9 +207,6 @@ class _HeaderAccess:
         return found  # type: ignore[return-value]
 
 
-_NOT_COMPARED = {"default": None, "init": False, "repr": False, "compare": False}
-
-
 @dataclass(frozen=True, slots=True)
 class Request(_HeaderAccess):
     method: str
@@ -217,7 +214,7 @@ class Request(_HeaderAccess):
     headers: Headers = ()
     body: bytes = b""
     version: str = SIP_VERSION
-    _cache: dict[str, object] | None = field(**_NOT_COMPARED)  # type: ignore[call-overload]
+    _cache: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +224,7 @@ class Response(_HeaderAccess):
     headers: Headers = ()
     body: bytes = b""
     version: str = SIP_VERSION
-    _cache: dict[str, object] | None = field(**_NOT_COMPARED)  # type: ignore[call-overload]
+    _cache: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
