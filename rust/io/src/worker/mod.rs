@@ -8,6 +8,10 @@
 //! A datagram for a transport this worker does not own (several workers sharing one port) is
 //! handed to the owner through its command channel. Nothing here takes a lock per packet; the
 //! shared registry is locked on connect and close only.
+//!
+//! The parts: [`routing`] (the router's output [`Out`], packets into the router, its events out),
+//! [`udp`] (the socket's datagrams to WebRTC transports and a transport's own output), and
+//! [`close`] (how peers end). RTSP and GB28181 peers live in [`crate::rtsp`] and [`crate::gb`].
 
 use std::collections::HashMap;
 use std::io;
@@ -19,14 +23,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use pms_core::ice::{classify, stun_local_ufrag, PacketClass};
 use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
-use pms_core::router::{Router, RouterEvent, Sink};
-use pms_core::transport::{Received, TransportEvent, WebRtcTransport};
+use pms_core::router::Router;
+use pms_core::transport::WebRtcTransport;
 
 use crate::batch::SendBatch;
-use crate::events::Event;
 use crate::Shared;
+
+mod close;
+mod routing;
+mod udp;
+
+pub(crate) use routing::Out;
 
 pub(crate) const SOCKET: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
@@ -138,78 +146,6 @@ pub(crate) struct Worker {
     pub(crate) batch: SendBatch,
     /// RTSP TCP connections with frames to write (see [`crate::rtsp::RtspOut`]).
     pub(crate) rtsp_out: crate::rtsp::RtspOut,
-}
-
-/// The router's output: encrypt for the target transport and send.
-pub(crate) struct Out<'a> {
-    pub transports: &'a mut HashMap<TransportId, Entry>,
-    pub socket: &'a mio::net::UdpSocket,
-    pub counters: &'a mut Counters,
-    /// WebRTC datagrams wait here and leave in one `sendmmsg` when `Out` is dropped (or the
-    /// batch is full): one system call per fan-out instead of one per player.
-    pub batch: &'a mut SendBatch,
-    /// RTSP TCP frames are queued per connection and written by [`Worker::rtsp_flush`].
-    pub rtsp: &'a mut crate::rtsp::RtspOut,
-}
-
-impl Out<'_> {
-    fn flush(&mut self) {
-        let done = self.batch.flush(self.socket);
-        self.counters.packets_out += done.packets;
-        self.counters.bytes_out += done.bytes;
-        self.counters.send_errors += done.errors;
-    }
-}
-
-impl Drop for Out<'_> {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
-impl Out<'_> {
-    fn send(&mut self, to: TransportId, pkt: &[u8], rtcp: bool) {
-        let Some(entry) = self.transports.get_mut(&to) else {
-            return;
-        };
-        let transport = match &mut entry.peer {
-            Peer::WebRtc(t) => t,
-            Peer::Rtsp(p) => {
-                p.send_packet(to, pkt, rtcp, self.counters, self.rtsp);
-                return;
-            }
-            Peer::Gb(g) => {
-                // The router's keyframe request (PLI/FIR) for a camera: noted, raised as an
-                // event by the GB housekeeping (rate-limited). Its RR/REMB have no receiver.
-                if rtcp {
-                    g.note_rtcp(pkt);
-                }
-                return;
-            }
-        };
-        let Some(addr) = transport.remote_addr() else {
-            return;
-        };
-        let protected = if rtcp {
-            transport.protect_rtcp(pkt)
-        } else {
-            transport.protect_rtp(pkt)
-        };
-        let Some(buf) = protected else { return };
-        self.batch.push(addr, buf);
-        if self.batch.is_full() {
-            self.flush();
-        }
-    }
-}
-
-impl Sink for Out<'_> {
-    fn send_rtp(&mut self, to: TransportId, pkt: &[u8]) {
-        self.send(to, pkt, false);
-    }
-    fn send_rtcp(&mut self, to: TransportId, pkt: &[u8]) {
-        self.send(to, pkt, true);
-    }
 }
 
 impl Worker {
@@ -375,283 +311,6 @@ impl Worker {
         }
     }
 
-    fn read_socket(&mut self, buf: &mut [u8]) {
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) => {
-                    let now = Instant::now();
-                    self.counters.packets_in += 1;
-                    self.counters.bytes_in += n as u64;
-                    self.handle_datagram(now, from, &buf[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ICMP errors surface as ECONNREFUSED on some systems: nothing to do.
-                Err(_) => continue,
-            }
-        }
-    }
-
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let id = match classify(data) {
-            PacketClass::Stun => match stun_local_ufrag(data) {
-                Some(ufrag) => match self.by_ufrag.get(ufrag) {
-                    Some(id) => Some(*id),
-                    None => {
-                        let owner = self.shared.registry().ufrags.get(ufrag).copied();
-                        if let Some(w) = owner.filter(|w| *w != self.index) {
-                            self.foreign.insert(from, w);
-                            self.hand_over(w, from, data);
-                        } else {
-                            self.counters.unknown_datagrams += 1;
-                        }
-                        return;
-                    }
-                },
-                None => self.by_addr.get(&from).copied(),
-            },
-            PacketClass::Other => None,
-            _ => self.by_addr.get(&from).copied(),
-        };
-        let Some(id) = id else {
-            if let Some(w) = self.foreign.get(&from).copied() {
-                self.hand_over(w, from, data);
-            } else {
-                self.counters.unknown_datagrams += 1;
-            }
-            return;
-        };
-        let result = {
-            let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
-                return;
-            };
-            catch_unwind(AssertUnwindSafe(|| t.handle_datagram(now, from, data)))
-        };
-        match result {
-            Ok(Some(Received::Rtp(pkt))) => {
-                if !self.feed_router(now, id, &pkt, false) {
-                    return;
-                }
-            }
-            Ok(Some(Received::Rtcp(pkt))) => {
-                if !self.feed_router(now, id, &pkt, true) {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(_) => {
-                log::error!(target: "pms_io::worker", "transport {id} panicked on a datagram from {from}; closing it");
-                self.remove(id, "internal-error");
-                return;
-            }
-        }
-        self.drive(id, now);
-    }
-
-    /// Hands a plain RTP or RTCP packet of transport `id` to the router. False when the router
-    /// panicked (the transport is then closed).
-    pub(crate) fn feed_router(
-        &mut self,
-        now: Instant,
-        id: TransportId,
-        pkt: &[u8],
-        rtcp: bool,
-    ) -> bool {
-        let mut out = Out {
-            transports: &mut self.transports,
-            socket: &self.socket,
-            counters: &mut self.counters,
-            batch: &mut self.batch,
-            rtsp: &mut self.rtsp_out,
-        };
-        let router = &mut self.router;
-        let result = if rtcp {
-            catch_unwind(AssertUnwindSafe(|| {
-                router.handle_rtcp(now, id, pkt, &mut out)
-            }))
-        } else {
-            catch_unwind(AssertUnwindSafe(|| {
-                router.handle_rtp(now, id, pkt, &mut out)
-            }))
-        };
-        drop(out); // sends the batch
-        if result.is_err() {
-            let what = if rtcp { "RTCP" } else { "RTP" };
-            log::error!(target: "pms_io::worker", "router panicked on {what} of transport {id}; closing it");
-            self.remove(id, "internal-error");
-            return false;
-        }
-        if !rtcp {
-            self.router_events();
-        }
-        true
-    }
-
-    /// Runs `f` with the router and its output (the sink) borrowed together.
-    pub(crate) fn with_router<R>(&mut self, f: impl FnOnce(&mut Router, &mut Out<'_>) -> R) -> R {
-        let mut out = Out {
-            transports: &mut self.transports,
-            socket: &self.socket,
-            counters: &mut self.counters,
-            batch: &mut self.batch,
-            rtsp: &mut self.rtsp_out,
-        };
-        f(&mut self.router, &mut out)
-    }
-
-    fn hand_over(&mut self, worker: usize, from: SocketAddr, data: &[u8]) {
-        if let Some(handle) = self.shared.workers().get(worker) {
-            handle.send(Command::Foreign {
-                from,
-                data: data.to_vec(),
-            });
-        }
-    }
-
-    /// Sends what the transport queued and acts on its events.
-    fn drive(&mut self, id: TransportId, now: Instant) {
-        loop {
-            let Some(entry) = self.transports.get_mut(&id) else {
-                return;
-            };
-            let publisher = entry.publisher;
-            let Some(transport) = entry.webrtc() else {
-                return;
-            };
-            let mut progressed = false;
-            while let Some((to, buf)) = transport.poll_transmit() {
-                progressed = true;
-                match self.socket.send_to(&buf, to) {
-                    Ok(n) => {
-                        self.counters.packets_out += 1;
-                        self.counters.bytes_out += n as u64;
-                    }
-                    Err(_) => self.counters.send_errors += 1,
-                }
-            }
-            if let Some(addr) = transport.remote_addr() {
-                if self.by_addr.get(&addr) != Some(&id) {
-                    self.by_addr.retain(|_, v| *v != id);
-                    self.by_addr.insert(addr, id);
-                }
-            }
-            match transport.poll_event() {
-                Some(TransportEvent::Connected) => {
-                    progressed = true;
-                    if !publisher {
-                        let mut out = Out {
-                            transports: &mut self.transports,
-                            socket: &self.socket,
-                            counters: &mut self.counters,
-                            batch: &mut self.batch,
-                            rtsp: &mut self.rtsp_out,
-                        };
-                        self.router.consumer_connected(id, now, &mut out);
-                    }
-                    self.shared.events.push(Event::TransportConnected { id });
-                }
-                Some(TransportEvent::Closed(reason)) => {
-                    self.remove(id, reason);
-                    return;
-                }
-                None => {}
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-
-    pub(crate) fn router_events(&mut self) {
-        while let Some(ev) = self.router.poll_event() {
-            match ev {
-                RouterEvent::ProducerStarted { producer } => {
-                    let Some(entry) = self.transports.get(&producer) else {
-                        continue;
-                    };
-                    let codecs = self
-                        .shared
-                        .registry()
-                        .streams
-                        .get(&entry.stream)
-                        .map(|s| crate::registry::codec_names(&s.tracks))
-                        .unwrap_or_default();
-                    self.shared.events.push(Event::ProducerStarted {
-                        stream: entry.stream.clone(),
-                        codecs,
-                    });
-                }
-                RouterEvent::ParameterSets {
-                    producer,
-                    track,
-                    nals,
-                } => {
-                    let Some(entry) = self.transports.get(&producer) else {
-                        continue;
-                    };
-                    let codec = self
-                        .shared
-                        .registry()
-                        .streams
-                        .get(&entry.stream)
-                        .and_then(|s| {
-                            s.tracks
-                                .get(track)
-                                .map(|t| t.codec.name.encoding_name().to_string())
-                        })
-                        .unwrap_or_default();
-                    self.shared.events.push(Event::ParameterSets {
-                        stream: entry.stream.clone(),
-                        codec,
-                        nals,
-                    });
-                }
-                #[allow(unreachable_patterns)]
-                _ => {}
-            }
-        }
-    }
-
-    /// Drops a transport and, for a publisher, its players.
-    pub(crate) fn remove(&mut self, id: TransportId, reason: &'static str) {
-        let Some(entry) = self.transports.remove(&id) else {
-            return;
-        };
-        self.drop_peer(entry);
-        let consumers = self.router.remove(id);
-        self.forget(id, reason);
-        for c in consumers {
-            if let Some(t) = self.transports.get_mut(&c).and_then(Entry::webrtc) {
-                t.close();
-            }
-            self.drive_transmits_only(c);
-            if let Some(entry) = self.transports.remove(&c) {
-                self.drop_peer(entry);
-                self.router.remove(c);
-                self.forget(c, "producer-closed");
-            }
-        }
-    }
-
-    fn drive_transmits_only(&mut self, id: TransportId) {
-        let Some(transport) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
-            return;
-        };
-        while let Some((to, buf)) = transport.poll_transmit() {
-            let _ = self.socket.send_to(&buf, to);
-        }
-    }
-
-    /// Removes every index entry of `id` here and in the registry, and tells the control plane.
-    pub(crate) fn forget(&mut self, id: TransportId, reason: &'static str) {
-        self.by_ufrag.retain(|_, v| *v != id);
-        self.by_addr.retain(|_, v| *v != id);
-        self.shared.registry().remove_transport(id);
-        self.shared
-            .events
-            .push(Event::TransportClosed { id, reason });
-    }
-
     fn tick(&mut self, now: Instant) {
         let due: Vec<TransportId> = self
             .transports
@@ -676,14 +335,7 @@ impl Worker {
             }
         }
         if self.router.poll_timeout().is_some_and(|t| t <= now) {
-            let mut out = Out {
-                transports: &mut self.transports,
-                socket: &self.socket,
-                counters: &mut self.counters,
-                batch: &mut self.batch,
-                rtsp: &mut self.rtsp_out,
-            };
-            self.router.handle_timeout(now, &mut out);
+            self.with_router(|r, out| r.handle_timeout(now, out));
         }
         self.rtsp_tick(now);
         self.gb_tick(now);
@@ -715,19 +367,5 @@ impl Worker {
         set(crate::STAT_PUBLISHERS, publishers as u64);
         set(crate::STAT_RTSP_DROPPED, self.counters.rtsp_dropped);
         self.gb.publish_stats(slot);
-    }
-
-    fn close_all(&mut self) {
-        let ids: Vec<TransportId> = self.transports.keys().copied().collect();
-        for id in ids {
-            if let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) {
-                t.close();
-            }
-            self.drive_transmits_only(id);
-        }
-        for (_, entry) in std::mem::take(&mut self.transports) {
-            self.drop_peer(entry);
-        }
-        self.publish_stats();
     }
 }
