@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use super::forward::{Frame, Out};
+use super::forward::{consumer_header, Frame, Out};
 use super::{
     ConsumerTrackState, ProducerTrackState, Router, RouterStats, Sink, DEFAULT_REMB_BITRATE,
     KEYFRAME_REQUEST_INTERVAL, MAX_RETRANSMITS_PER_RTCP, REPORT_INTERVAL,
@@ -105,11 +105,11 @@ fn retransmit<S: Sink>(
         return false;
     };
     let f = Frame::from(p);
-    let mid = ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()));
     let ts = f.ts.wrapping_add(ts_off);
     let hdr = match (ct.cfg.codec.rtx_payload_type, ct.cfg.rtx_ssrc) {
         (Some(pt), Some(ssrc)) => {
             ct.rtx_seq = ct.rtx_seq.wrapping_add(1);
+            let mid = ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()));
             Header {
                 ssrc,
                 payload_type: pt,
@@ -120,15 +120,7 @@ fn retransmit<S: Sink>(
                 osn: Some(seq),
             }
         }
-        _ => Header {
-            ssrc: ct.cfg.ssrc,
-            payload_type: ct.cfg.codec.payload_type,
-            seq,
-            timestamp: ts,
-            marker: f.marker,
-            mid,
-            osn: None,
-        },
+        _ => consumer_header(ct, seq, ts, f.marker),
     };
     out.send(cid, &hdr, &f)
 }

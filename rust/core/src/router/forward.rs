@@ -67,6 +67,25 @@ fn mid(ct: &ConsumerTrackState) -> Option<(u8, &[u8])> {
     ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()))
 }
 
+/// The header of a packet of consumer track `ct` (its SSRC, payload type and mid) as sent
+/// first; a retransmission as RTX has its own (see `feedback::retransmit`).
+pub(super) fn consumer_header(
+    ct: &ConsumerTrackState,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+) -> Header<'_> {
+    Header {
+        ssrc: ct.cfg.ssrc,
+        payload_type: ct.cfg.codec.payload_type,
+        seq,
+        timestamp,
+        marker,
+        mid: mid(ct),
+        osn: None,
+    }
+}
+
 /// Forwards one producer frame to one consumer track: starts the track at a keyframe (video)
 /// or any packet (audio), injects parameter sets before an IDR when needed, rewrites, sends.
 pub(super) fn deliver<S: Sink>(
@@ -104,15 +123,7 @@ pub(super) fn deliver<S: Sink>(
         }
     }
     let seq = f.seq().wrapping_add(ct.seq_off);
-    let hdr = Header {
-        ssrc: ct.cfg.ssrc,
-        payload_type: ct.cfg.codec.payload_type,
-        seq,
-        timestamp: ts,
-        marker: f.marker,
-        mid: mid(ct),
-        osn: None,
-    };
+    let hdr = consumer_header(ct, seq, ts, f.marker);
     if out.send(cid, &hdr, f) {
         if seq.wrapping_sub(ct.next_seq) as i16 >= 0 {
             ct.next_seq = seq.wrapping_add(1);
@@ -139,15 +150,7 @@ fn inject_params<S: Sink>(
         return;
     };
     let seq = f.seq().wrapping_add(ct.seq_off);
-    let hdr = Header {
-        ssrc: ct.cfg.ssrc,
-        payload_type: ct.cfg.codec.payload_type,
-        seq,
-        timestamp: ts,
-        marker: false,
-        mid: mid(ct),
-        osn: None,
-    };
+    let hdr = consumer_header(ct, seq, ts, false);
     let Some(len) = rtp::write_packet(head, &hdr, f.csrcs, &tail[..n], 0) else {
         return;
     };

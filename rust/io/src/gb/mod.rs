@@ -103,6 +103,13 @@ impl GbPeer {
     }
 }
 
+/// What moves an ingest's media path on: a camera packet, or its reorder deadline.
+#[derive(Clone, Copy)]
+enum IngestInput<'a> {
+    Rtp(&'a [u8]),
+    ReorderTimeout,
+}
+
 struct Ingest {
     stream: String,
     mode: IngestMode,
@@ -321,6 +328,13 @@ impl Worker {
 
     /// One camera packet of ingest `id` through its media path into the router.
     fn gb_deliver(&mut self, id: TransportId, pkt: &[u8], now: Instant) {
+        self.gb_feed(id, IngestInput::Rtp(pkt), now);
+    }
+
+    /// Runs ingest `id`'s media path on `input`: the stream goes live (registry and router
+    /// producer) when its tracks are known, and its RTP goes into the router. A panic (a bug;
+    /// none is known) closes this ingest, never the worker.
+    fn gb_feed(&mut self, id: TransportId, input: IngestInput<'_>, now: Instant) {
         let Worker {
             gb,
             router,
@@ -336,7 +350,9 @@ impl Worker {
         let Some(ingest) = gb.ingests.get_mut(&id) else {
             return;
         };
-        ingest.last_media = now;
+        if let IngestInput::Rtp(_) = input {
+            ingest.last_media = now;
+        }
         let mut out = Out {
             transports,
             socket,
@@ -346,19 +362,27 @@ impl Worker {
         };
         let stream = &ingest.stream;
         let media = &mut ingest.media;
-        // Panic means bug (none is known): it ends this ingest, never the worker.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            media.push_rtp(pkt, now, &mut |o| match o {
+            let mut emit = |o: IngestOutput<'_>| match o {
                 IngestOutput::Live(tracks) => {
                     go_live(shared, *index, id, stream, tracks);
                     router.add_producer(id, tracks.to_vec(), 0, now);
                 }
                 IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
-            })
+            };
+            match input {
+                IngestInput::Rtp(pkt) => media.push_rtp(pkt, now, &mut emit),
+                // Packets held for reordering go on now; they may complete the first frame (Live).
+                IngestInput::ReorderTimeout => media.handle_timeout(now, &mut emit),
+            }
         }));
         drop(out);
         if result.is_err() {
-            log::error!(target: "pms_io::gb", "ingest {id} panicked on a packet; closing it");
+            let during = match input {
+                IngestInput::Rtp(_) => "on a packet",
+                IngestInput::ReorderTimeout => "in its reorder timer",
+            };
+            log::error!(target: "pms_io::gb", "ingest {id} panicked {during}; closing it");
             self.remove(id, "internal-error");
         }
     }
@@ -376,7 +400,8 @@ impl Worker {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            self.gb_reorder_timeout(id, now);
+            self.gb_feed(id, IngestInput::ReorderTimeout, now);
+            self.router_events();
         }
         if self.gb.next_housekeeping.is_some_and(|t| now < t) {
             return;
@@ -415,49 +440,6 @@ impl Worker {
             self.gb_close_conn(t);
         }
         self.gb_keyframe_events(now);
-    }
-
-    fn gb_reorder_timeout(&mut self, id: TransportId, now: Instant) {
-        let Worker {
-            gb,
-            router,
-            transports,
-            socket,
-            counters,
-            batch,
-            rtsp_out,
-            shared,
-            index,
-            ..
-        } = self;
-        let Some(ingest) = gb.ingests.get_mut(&id) else {
-            return;
-        };
-        let mut out = Out {
-            transports,
-            socket,
-            counters,
-            batch,
-            rtsp: rtsp_out,
-        };
-        let stream = &ingest.stream;
-        let media = &mut ingest.media;
-        // Packets held for reordering go on now; they may complete the first frame (Live).
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            media.handle_timeout(now, &mut |o| match o {
-                IngestOutput::Live(tracks) => {
-                    go_live(shared, *index, id, stream, tracks);
-                    router.add_producer(id, tracks.to_vec(), 0, now);
-                }
-                IngestOutput::Rtp(p) => router.handle_rtp(now, id, p, &mut out),
-            })
-        }));
-        drop(out);
-        if result.is_err() {
-            log::error!(target: "pms_io::gb", "ingest {id} panicked in its reorder timer; closing it");
-            self.remove(id, "internal-error");
-        }
-        self.router_events();
     }
 
     fn gb_keyframe_events(&mut self, now: Instant) {
