@@ -69,6 +69,7 @@ class Muxed:
     video: list[AccessUnit]
     audio: list[tuple[int, bytes]] = field(default_factory=list)
     codec: str = "h264"
+    audio_codec: str | None = None  # "g711a" or "aac" when there is audio
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +379,7 @@ def mux(
             chunk = tone_aac.until(end)
         out += mux_frame(au, codec, AUDIO_TYPE[kind] if kind else None, chunk, with_psm, unbounded)
         audio_frames += chunk
-    return Muxed(bytes(out), video, audio_frames, codec)
+    return Muxed(bytes(out), video, audio_frames, codec, kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,9 +451,9 @@ def fnv1a64(data: bytes) -> int:
 
 def sidecar(m: Muxed, with_psm: bool) -> str:
     """What was wrapped, one line each (read by rust/core/tests/ps.rs): `codec <h264|hevc>
-    psm <0|1>`, then `video <pts> <size> <fnv1a64 hex> <keyframe 0|1>` and
+    psm <0|1>` (followed by ` audio aac` for AAC; G.711A files say nothing, as before), then `video <pts> <size> <fnv1a64 hex> <keyframe 0|1>` and
     `audio <pts> <size> <fnv1a64 hex>` in stream order."""
-    lines = [f"codec {m.codec} psm {int(with_psm)}"]
+    lines = [f"codec {m.codec} psm {int(with_psm)}" + (" audio aac" if m.audio_codec == "aac" else "")]
     for au in m.video:
         lines.append(
             f"video {au.pts} {len(au.data)} {fnv1a64(au.data):016x} {int(au.keyframe)}"
