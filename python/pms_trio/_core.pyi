@@ -195,7 +195,9 @@ class Core:
         at once. It becomes live (``create_player`` / ``create_rtsp_player`` / ``stream_tracks``
         work; ``producer_started`` is raised) when the PS demuxer knows the codecs: the video
         codec (H264 or H265, from the PSM or sniffed from the elementary stream) and the audio
-        codec if the PSM lists one (PCMA/PCMU/MPEG4-GENERIC). ``close_transport(id)`` ends it
+        codec if the PSM lists one (PCMA/PCMU, or MPEG4-GENERIC at the AAC sample rate with the
+        ``config=`` of the first ADTS header: it waits up to 50 video frames for the first audio
+        frame, ADTS deciding AAC whatever the PSM says). ``close_transport(id)`` ends it
         (its players get ``producer-closed``, its TCP connection is closed). Raises
         :class:`CoreError` 409 (name taken), 400 (bad transport / arguments, or the media port
         is not bound for tcp-passive/udp)."""

@@ -10,6 +10,8 @@ writer), over UDP or TCP:
 - answers INVITE with its own SDP (``a=sendonly``, ``y=`` the offer's SSRC), waits for the ACK,
   then sends media: PS over RTP (``psmux``: one pack per frame, system header + PSM on each IDR)
   encoded by PyAV (libx264 / libx265) from a solid colour ``colour``, in real time (``fps``),
+  with ``audio`` (``"aac"``: ADTS AAC-LC mono at ``aac_rate``; ``"g711a"``: G.711 A-law; of a
+  continuous 440 Hz tone, in the pack of the video frame it plays with; default none),
   over TCP (RFC 4571 2-byte length; the camera connects for ``tcp-passive`` offers, listens for
   ``tcp-active``) or UDP; BYE from either side stops it; ``media_stop()`` stops sending without
   BYE (the server must notice);
@@ -174,6 +176,8 @@ class Camera:
     codec: str = "h264"
     colour: tuple[int, int, int] = (0, 200, 0)
     fps: int = 25
+    audio: str | None = None  # None, "aac" or "g711a" (psmux.audio_kind)
+    aac_rate: int = 16000
     answer_invites: bool = True
     auto_media: bool = True
     bind_host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another source
@@ -500,6 +504,11 @@ class Camera:
         """Send the encoded frames again and again in real time, PTS continuing."""
         units = self._units()
         period = units[-1].pts + psmux.CLOCK // self.fps
+        step = psmux.CLOCK // self.fps
+        kind = psmux.audio_kind(self.audio)
+        audio_type = psmux.AUDIO_TYPE[kind] if kind else None
+        aac = psmux.AacTone(self.aac_rate, psmux.CLOCK) if kind == "aac" else None
+        g711_per_frame = 8000 // self.fps
         loop = asyncio.get_running_loop()
         start = loop.time()
         seq = 0
@@ -507,7 +516,13 @@ class Camera:
         for rep in range(int(max_seconds * self.fps / len(units)) + 1):
             shifted = [psmux.AccessUnit(u.pts + rep * period + psmux.CLOCK, u.data, u.keyframe) for u in units]
             for unit in shifted:
-                ps = psmux.mux([unit], codec=self.codec).ps
+                audio: list[tuple[int, bytes]] = []
+                if aac is not None:
+                    audio = aac.until(unit.pts + step)
+                elif kind == "g711a":
+                    samples = psmux.tone(g711_per_frame, frame * g711_per_frame)
+                    audio = [(unit.pts, psmux.alaw(samples))]
+                ps = psmux.mux_frame(unit, self.codec, audio_type, audio)
                 packets = psmux.rtp_packets(ps, s.ssrc, seq=seq)
                 seq += len(packets)
                 for p in packets:

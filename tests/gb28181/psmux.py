@@ -5,10 +5,16 @@ What real cameras send (shared/notes/gb28181.md section 7), unlike FFmpeg's MPEG
 
 - one pack header (ISO/IEC 13818-1 2.5.3.3, SCR = the frame's PTS) per video frame;
 - on each IDR also the system header (2.5.3.5) and the PSM (2.5.4.1; stream_type 0x1B H.264 or
-  0x24 H.265, 0x90 G.711A for audio; CRC-32/MPEG-2 computed, though cameras often get it wrong);
+  0x24 H.265, 0x90 G.711A or 0x0F AAC for audio; CRC-32/MPEG-2 computed, though cameras often
+  get it wrong);
 - the access unit in PES 0xE0 with a PTS, cut into several PES of at most ~60 KiB, each with
   the same PTS, as cameras do with large IDRs;
-- optionally G.711 A-law audio (8 kHz mono, a 440 Hz tone) in PES 0xC0 after the video.
+- optionally audio of a 440 Hz tone in PES 0xC0 after the video, with a PTS (90 kHz):
+  ``audio="g711a"`` (or ``True``): G.711 A-law, 8 kHz mono, one PES per video frame;
+  ``audio="aac"``: AAC-LC mono (16 kHz by default, ``aac_rate``) encoded by PyAV's ``aac``
+  encoder, one ADTS frame (7-byte header, no CRC; ISO/IEC 14496-3 1.A.2.2) per PES, each in the
+  pack of the video frame it plays with (:class:`AacTone` keeps the tone continuous across
+  calls, so a sender muxing frame by frame gets one unbroken stream).
 
 `rtp_packets()` cuts the PS byte stream into RTP payloads of at most 1400 bytes regardless of
 the PS structure, as cameras do, with the pack's 90 kHz timestamp and the marker on its last
@@ -16,7 +22,8 @@ packet.
 
 Command line (writes the PS file and a sidecar listing what was wrapped):
 
-    python tests/gb28181/psmux.py -o out.ps --codec h264 --frames 12 --size 160x120 [--audio]
+    python tests/gb28181/psmux.py -o out.ps --codec h264 --frames 12 --size 160x120
+        [--audio [g711a|aac]] [--aac-rate 16000]
         [--no-psm] [--unbounded-pes] [--gop 6] [--fps 25] [--noise] [--repeat-seconds 30]
 """
 
@@ -26,6 +33,7 @@ import argparse
 import itertools
 import struct
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +45,11 @@ VIDEO_ID = 0xE0
 AUDIO_ID = 0xC0
 STREAM_TYPE = {"h264": 0x1B, "hevc": 0x24}
 G711A_TYPE = 0x90
+AAC_TYPE = 0x0F
+AUDIO_TYPE = {"g711a": G711A_TYPE, "aac": AAC_TYPE}
+# ADTS sampling_frequency_index (ISO/IEC 14496-3 Table 1.18).
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+AAC_SAMPLES = 1024  # per AAC-LC frame
 MAX_PES_PAYLOAD = 60 * 1024
 CLOCK = 90_000
 
@@ -56,6 +69,7 @@ class Muxed:
     video: list[AccessUnit]
     audio: list[tuple[int, bytes]] = field(default_factory=list)
     codec: str = "h264"
+    audio_codec: str | None = None  # "g711a" or "aac" when there is audio
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,29 +261,125 @@ def video_pes(
     return b"".join(pes(VIDEO_ID, p, pts) for p in parts)
 
 
+def audio_kind(audio: bool | str | None) -> str | None:
+    """``False``/``None`` -> no audio; ``True`` -> ``"g711a"`` (the original option); else the
+    name, checked."""
+    if not audio:
+        return None
+    kind = "g711a" if audio is True else str(audio).lower()
+    if kind not in AUDIO_TYPE:
+        raise ValueError(f"audio {audio!r} is not one of {', '.join(AUDIO_TYPE)}")
+    return kind
+
+
+def adts_header(frame_len: int, rate: int, channels: int = 1, object_type: int = 2) -> bytes:
+    """ISO/IEC 14496-3 1.A.2.2.1 without CRC: syncword, MPEG-4, layer 0, protection_absent,
+    profile = object type - 1, sampling_frequency_index, channel_configuration,
+    aac_frame_length (13 bits, header included), buffer fullness 0x7FF (VBR), 1 raw block."""
+    length = frame_len + 7
+    assert length < 1 << 13 and rate in AAC_RATES
+    sfi = AAC_RATES.index(rate)
+    return bytes([
+        0xFF,
+        0xF1,
+        ((object_type - 1) << 6) | (sfi << 2) | (channels >> 2),
+        ((channels & 3) << 6) | (length >> 11),
+        (length >> 3) & 0xFF,
+        ((length & 7) << 5) | 0x1F,
+        0xFC,
+    ])
+
+
+class AacTone:
+    """A continuous 440 Hz tone as ADTS AAC-LC mono frames (PyAV ``aac`` encoder), with their
+    90 kHz PTS: frame k plays at ``start_pts + k * 1024 samples``. :meth:`until` encodes on
+    demand, so one instance feeds a sender that muxes frame by frame for as long as it runs."""
+
+    def __init__(self, rate: int = 16000, start_pts: int = CLOCK, amplitude: float = 0.25) -> None:
+        self.rate = rate
+        self.start_pts = start_pts
+        self.amplitude = amplitude
+        self._ctx = av.CodecContext.create("aac", "w")
+        self._ctx.sample_rate = rate
+        self._ctx.layout = "mono"
+        self._ctx.format = "fltp"
+        self._ctx.bit_rate = 32_000
+        self._ctx.open()
+        self._fed = 0  # samples given to the encoder
+        self._frames = 0  # ADTS frames handed out
+        self._ready: list[bytes] = []
+
+    def pts_of(self, k: int) -> int:
+        return self.start_pts + k * AAC_SAMPLES * CLOCK // self.rate
+
+    def _encode_more(self) -> None:
+        t = (np.arange(AAC_SAMPLES) + self._fed) / self.rate
+        samples = (np.sin(2 * np.pi * 440 * t) * self.amplitude).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="fltp", layout="mono")
+        frame.sample_rate = self.rate
+        frame.pts = self._fed
+        self._fed += AAC_SAMPLES
+        for p in self._ctx.encode(frame):
+            raw = bytes(p)
+            self._ready.append(adts_header(len(raw), self.rate) + raw)
+
+    def until(self, pts: int) -> list[tuple[int, bytes]]:
+        """The next ADTS frames whose PTS is before ``pts``: ``(pts_90k, frame)``."""
+        out = []
+        while self.pts_of(self._frames) < pts:
+            while not self._ready:
+                self._encode_more()
+            out.append((self.pts_of(self._frames), self._ready.pop(0)))
+            self._frames += 1
+        return out
+
+
+def mux_frame(
+    au: AccessUnit,
+    codec: str = "h264",
+    audio_type: int | None = None,
+    audio: Sequence[tuple[int, bytes]] = (),
+    with_psm: bool = True,
+    unbounded: bool = False,
+) -> bytes:
+    """One pack: header, system header + PSM on an IDR (listing ``audio_type`` when given),
+    the video PES, then one audio PES per ``(pts, payload)`` of ``audio``."""
+    out = bytearray(pack_header(au.pts))
+    if au.keyframe and with_psm:
+        out += system_header(audio_type is not None)
+        out += psm(STREAM_TYPE[codec], audio_type)
+    out += video_pes(au.data, au.pts, unbounded=unbounded)
+    for pts, payload in audio:
+        out += pes(AUDIO_ID, payload, pts)
+    return bytes(out)
+
+
 def mux(
     video: list[AccessUnit],
     codec: str = "h264",
-    audio: bool = False,
+    audio: bool | str | None = False,
     with_psm: bool = True,
     fps: int = 25,
     unbounded: bool = False,
+    aac_rate: int = 16000,
 ) -> Muxed:
-    """One pack per frame; system header + PSM before each IDR; audio after the video."""
+    """One pack per frame; system header + PSM before each IDR; audio after the video
+    (``audio``: ``False``, ``True``/``"g711a"`` or ``"aac"``; see the module docstring)."""
+    kind = audio_kind(audio)
     out = bytearray()
     audio_frames: list[tuple[int, bytes]] = []
     per_frame = 8000 // fps
+    tone_aac = AacTone(aac_rate, video[0].pts) if kind == "aac" and video else None
     for i, au in enumerate(video):
-        out += pack_header(au.pts)
-        if au.keyframe and with_psm:
-            out += system_header(audio)
-            out += psm(STREAM_TYPE[codec], G711A_TYPE if audio else None)
-        out += video_pes(au.data, au.pts, unbounded=unbounded)
-        if audio:
-            samples = alaw(tone(per_frame, i * per_frame))
-            out += pes(AUDIO_ID, samples, au.pts)
-            audio_frames.append((au.pts, samples))
-    return Muxed(bytes(out), video, audio_frames, codec)
+        chunk: list[tuple[int, bytes]] = []
+        if kind == "g711a":
+            chunk = [(au.pts, alaw(tone(per_frame, i * per_frame)))]
+        elif tone_aac is not None:
+            end = video[i + 1].pts if i + 1 < len(video) else au.pts + CLOCK // fps
+            chunk = tone_aac.until(end)
+        out += mux_frame(au, codec, AUDIO_TYPE[kind] if kind else None, chunk, with_psm, unbounded)
+        audio_frames += chunk
+    return Muxed(bytes(out), video, audio_frames, codec, kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,9 +451,9 @@ def fnv1a64(data: bytes) -> int:
 
 def sidecar(m: Muxed, with_psm: bool) -> str:
     """What was wrapped, one line each (read by rust/core/tests/ps.rs): `codec <h264|hevc>
-    psm <0|1>`, then `video <pts> <size> <fnv1a64 hex> <keyframe 0|1>` and
+    psm <0|1>` (followed by ` audio aac` for AAC; G.711A files say nothing, as before), then `video <pts> <size> <fnv1a64 hex> <keyframe 0|1>` and
     `audio <pts> <size> <fnv1a64 hex>` in stream order."""
-    lines = [f"codec {m.codec} psm {int(with_psm)}"]
+    lines = [f"codec {m.codec} psm {int(with_psm)}" + (" audio aac" if m.audio_codec == "aac" else "")]
     for au in m.video:
         lines.append(
             f"video {au.pts} {len(au.data)} {fnv1a64(au.data):016x} {int(au.keyframe)}"
@@ -361,7 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="160x120")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--gop", type=int, default=6)
-    ap.add_argument("--audio", action="store_true")
+    ap.add_argument(
+        "--audio",
+        nargs="?",
+        const="g711a",
+        default=None,
+        choices=sorted(AUDIO_TYPE),
+        help="audio of a 440 Hz tone (bare --audio: G.711A)",
+    )
+    ap.add_argument("--aac-rate", type=int, default=16000, choices=AAC_RATES)
     ap.add_argument("--no-psm", action="store_true")
     ap.add_argument(
         "--unbounded-pes", action="store_true", help="video PES length 0 (Hikvision)"
@@ -393,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for i in range(n)
         ]
-    m = mux(video, a.codec, a.audio, not a.no_psm, a.fps, a.unbounded_pes)
+    m = mux(video, a.codec, a.audio, not a.no_psm, a.fps, a.unbounded_pes, a.aac_rate)
     a.output.write_bytes(m.ps)
     if a.sidecar:
         a.sidecar.write_text(sidecar(m, not a.no_psm))

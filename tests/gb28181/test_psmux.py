@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
@@ -77,3 +78,38 @@ def test_ffmpeg_reads_the_video_back(muxed, tmp_path):
     with av.open(str(path), format="mpeg") as c:
         got = [bytes(p) for p in c.demux(video=0) if p.size]
     assert b"".join(got) == b"".join(au.data for au in muxed.video)
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_aac_as_cameras_send_it(rate, tmp_path):
+    """audio="aac": PSM stream_type 0x0F, one ADTS frame (7-byte header, AAC-LC, mono, the
+    rate's index) per PES 0xC0 with a PTS 1024 samples apart, and FFmpeg decodes a 440 Hz tone."""
+    video = psmux.encode("h264", 160, 120, frames=25, gop=25)
+    m = psmux.mux(video, "h264", audio="aac", aac_rate=rate)
+    psm_at = m.ps.index(b"\x00\x00\x01\xbc")
+    assert bytes([0x0F, 0xC0, 0, 0]) in m.ps[psm_at : psm_at + 32]
+    step = 1024 * 90_000 // rate
+    assert [pts for pts, _ in m.audio] == [video[0].pts + k * step for k in range(len(m.audio))]
+    assert len(m.audio) == -(-(video[-1].pts + 3600 - video[0].pts) // step)
+    for pts, frame in m.audio:
+        assert frame[:2] == b"\xff\xf1"  # MPEG-4, layer 0, no CRC
+        assert frame[2] >> 6 == 1 and (frame[2] >> 2) & 0xF == psmux.AAC_RATES.index(rate)
+        assert ((frame[2] & 1) << 2 | frame[3] >> 6) == 1  # mono
+        assert ((frame[3] & 3) << 11 | frame[4] << 3 | frame[5] >> 5) == len(frame)
+        assert psmux.pes(psmux.AUDIO_ID, frame, pts) in m.ps
+    assert m.ps.count(b"\x00\x00\x01\xc0") == len(m.audio)
+    path = tmp_path / "aac.ps"
+    path.write_bytes(m.ps)
+    with av.open(str(path), format="mpeg") as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        pcm = [f.to_ndarray()[0] for p in c.demux(audio=0) for f in p.decode()]
+    x = np.concatenate(pcm)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    assert abs(np.argmax(spectrum) * rate / len(x) - 440) < 5
+
+
+def test_audio_option_names():
+    assert psmux.audio_kind(True) == "g711a" and psmux.audio_kind(False) is None
+    assert psmux.audio_kind("AAC") == "aac"
+    with pytest.raises(ValueError):
+        psmux.audio_kind("opus")

@@ -4,7 +4,8 @@ ffmpeg CLI as a publisher.
 - :class:`RawRtsp`: a blocking TCP socket driven by the sans-IO protocol module in the CLIENT role,
   for exact requests and error statuses (every read has a timeout).
 - :class:`AvPlayer`: ``av.open(url, options={"rtsp_transport": ...})`` in a thread, recording the
-  mean RGB of the centre of each decoded video frame (like ``peers.Player``) and counting audio.
+  mean RGB of the centre of each decoded video frame (like ``peers.Player``), counting audio
+  frames and keeping their first channel's samples (``audio``, at ``audio_rate``).
 - :func:`ffmpeg_publish`: ``ffmpeg -re -f lavfi ... -f rtsp`` as a child process.
 
 Loopback only; every wait is bounded.
@@ -23,6 +24,7 @@ from typing import Self
 from urllib.parse import urlsplit
 
 import av
+import numpy as np
 from pms_trio.rtsp import protocol as p
 
 from .peers import VideoSample, colour_matches, wait_until
@@ -180,6 +182,8 @@ class AvPlayer:
     transport: str = "tcp"
     video: list[VideoSample] = field(default_factory=list)
     audio_frames: int = 0
+    audio: list[np.ndarray] = field(default_factory=list)
+    audio_rate: int = 0
     codecs: list[str] = field(default_factory=list)
     error: BaseException | None = None
     ended: bool = False
@@ -206,6 +210,10 @@ class AvPlayer:
                             centre = img[h // 4: 3 * h // 4, w // 4: 3 * w // 4].reshape(-1, 3).mean(axis=0)
                             self.video.append(VideoSample(time.monotonic(), tuple(float(x) for x in centre), (w, h)))
                         elif isinstance(frame, av.AudioFrame):
+                            pcm = frame.to_ndarray()  # planar: (channels, n); packed: (1, n * channels)
+                            step = 1 if frame.format.is_planar else len(frame.layout.channels)
+                            self.audio.append(pcm[0][::step])
+                            self.audio_rate = frame.sample_rate
                             self.audio_frames += 1
         except BaseException as e:  # noqa: BLE001 - reported to the test
             if not self._stop.is_set():
@@ -224,6 +232,12 @@ class AvPlayer:
         await wait_until(lambda: self.video_frames >= n or self.ended, timeout,
                          f"{self.transport} player: {n} video frames (have {{}})", lambda: self.video_frames)
         assert self.video_frames >= n, f"{self.transport} player ended after {self.video_frames} frames: {self.error!r}"
+
+    async def wait_audio_frames(self, n: int, timeout: float = IO_TIMEOUT) -> None:
+        await wait_until(lambda: self.audio_frames >= n or self.ended, timeout,
+                         f"{self.transport} player: {n} audio frames (have {{}})", lambda: self.audio_frames)
+        assert self.audio_frames >= n, f"{self.transport} player ended after {self.audio_frames} audio frames: " \
+            f"{self.error!r}"
 
     async def wait_colour(self, colour: tuple[int, int, int], timeout: float = IO_TIMEOUT) -> float:
         await wait_until(lambda: (c := self.last_colour()) is not None and colour_matches(c, colour), timeout,

@@ -55,7 +55,13 @@ fn write_gb_seed_corpus() {
     let dir = corpus();
     std::fs::create_dir_all(&dir).unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ps");
-    for name in ["h264_audio", "hevc_160x120", "h264_no_psm", "h264_160x120"] {
+    for name in [
+        "h264_audio",
+        "hevc_160x120",
+        "h264_no_psm",
+        "h264_160x120",
+        "h264_aac",
+    ] {
         let ps = std::fs::read(data.join(format!("{name}.ps"))).unwrap();
         std::fs::write(dir.join(format!("{name}.rtp")), framed(&ps, 7, None)).unwrap();
         std::fs::write(dir.join(format!("{name}_gap.rtp")), framed(&ps, 7, Some(1))).unwrap();
@@ -84,6 +90,8 @@ fn seeds_go_live_with_their_codecs() {
         ("h264_audio_gap.rtp", "H264 PCMA", 1),
         ("hevc_160x120.rtp", "H265", 0),
         ("h264_no_psm.rtp", "H264 PCMA", 0), // no PSM: audio PES read as G.711 A-law
+        ("h264_aac.rtp", "H264 MPEG4-GENERIC", 0),
+        ("h264_aac_gap.rtp", "H264 MPEG4-GENERIC", 1),
     ] {
         let data = std::fs::read(corpus().join(name)).unwrap();
         let mut ingest = PsIngest::new(false, 1, 2);

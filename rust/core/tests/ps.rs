@@ -12,7 +12,10 @@
 //! python $P -o $D/hevc_160x120.ps --sidecar $D/hevc_160x120.txt --codec hevc --frames 12 --gop 6
 //! python $P -o $D/h264_no_psm.ps --sidecar $D/h264_no_psm.txt --codec h264 --frames 12 --gop 6 --audio --no-psm
 //! python $P -o $D/h264_bigidr.ps --sidecar $D/h264_bigidr.txt --codec h264 --frames 3 --gop 3 --noise --size 320x240
+//! python $P -o $D/h264_aac.ps --sidecar $D/h264_aac.txt --codec h264 --frames 12 --gop 6 --audio aac
 //! ```
+//!
+//! (`h264_aac`: AAC-LC mono 16 kHz, one ADTS frame per PES, PSM stream_type 0x0F.)
 //!
 //! Each `.txt` sidecar lists the wrapped access units and audio frames with their PTS, size
 //! and FNV-1a 64 hash (see `psmux.sidecar`).
@@ -32,15 +35,18 @@ struct Sample {
     ps: Vec<u8>,
     codec: VideoCodec,
     psm: bool,
+    /// The audio codec when there is audio (the sidecar says `audio aac`, else G.711 A-law).
+    audio: Option<AudioCodec>,
     frames: Vec<Frame>,
 }
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "h264_160x120",
     "h264_audio",
     "hevc_160x120",
     "h264_no_psm",
     "h264_bigidr",
+    "h264_aac",
 ];
 
 fn fnv1a64(data: &[u8]) -> u64 {
@@ -59,7 +65,7 @@ fn load(name: &'static str) -> Sample {
         "h264" => VideoCodec::H264,
         _ => VideoCodec::H265,
     };
-    let frames = lines
+    let frames: Vec<Frame> = lines
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             Frame {
@@ -71,10 +77,17 @@ fn load(name: &'static str) -> Sample {
             }
         })
         .collect();
+    let has_audio = frames.iter().any(|f| !f.video);
+    let aac = head.get(5) == Some(&"aac");
     Sample {
         ps,
         codec,
         psm: head[3] == "1",
+        audio: has_audio.then_some(if aac {
+            AudioCodec::Aac
+        } else {
+            AudioCodec::Pcma
+        }),
         frames,
     }
 }
@@ -151,7 +164,6 @@ fn whole_files_give_the_wrapped_frames() {
     for name in FILES {
         let s = load(name);
         let (ev, stats) = demux([&s.ps[..]], &[]);
-        let has_audio = s.frames.iter().any(|f| !f.video);
         let last_known = ev
             .iter()
             .rev()
@@ -160,7 +172,7 @@ fn whole_files_give_the_wrapped_frames() {
                 _ => None,
             })
             .unwrap();
-        let audio = has_audio.then_some(AudioCodec::Pcma);
+        let audio = s.audio;
         assert_eq!(last_known, (Some(s.codec), audio), "{name}");
         if s.psm {
             // With a PSM everything is known before the first frame.

@@ -21,7 +21,8 @@
 //! - Output SSRCs are ours (random per ingest), not the camera's: a camera that changes its
 //!   SSRC or restarts keeps one producer SSRC, and players see no new stream.
 //! - Timestamps: video RTP timestamp = the 90 kHz PTS (mod 2^32); audio = the PTS at the audio
-//!   clock rate.
+//!   clock rate (the sample rate for AAC), kept continuous from one PES to the next by the
+//!   [`AudioPacketizer`] (see [`audio`](super::audio)).
 
 use std::time::Instant;
 
@@ -63,6 +64,9 @@ pub struct IngestStats {
     pub late: u64,
     /// Frames dropped because their codec changed after going live.
     pub codec_changes: u64,
+    /// AAC frames dropped by the audio packetizer: another config than the track's, or several
+    /// raw data blocks in one ADTS frame.
+    pub audio_dropped: u64,
     pub video_frames: u64,
     pub audio_frames: u64,
 }
@@ -136,6 +140,9 @@ impl PsIngest {
         let mut s = self.stats;
         if let Some(r) = &self.reorder {
             s.late = r.stats().late;
+        }
+        if let Some(a) = &self.audio {
+            s.audio_dropped = a.dropped();
         }
         s
     }
@@ -246,7 +253,7 @@ impl PsIngest {
         if let (Some(ac), Some(first)) = (self.demux.audio_codec(), first_audio) {
             let adts = Adts::parse(first);
             if let Some(t) = audio_track(ac, adts, self.audio_ssrc) {
-                self.audio = Some(AudioPacketizer::new(&t, rand::random()));
+                self.audio = Some(AudioPacketizer::new(&t, adts, rand::random()));
                 self.audio_codec = Some(ac);
                 self.tracks.push(t);
             }

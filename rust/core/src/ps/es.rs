@@ -119,12 +119,14 @@ impl PtsUnwrapper {
 }
 
 /// The RTP timestamp of a 90 kHz PTS at `clock_rate` (90000 for video, 8000 for G.711, the
-/// sample rate for AAC), wrapping at 32 bits as RTP does.
+/// sample rate for AAC), rounded to the nearest tick (a muxer that floored `samples * 90000 /
+/// rate` into the PTS gets its sample count back at rates up to 44.1 kHz), wrapping at 32 bits
+/// as RTP does.
 pub fn pts_to_rtp(pts_90k: u64, clock_rate: u32) -> u32 {
     if clock_rate == 90_000 {
         return pts_90k as u32;
     }
-    ((pts_90k as u128 * clock_rate as u128) / 90_000) as u32
+    ((pts_90k as u128 * clock_rate as u128 + 45_000) / 90_000) as u32
 }
 
 #[cfg(test)]
@@ -172,6 +174,8 @@ mod tests {
         assert_eq!(u.unwrap(100), 100);
         assert_eq!(u.unwrap((1 << 33) - 100), 0);
         assert_eq!(pts_to_rtp(90_000, 8000), 8000);
+        // 44.1 kHz frame k=1 at a floored PTS (2089.8 ticks -> 2089): sample 1024, not 1023.
+        assert_eq!(pts_to_rtp(90_000 + 2089, 44_100), 44_100 + 1024);
         assert_eq!(pts_to_rtp((1 << 32) + 5, 90_000), 5);
     }
 }
