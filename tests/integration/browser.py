@@ -1,0 +1,139 @@
+"""Headless Chromium as a WebRTC player: the browser a platform's users watch in.
+
+:func:`chromium_player` serves a small page from ``http://127.0.0.1:<port>`` (a stdlib HTTP server
+in a thread), opens it in Debian's Chromium driven by Playwright (``executable_path`` below; never
+``playwright install``), and the page plays a stream the way a web client of this server does: one
+WebSocket, ``stream.play`` with a complete receive-only offer (ICE gathered first, no trickle),
+the answer, a heartbeat every 5 s. :meth:`BrowserPlayer.state` reads back what the browser itself
+says: the ``<video>`` size, ``framesDecoded`` and the codec from ``getStats()``, and the mean
+colour of the centre of the picture (drawn to a canvas).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, Page, async_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+]
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>pms-trio player</title>
+<video id="v" autoplay muted playsinline></video>
+<canvas id="c" width="64" height="48"></canvas>
+<script>
+window.player = {error: null, connection: "new", answer: null};
+async function play(wsUrl, stream, audio) {
+  const ws = new WebSocket(wsUrl);
+  const replies = {};
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    (replies[msg.method] || []).shift()?.(msg);
+  };
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("websocket")); });
+  const request = (method, data) => new Promise((ok) => {
+    (replies[method] = replies[method] || []).push(ok);
+    ws.send(JSON.stringify({version: "1.0", method, stream, session: "", data}));
+  });
+  setInterval(() => request("stream.heartbeat", {}), 5000);
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  pc.onconnectionstatechange = () => { window.player.connection = pc.connectionState; };
+  pc.addTransceiver("video", {direction: "recvonly"});
+  if (audio) pc.addTransceiver("audio", {direction: "recvonly"});
+  pc.ontrack = (e) => { document.getElementById("v").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((ok) => {
+    if (pc.iceGatheringState === "complete") return ok();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") ok(); };
+  });
+  const reply = await request("stream.play", {sdp: pc.localDescription.sdp});
+  if (reply.err !== 0) throw new Error(`stream.play: ${reply.err} ${reply.err_msg}`);
+  window.player.answer = reply.data.sdp;
+  await pc.setRemoteDescription({type: "answer", sdp: reply.data.sdp});
+}
+async function state() {
+  const v = document.getElementById("v");
+  let frames = 0, codec = "";
+  if (window.pc) {
+    const stats = await window.pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        frames = s.framesDecoded || 0;
+        const c = stats.get(s.codecId);
+        if (c) codec = c.mimeType;
+      }
+    });
+  }
+  let rgb = null;
+  if (v.videoWidth > 0) {
+    const ctx = document.getElementById("c").getContext("2d", {willReadFrequently: true});
+    const w = v.videoWidth, h = v.videoHeight;
+    ctx.drawImage(v, w / 4, h / 4, w / 2, h / 2, 0, 0, 64, 48);
+    const px = ctx.getImageData(0, 0, 64, 48).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < px.length; i += 4) { sum[0] += px[i]; sum[1] += px[i + 1]; sum[2] += px[i + 2]; }
+    const n = px.length / 4;
+    rgb = [sum[0] / n, sum[1] / n, sum[2] / n];
+  }
+  return {width: v.videoWidth, height: v.videoHeight, frames, codec, rgb,
+          connection: window.player.connection, error: window.player.error};
+}
+</script>
+"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+
+@contextlib.contextmanager
+def _serve_page(folder: Path) -> Any:
+    (folder / "index.html").write_text(PAGE, encoding="utf-8")
+    handler = functools.partial(_Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class BrowserPlayer:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    async def state(self) -> dict[str, Any]:
+        return await self.page.evaluate("state()")  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def chromium_player(folder: Path, ws_url: str, stream: str, *, audio: bool = True,
+                          timeout: float = 20.0) -> AsyncIterator[BrowserPlayer]:
+    """A Chromium page playing ``stream`` from the signaling URL ``ws_url``; closed on exit."""
+    with _serve_page(folder) as url:
+        async with async_playwright() as pw:
+            browser: Browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                                        headless=True, timeout=timeout * 1000)
+            try:
+                page = await browser.new_page()
+                await page.goto(url, timeout=timeout * 1000)
+                await page.evaluate("([ws, stream, audio]) => play(ws, stream, audio)", [ws_url, stream, audio])
+                yield BrowserPlayer(page)
+            finally:
+                await browser.close()
