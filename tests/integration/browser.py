@@ -4,7 +4,8 @@
 in a thread), opens it in Debian's Chromium driven by Playwright (``executable_path`` below; never
 ``playwright install``), and the page plays a stream the way a web client of this server does: one
 WebSocket, ``stream.play`` with a complete receive-only offer (ICE gathered first, no trickle),
-the answer, a heartbeat every 5 s. :meth:`BrowserPlayer.state` reads back what the browser itself
+the answer, a heartbeat every 5 s. :func:`chromium_publisher` publishes a canvas painted one colour
+with the browser's own encoder. :meth:`BrowserPlayer.state` reads back what the browser itself
 says: the ``<video>`` size, ``framesDecoded`` and the codec from ``getStats()``, and the mean
 colour of the centre of the picture (drawn to a canvas).
 """
@@ -64,6 +65,39 @@ async function play(wsUrl, stream, audio) {
   window.player.answer = reply.data.sdp;
   await pc.setRemoteDescription({type: "answer", sdp: reply.data.sdp});
 }
+async function publish(wsUrl, stream, rgb) {
+  // A canvas painted one colour, 25 frames a second, is the camera: the player checks the colour.
+  const canvas = document.getElementById("c");
+  canvas.width = 320; canvas.height = 240;
+  const ctx = canvas.getContext("2d");
+  setInterval(() => { ctx.fillStyle = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`; ctx.fillRect(0, 0, 320, 240); }, 40);
+  const ws = new WebSocket(wsUrl);
+  const replies = {};
+  ws.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    (replies[msg.method] || []).shift()?.(msg);
+  };
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("websocket")); });
+  const request = (method, data) => new Promise((ok) => {
+    (replies[method] = replies[method] || []).push(ok);
+    ws.send(JSON.stringify({version: "1.0", method, stream, session: "", data}));
+  });
+  setInterval(() => request("stream.heartbeat", {}), 5000);
+  const pc = new RTCPeerConnection({iceServers: []});
+  window.pc = pc;
+  pc.onconnectionstatechange = () => { window.player.connection = pc.connectionState; };
+  const media = canvas.captureStream(25);
+  media.getTracks().forEach((t) => pc.addTransceiver(t, {direction: "sendonly", streams: [media]}));
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((ok) => {
+    if (pc.iceGatheringState === "complete") return ok();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") ok(); };
+  });
+  const reply = await request("stream.publish", {sdp: pc.localDescription.sdp});
+  if (reply.err !== 0) throw new Error(`stream.publish: ${reply.err} ${reply.err_msg}`);
+  window.player.answer = reply.data.sdp;
+  await pc.setRemoteDescription({type: "answer", sdp: reply.data.sdp});
+}
 async function state() {
   const v = document.getElementById("v");
   let frames = 0, codec = "";
@@ -102,6 +136,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def _serve_page(folder: Path) -> Any:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.html").write_text(PAGE, encoding="utf-8")
     handler = functools.partial(_Quiet, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -123,9 +158,7 @@ class BrowserPlayer:
 
 
 @contextlib.asynccontextmanager
-async def chromium_player(folder: Path, ws_url: str, stream: str, *, audio: bool = True,
-                          timeout: float = 20.0) -> AsyncIterator[BrowserPlayer]:
-    """A Chromium page playing ``stream`` from the signaling URL ``ws_url``; closed on exit."""
+async def _chromium_page(folder: Path, timeout: float) -> AsyncIterator[Page]:
     with _serve_page(folder) as url:
         async with async_playwright() as pw:
             browser: Browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
@@ -133,7 +166,25 @@ async def chromium_player(folder: Path, ws_url: str, stream: str, *, audio: bool
             try:
                 page = await browser.new_page()
                 await page.goto(url, timeout=timeout * 1000)
-                await page.evaluate("([ws, stream, audio]) => play(ws, stream, audio)", [ws_url, stream, audio])
-                yield BrowserPlayer(page)
+                yield page
             finally:
                 await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def chromium_player(folder: Path, ws_url: str, stream: str, *, audio: bool = True,
+                          timeout: float = 20.0) -> AsyncIterator[BrowserPlayer]:
+    """A Chromium page playing ``stream`` from the signaling URL ``ws_url``; closed on exit."""
+    async with _chromium_page(folder, timeout) as page:
+        await page.evaluate("([ws, stream, audio]) => play(ws, stream, audio)", [ws_url, stream, audio])
+        yield BrowserPlayer(page)
+
+
+@contextlib.asynccontextmanager
+async def chromium_publisher(folder: Path, ws_url: str, stream: str, rgb: tuple[int, int, int], *,
+                             timeout: float = 20.0) -> AsyncIterator[BrowserPlayer]:
+    """A Chromium page publishing ``stream``: a 320x240 canvas of colour ``rgb`` at 25 fps, with the
+    browser's own encoder (its first video codec in the offer); closed on exit."""
+    async with _chromium_page(folder, timeout) as page:
+        await page.evaluate("([ws, stream, rgb]) => publish(ws, stream, rgb)", [ws_url, stream, list(rgb)])
+        yield BrowserPlayer(page)
