@@ -36,7 +36,8 @@ PAGE = """<!doctype html>
 <canvas id="c" width="64" height="48"></canvas>
 <script>
 window.player = {error: null, connection: "new", answer: null};
-async function play(wsUrl, stream, audio) {
+async function signaling(wsUrl, stream) {
+  // One WebSocket; request(method, data) resolves with the next reply of that method.
   const ws = new WebSocket(wsUrl);
   const replies = {};
   ws.onmessage = (e) => {
@@ -49,21 +50,33 @@ async function play(wsUrl, stream, audio) {
     ws.send(JSON.stringify({version: "1.0", method, stream, session: "", data}));
   });
   setInterval(() => request("stream.heartbeat", {}), 5000);
+  return request;
+}
+function peerConnection() {
   const pc = new RTCPeerConnection({iceServers: []});
   window.pc = pc;
   pc.onconnectionstatechange = () => { window.player.connection = pc.connectionState; };
-  pc.addTransceiver("video", {direction: "recvonly"});
-  if (audio) pc.addTransceiver("audio", {direction: "recvonly"});
-  pc.ontrack = (e) => { document.getElementById("v").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  return pc;
+}
+async function negotiate(pc, request, method) {
+  // A complete offer (ICE gathered first: the server takes no trickle), then the answer.
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((ok) => {
     if (pc.iceGatheringState === "complete") return ok();
     pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") ok(); };
   });
-  const reply = await request("stream.play", {sdp: pc.localDescription.sdp});
-  if (reply.err !== 0) throw new Error(`stream.play: ${reply.err} ${reply.err_msg}`);
+  const reply = await request(method, {sdp: pc.localDescription.sdp});
+  if (reply.err !== 0) throw new Error(`${method}: ${reply.err} ${reply.err_msg}`);
   window.player.answer = reply.data.sdp;
   await pc.setRemoteDescription({type: "answer", sdp: reply.data.sdp});
+}
+async function play(wsUrl, stream, audio) {
+  const request = await signaling(wsUrl, stream);
+  const pc = peerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  if (audio) pc.addTransceiver("audio", {direction: "recvonly"});
+  pc.ontrack = (e) => { document.getElementById("v").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  await negotiate(pc, request, "stream.play");
 }
 async function publish(wsUrl, stream, rgb) {
   // A canvas painted one colour, 25 frames a second, is the camera: the player checks the colour.
@@ -71,32 +84,11 @@ async function publish(wsUrl, stream, rgb) {
   canvas.width = 320; canvas.height = 240;
   const ctx = canvas.getContext("2d");
   setInterval(() => { ctx.fillStyle = `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`; ctx.fillRect(0, 0, 320, 240); }, 40);
-  const ws = new WebSocket(wsUrl);
-  const replies = {};
-  ws.onmessage = (e) => {
-    const msg = JSON.parse(e.data);
-    (replies[msg.method] || []).shift()?.(msg);
-  };
-  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("websocket")); });
-  const request = (method, data) => new Promise((ok) => {
-    (replies[method] = replies[method] || []).push(ok);
-    ws.send(JSON.stringify({version: "1.0", method, stream, session: "", data}));
-  });
-  setInterval(() => request("stream.heartbeat", {}), 5000);
-  const pc = new RTCPeerConnection({iceServers: []});
-  window.pc = pc;
-  pc.onconnectionstatechange = () => { window.player.connection = pc.connectionState; };
+  const request = await signaling(wsUrl, stream);
+  const pc = peerConnection();
   const media = canvas.captureStream(25);
   media.getTracks().forEach((t) => pc.addTransceiver(t, {direction: "sendonly", streams: [media]}));
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((ok) => {
-    if (pc.iceGatheringState === "complete") return ok();
-    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") ok(); };
-  });
-  const reply = await request("stream.publish", {sdp: pc.localDescription.sdp});
-  if (reply.err !== 0) throw new Error(`stream.publish: ${reply.err} ${reply.err_msg}`);
-  window.player.answer = reply.data.sdp;
-  await pc.setRemoteDescription({type: "answer", sdp: reply.data.sdp});
+  await negotiate(pc, request, "stream.publish");
 }
 async function state() {
   const v = document.getElementById("v");

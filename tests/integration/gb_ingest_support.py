@@ -25,18 +25,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from . import peers
 from .peers import make_offer, no_ice_servers, use_loopback_only
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gb28181"))
+import camera  # noqa: E402
 import psmux  # noqa: E402
 
 
@@ -58,36 +57,13 @@ _encoded: dict[tuple[str, tuple[int, int, int], int, int], list[psmux.AccessUnit
 
 
 def encode_solid(codec: str, colour: tuple[int, int, int], frames: int, gop: int = 25) -> list[psmux.AccessUnit]:
-    """``frames`` frames of one solid colour, 160x120, an IDR every ``gop`` (cached per args)."""
+    """``frames`` frames of one solid colour, 160x120, an IDR every ``gop`` (the camera simulator's
+    encoder), the first PTS at 1 s; cached per args."""
     key = (codec, colour, frames, gop)
-    if key in _encoded:
-        return _encoded[key]
-    name = {"h264": "libx264", "hevc": "libx265"}[codec]
-    ctx: Any = av.CodecContext.create(name, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 160, 120, "yuv420p"
-    ctx.time_base, ctx.framerate = Fraction(1, FPS), Fraction(FPS, 1)
-    ctx.gop_size = gop
-    params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
-    if codec == "h264":
-        ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
-    else:
-        ctx.options = {"preset": "ultrafast", "tune": "zerolatency",
-                       "x265-params": params + ":repeat-headers=1:log-level=error"}
-    arr = np.empty((120, 160, 3), dtype=np.uint8)
-    arr[:] = colour
-    out: list[psmux.AccessUnit] = []
-
-    def take(packets: Any) -> None:
-        for p in packets:
-            out.append(psmux.AccessUnit(int(p.pts) * 90000 // FPS + 90000, bytes(p), bool(p.is_keyframe)))
-
-    for i in range(frames):
-        frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
-        frame.pts = i
-        take(ctx.encode(frame))
-    take(ctx.encode(None))
-    _encoded[key] = out
-    return out
+    if key not in _encoded:
+        units = camera.encode_solid(codec, colour, frames, FPS, gop, size=(160, 120))
+        _encoded[key] = [psmux.AccessUnit(u.pts + psmux.CLOCK, u.data, u.keyframe) for u in units]
+    return _encoded[key]
 
 
 def camera_frames(codec: str, colour: tuple[int, int, int], frames: int, ssrc: int, *,
