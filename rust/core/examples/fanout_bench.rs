@@ -8,6 +8,8 @@ use pms_core::media::{
     Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack, TransportId,
 };
 use pms_core::router::{Router, Sink};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 struct Counting {
     packets: u64,
@@ -34,7 +36,7 @@ fn main() {
         rtcp_fb: vec!["nack".into(), "nack pli".into()],
     };
     let t0 = Instant::now();
-    let mut r = Router::new();
+    let mut r = Router::new(Box::new(StdRng::seed_from_u64(1)));
     let track = ProducerTrack {
         kind: MediaKind::Video,
         mid: "0".into(),

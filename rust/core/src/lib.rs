@@ -33,6 +33,7 @@ pub mod annexb;
 pub mod cert;
 pub mod codec;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gb;
 pub mod ice;

@@ -259,6 +259,8 @@ pub fn frame_in_pieces(data: &[u8], sizes: &[usize]) -> Vec<OwnedFrame> {
 /// The fuzz target's invariant: whatever the bytes, framing never panics, every frame lies
 /// within the input, and the result does not depend on how the input was split (the first
 /// byte picks the piece sizes). The buffer stays bounded by the largest unit plus one push.
+/// Built with the `fuzzing` feature (or for unit tests).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_check(data: &[u8]) {
     let Some((&pick, data)) = data.split_first() else {
         return;

@@ -7,6 +7,8 @@ use pms_core::media::{
     Codec, CodecName, ConsumerTrack, HeaderExtensions, MediaKind, ProducerTrack,
 };
 use pms_core::router::{Router, RouterEvent, Sink};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 #[derive(Default)]
 struct Capture(Vec<(u64, Vec<u8>)>);
@@ -50,7 +52,7 @@ fn stap(nals: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn parameter_sets_events_start_and_pause() {
     let now = Instant::now();
-    let mut r = Router::new();
+    let mut r = Router::new(Box::new(StdRng::seed_from_u64(1)));
     let track = ProducerTrack {
         kind: MediaKind::Video,
         mid: "0".into(),

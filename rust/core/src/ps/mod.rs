@@ -89,6 +89,7 @@
 
 mod es;
 mod frames;
+#[cfg(any(test, feature = "fuzzing"))]
 mod fuzz;
 mod headers;
 mod scan;
@@ -106,6 +107,7 @@ pub use headers::write_timestamp;
 use headers::*;
 use scan::{find_start, Hit, Tail};
 
+#[cfg(any(test, feature = "fuzzing"))]
 pub use fuzz::fuzz_check;
 
 /// Largest video access unit kept (a 4K IDR is a few hundred KiB).

@@ -4,10 +4,11 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use super::forward::{consumer_header, Frame, Out};
+use super::packet::{consumer_header, mid, Frame, Out};
+use super::state::{ConsumerTrackState, ProducerTrackState};
 use super::{
-    ConsumerTrackState, ProducerTrackState, Router, RouterStats, Sink, DEFAULT_REMB_BITRATE,
-    KEYFRAME_REQUEST_INTERVAL, MAX_RETRANSMITS_PER_RTCP, REPORT_INTERVAL,
+    Router, RouterStats, Sink, DEFAULT_REMB_BITRATE, KEYFRAME_REQUEST_INTERVAL,
+    MAX_RETRANSMITS_PER_RTCP, REPORT_INTERVAL,
 };
 use crate::media::{MediaKind, TransportId};
 use crate::rtcp::{self, ReportBlock, Rtcp};
@@ -109,14 +110,13 @@ fn retransmit<S: Sink>(
     let hdr = match (ct.cfg.codec.rtx_payload_type, ct.cfg.rtx_ssrc) {
         (Some(pt), Some(ssrc)) => {
             ct.rtx_seq = ct.rtx_seq.wrapping_add(1);
-            let mid = ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()));
             Header {
                 ssrc,
                 payload_type: pt,
                 seq: ct.rtx_seq,
                 timestamp: ts,
                 marker: f.marker,
-                mid,
+                mid: mid(ct),
                 osn: Some(seq),
             }
         }
@@ -265,7 +265,7 @@ impl Router {
                         continue;
                     }
                     if let Some(track) = prod.tracks.get_mut(ct.cfg.producer_track) {
-                        super::feedback::request_keyframe(
+                        request_keyframe(
                             track,
                             producer_id,
                             prod.sender_ssrc,

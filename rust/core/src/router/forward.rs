@@ -1,90 +1,16 @@
 //! The RTP hot path: identify a producer packet, keep it, fan it out rewritten; and the replay
-//! of the keyframe cache to a consumer that connects.
+//! of the keyframe cache to a consumer that connects. Calls `feedback` (statically) for the
+//! keyframe requests and upstream NACKs a packet triggers; `feedback` never calls back here.
 
 use std::time::Instant;
 
-use super::{
-    ConsumerTrackState, ProducerTrackState, Router, RouterEvent, RouterStats, Sink,
-    KEYFRAME_CACHE_MAX_PACKETS, MAX_UPSTREAM_NACK_GAP,
-};
+use super::feedback;
+use super::packet::{consumer_header, Frame, Out};
+use super::state::{ConsumerTrackState, ProducerTrackState};
+use super::{Router, RouterEvent, Sink, KEYFRAME_CACHE_MAX_PACKETS, MAX_UPSTREAM_NACK_GAP};
 use crate::codec::{self, PayloadInfo};
 use crate::media::{MediaKind, TransportId};
-use crate::rtp::{self, Header};
-
-/// One packet in producer terms, from the wire or from the retransmission buffer.
-#[derive(Clone, Copy)]
-pub(super) struct Frame<'a> {
-    pub ext: u64,
-    pub ts: u32,
-    pub marker: bool,
-    pub csrcs: &'a [u8],
-    pub payload: &'a [u8],
-    pub padding: u8,
-}
-
-impl Frame<'_> {
-    fn seq(&self) -> u16 {
-        self.ext as u16
-    }
-}
-
-impl<'a> From<crate::retransmit::Stored<'a>> for Frame<'a> {
-    fn from(s: crate::retransmit::Stored<'a>) -> Self {
-        Frame {
-            ext: s.ext_seq,
-            ts: s.timestamp,
-            marker: s.marker,
-            csrcs: s.csrcs,
-            payload: s.payload,
-            padding: s.padding,
-        }
-    }
-}
-
-/// Where rewritten packets go: the scratch buffer, the sink and the counters.
-pub(super) struct Out<'a, S: Sink> {
-    pub scratch: &'a mut [u8],
-    pub sink: &'a mut S,
-    pub stats: &'a mut RouterStats,
-}
-
-impl<S: Sink> Out<'_, S> {
-    /// Writes one packet for consumer `to` and sends it. Returns false if it did not fit.
-    pub fn send(&mut self, to: TransportId, hdr: &Header<'_>, f: &Frame<'_>) -> bool {
-        match rtp::write_packet(self.scratch, hdr, f.csrcs, f.payload, f.padding) {
-            Some(n) => {
-                self.sink.send_rtp(to, &self.scratch[..n]);
-                self.stats.packets_out += 1;
-                self.stats.bytes_out += n as u64;
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-fn mid(ct: &ConsumerTrackState) -> Option<(u8, &[u8])> {
-    ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()))
-}
-
-/// The header of a packet of consumer track `ct` (its SSRC, payload type and mid) as sent
-/// first; a retransmission as RTX has its own (see `feedback::retransmit`).
-pub(super) fn consumer_header(
-    ct: &ConsumerTrackState,
-    seq: u16,
-    timestamp: u32,
-    marker: bool,
-) -> Header<'_> {
-    Header {
-        ssrc: ct.cfg.ssrc,
-        payload_type: ct.cfg.codec.payload_type,
-        seq,
-        timestamp,
-        marker,
-        mid: mid(ct),
-        osn: None,
-    }
-}
+use crate::rtp;
 
 /// Forwards one producer frame to one consumer track: starts the track at a keyframe (video)
 /// or any packet (audio), injects parameter sets before an IDR when needed, rewrites, sends.
@@ -247,7 +173,7 @@ impl Router {
         track.stats.on_packet(ext, v.timestamp, since_epoch, is_rtx);
         if track.kf_pending && track.ssrc.is_some() && track.last_kf_request.is_none() {
             // First packet of a track someone already asked a keyframe of.
-            super::feedback::send_keyframe_request(
+            feedback::send_keyframe_request(
                 track,
                 from,
                 sender_ssrc,
@@ -259,14 +185,7 @@ impl Router {
         }
         if let (Some(h), true) = (prev_highest, track.nack_upstream && !is_rtx) {
             if ext > h + 1 && ext - h - 1 <= MAX_UPSTREAM_NACK_GAP {
-                super::feedback::nack_upstream(
-                    track,
-                    from,
-                    sender_ssrc,
-                    h + 1..ext,
-                    &mut self.rtcp,
-                    sink,
-                );
+                feedback::nack_upstream(track, from, sender_ssrc, h + 1..ext, &mut self.rtcp, sink);
             }
         }
         let info = codec::inspect(track.codec(), payload);
@@ -375,7 +294,7 @@ impl Router {
         let sender_ssrc = prod.sender_ssrc;
         for ti in wants_keyframe {
             if let Some(track) = prod.tracks.get_mut(ti) {
-                super::feedback::request_keyframe(
+                feedback::request_keyframe(
                     track,
                     producer_id,
                     sender_ssrc,

@@ -3,8 +3,9 @@
 //! One `Router` per worker thread. It owns, per producer (publisher) track, the retransmission
 //! buffer (which doubles as the keyframe cache), the H.264/H.265 parameter sets and the
 //! reception statistics; per consumer (player) track, the rewrite state (SSRC, payload type,
-//! sequence and timestamp offsets, RTX counter). It never touches sockets or clocks: the I/O
-//! layer passes decrypted packets and `now`, and gets plain packets back through a [`Sink`].
+//! sequence and timestamp offsets, RTX counter). It never touches sockets or clocks and has no
+//! randomness of its own: the I/O layer passes decrypted packets and `now`, gets plain packets
+//! back through a [`Sink`], and gives [`Router::new`] the source its random numbers come from.
 //!
 //! ## Theory of operation
 //!
@@ -34,19 +35,31 @@
 //! Hot path cost: `handle_rtp` does one parse, one copy into the track's buffer, and per
 //! consumer one header write plus one payload copy into the router's scratch buffer. No
 //! allocation per packet per consumer, no locks.
+//!
+//! ## Modules (imports go down this list, never up)
+//!
+//! - this file: the public API (limits, [`Sink`], events, errors, stats) and the control calls
+//!   (add, remove, mute, connect);
+//! - `forward`: the RTP hot path and the keyframe-cache replay; it calls `feedback` for the
+//!   keyframe requests and upstream NACKs a packet triggers;
+//! - `feedback`: RTCP in and out, keyframe-request rate limit, timers;
+//! - `packet`: what both paths write with: `Frame` (one packet in producer terms), `Out` (scratch
+//!   buffer, sink, counters) and the consumer header;
+//! - `state`: the per-track state both paths act on.
 
 mod feedback;
 mod forward;
+mod packet;
+mod state;
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::codec::ParamSets;
-use crate::media::{CodecName, ConsumerTrack, MediaKind, ProducerTrack, TransportId};
-use crate::retransmit::RetransmitBuffer;
-use crate::rtcp::{ReceiveStats, ReportBlock};
-use crate::rtp::SeqUnwrapper;
+use rand::{Rng, RngCore};
+
+use crate::media::{ConsumerTrack, MediaKind, ProducerTrack, TransportId};
+use crate::rtcp::ReportBlock;
+use state::{Consumer, ConsumerTrackState, IdMap, Producer, ProducerTrackState};
 
 /// Minimum spacing of keyframe requests (PLI/FIR) sent to one producer track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -156,144 +169,6 @@ pub struct ConsumerTrackReport {
     pub last_rr: Option<ReportBlock>,
 }
 
-/// Fx-style hasher for `TransportId` keys: ids are ours, not attacker-chosen.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type IdMap<V> = HashMap<TransportId, V, BuildHasherDefault<IdHasher>>;
-
-struct ProducerTrackState {
-    cfg: ProducerTrack,
-    ssrc: Option<u32>,
-    rtx_ssrc: Option<u32>,
-    seq: SeqUnwrapper,
-    buffer: RetransmitBuffer,
-    stats: ReceiveStats,
-    params: Option<ParamSets>,
-    /// RTP timestamp of the last frame that carried (or was given) parameter sets.
-    params_ts: Option<u32>,
-    /// Extended seq of the first packet of the last keyframe.
-    last_keyframe: Option<u64>,
-    use_fir: bool,
-    fir_seq: u8,
-    nack_upstream: bool,
-    last_kf_request: Option<Instant>,
-    kf_pending: bool,
-}
-
-impl ProducerTrackState {
-    fn new(cfg: ProducerTrack) -> Self {
-        let fb = |v: &str| cfg.codec.rtcp_fb.iter().any(|f| f.eq_ignore_ascii_case(v));
-        let use_fir = fb("ccm fir") && !fb("nack pli");
-        let nack_upstream = fb("nack");
-        let mut params = ParamSets::new(cfg.codec.name);
-        if let Some(p) = params.as_mut() {
-            p.load_fmtp(&cfg.codec.fmtp);
-        }
-        let slots = if cfg.kind == MediaKind::Video {
-            VIDEO_BUFFER_SLOTS
-        } else {
-            AUDIO_BUFFER_SLOTS
-        };
-        ProducerTrackState {
-            ssrc: cfg.ssrc,
-            rtx_ssrc: cfg.rtx_ssrc,
-            seq: SeqUnwrapper::default(),
-            buffer: RetransmitBuffer::new(slots),
-            stats: ReceiveStats::new(cfg.codec.clock_rate),
-            params,
-            params_ts: None,
-            last_keyframe: None,
-            use_fir,
-            fir_seq: 0,
-            nack_upstream,
-            last_kf_request: None,
-            kf_pending: false,
-            cfg,
-        }
-    }
-
-    fn codec(&self) -> CodecName {
-        self.cfg.codec.name
-    }
-}
-
-struct Producer {
-    tracks: Vec<ProducerTrackState>,
-    consumers: Vec<TransportId>,
-    max_bitrate: u32,
-    video_muted: bool,
-    audio_muted: bool,
-    started: bool,
-    next_report: Instant,
-    sender_ssrc: u32,
-}
-
-struct ConsumerTrackState {
-    cfg: ConsumerTrack,
-    /// Forwarding live packets (false: waiting for a start point, muted, or not connected).
-    started: bool,
-    /// Producer extended seq of the first packet of the current run.
-    start_ext: u64,
-    seq_off: u16,
-    prev_seq_off: u16,
-    /// First consumer seq that uses `seq_off` (earlier ones use `prev_seq_off`).
-    off_since: u16,
-    /// Consumer seq of the last injected parameter-set packet (not retransmittable).
-    injected: Option<u16>,
-    /// Next consumer seq after the highest sent.
-    next_seq: u16,
-    ts_base: u32,
-    ts_off: Option<u32>,
-    rtx_seq: u16,
-    packets_sent: u32,
-    octets_sent: u32,
-    last_rr: Option<ReportBlock>,
-}
-
-impl ConsumerTrackState {
-    fn new(cfg: ConsumerTrack) -> Self {
-        ConsumerTrackState {
-            cfg,
-            started: false,
-            start_ext: 0,
-            seq_off: 0,
-            prev_seq_off: 0,
-            off_since: 0,
-            injected: None,
-            next_seq: rand::random(),
-            ts_base: rand::random(),
-            ts_off: None,
-            rtx_seq: rand::random(),
-            packets_sent: 0,
-            octets_sent: 0,
-            last_rr: None,
-        }
-    }
-}
-
-struct Consumer {
-    producer: TransportId,
-    tracks: Vec<ConsumerTrackState>,
-    connected: bool,
-    video_muted: bool,
-    audio_muted: bool,
-}
-
 /// The SFU forwarding state of one worker thread. See the module docs.
 pub struct Router {
     producers: IdMap<Producer>,
@@ -308,17 +183,20 @@ pub struct Router {
     epoch: Option<Instant>,
     /// The latest `now` the router saw (for requests made from calls without `now`).
     last_now: Option<Instant>,
+    /// Where sender SSRCs, first sequence numbers and timestamp bases come from.
+    rng: RouterRng,
 }
 
-impl Default for Router {
-    fn default() -> Self {
-        Router::new()
-    }
-}
+/// The router's source of random numbers, given at construction: the I/O layer passes one
+/// seeded from the OS, tests and fuzzing a seeded one so runs repeat. Drawn from only when
+/// producers and consumer tracks are added, never per packet.
+pub type RouterRng = Box<dyn RngCore + Send>;
 
 impl Router {
-    /// An empty router. Allocates its scratch buffers once.
-    pub fn new() -> Self {
+    /// An empty router drawing its random numbers (RTCP sender SSRCs, consumers' first
+    /// sequence numbers, timestamp bases and RTX sequences) from `rng`. Allocates its scratch
+    /// buffers once.
+    pub fn new(rng: RouterRng) -> Self {
         Router {
             producers: IdMap::default(),
             consumers: IdMap::default(),
@@ -328,6 +206,7 @@ impl Router {
             rtcp: Vec::with_capacity(1500),
             epoch: None,
             last_now: None,
+            rng,
         }
     }
 
@@ -358,7 +237,7 @@ impl Router {
             audio_muted: false,
             started: false,
             next_report: now + REPORT_INTERVAL,
-            sender_ssrc: rand::random(),
+            sender_ssrc: self.rng.gen(),
         };
         self.producers.insert(id, producer);
     }
@@ -396,7 +275,10 @@ impl Router {
         prod.consumers.push(id);
         let consumer = Consumer {
             producer,
-            tracks: tracks.into_iter().map(ConsumerTrackState::new).collect(),
+            tracks: tracks
+                .into_iter()
+                .map(|t| ConsumerTrackState::new(t, &mut *self.rng))
+                .collect(),
             connected: false,
             video_muted: false,
             audio_muted: false,
@@ -407,7 +289,7 @@ impl Router {
 
     /// Adds one track to a consumer made by [`add_consumer`](Router::add_consumer) (RTSP: one
     /// track per SETUP). `start` gives the first sequence number and RTP timestamp it will send
-    /// (RTSP `RTP-Info`); `None`: random.
+    /// (RTSP `RTP-Info`); `None`: drawn from the router's source.
     pub fn add_consumer_track(
         &mut self,
         id: TransportId,
@@ -429,7 +311,7 @@ impl Router {
                 index: track.producer_track,
             });
         }
-        let mut st = ConsumerTrackState::new(track);
+        let mut st = ConsumerTrackState::new(track, &mut *self.rng);
         if let Some((seq, ts)) = start {
             st.next_seq = seq;
             st.ts_base = ts;

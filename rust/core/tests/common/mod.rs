@@ -12,6 +12,8 @@ use pms_core::media::{
 };
 use pms_core::router::{Router, Sink};
 use pms_core::rtcp::{self, Rtcp};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 #[derive(Default)]
 pub struct Rec {
@@ -124,7 +126,7 @@ pub struct Setup {
 
 pub fn setup(video: CodecName, fmtp: &str, fb: &[&str], rtx: bool, max_bitrate: u32) -> Setup {
     let t0 = Instant::now();
-    let mut r = Router::new();
+    let mut r = Router::new(Box::new(StdRng::seed_from_u64(1)));
     r.add_producer(P, producer_tracks(video, fmtp, fb), max_bitrate, t0);
     r.add_consumer(C1, P, consumer_tracks(1, video, rtx), t0)
         .unwrap();

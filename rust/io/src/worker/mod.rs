@@ -169,7 +169,7 @@ impl Worker {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             foreign: HashMap::new(),
-            router: Router::new(),
+            router: Router::new(Box::new(rand::rngs::OsRng)),
             counters: Counters::default(),
             gb: crate::gb::GbState::default(),
             next_tick: Instant::now(),
