@@ -2,7 +2,9 @@
 //!
 //! Everything here is pure state machines over bytes and instants: no sockets, no threads, no
 //! clock reads, no Python. `pms-io` owns the sockets and worker threads and drives these types;
-//! `pms-py` exposes the result to Python.
+//! `pms-py` exposes the result to Python. The router draws its random numbers from a source
+//! its owner gives it ([`router::Router::new`]); the fuzz entry points, which read the clock,
+//! are built only with the `fuzzing` cargo feature (the fuzz crate and the corpus tests).
 //!
 //! ## Theory of operation
 //!
