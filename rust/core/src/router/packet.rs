@@ -19,6 +19,7 @@ pub(super) struct Frame<'a> {
 }
 
 impl Frame<'_> {
+    #[inline]
     pub fn seq(&self) -> u16 {
         self.ext as u16
     }
@@ -60,12 +61,16 @@ impl<S: Sink> Out<'_, S> {
 }
 
 /// The `mid` header extension of consumer track `ct` (id, value), when negotiated.
+#[inline]
 pub(super) fn mid(ct: &ConsumerTrackState) -> Option<(u8, &[u8])> {
     ct.cfg.extensions.mid.map(|id| (id, ct.cfg.mid.as_bytes()))
 }
 
 /// The header of a packet of consumer track `ct` (its SSRC, payload type and mid) as sent
-/// first; a retransmission as RTX has its own (see `feedback::retransmit`).
+/// first; a retransmission as RTX has its own (see `feedback::retransmit`). `#[inline]` like
+/// the two helpers above: called per packet per consumer, and its caller may sit in another
+/// codegen unit now that it lives apart from the forward path.
+#[inline]
 pub(super) fn consumer_header(
     ct: &ConsumerTrackState,
     seq: u16,
