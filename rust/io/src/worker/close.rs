@@ -9,8 +9,8 @@ use pms_core::media::TransportId as PeerId;
 
 use super::peer::{PeerCtx, PeerInfo, Slot};
 use super::Worker;
-use crate::stats;
 use crate::events::Event;
+use crate::stats;
 
 impl Worker {
     /// Removes peer `id` with `reason` and, for a publisher, its players (`producer-closed`).

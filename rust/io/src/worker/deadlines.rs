@@ -176,7 +176,11 @@ mod tests {
                 d.set(peer, Some(ms(t0, 1 + (peer * 13 + round * 101) % 5000)));
             }
         }
-        assert!(d.heap_len() <= 2 * n as usize + SLACK + 1, "heap {}", d.heap_len());
+        assert!(
+            d.heap_len() <= 2 * n as usize + SLACK + 1,
+            "heap {}",
+            d.heap_len()
+        );
         let mut last = t0;
         let mut seen = std::collections::HashSet::new();
         while let Some(at) = d.next() {

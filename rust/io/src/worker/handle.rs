@@ -89,7 +89,10 @@ impl PeerCtx<'_> {
         interest: Interest,
     ) -> io::Result<Token> {
         let token = Token(self.parts.next_token);
-        self.parts.poll.registry().register(source, token, interest)?;
+        self.parts
+            .poll
+            .registry()
+            .register(source, token, interest)?;
         self.parts.next_token += 1;
         self.parts.tokens.insert(token, self.id);
         if let Some(slot) = self.peers.get_mut(&self.id) {
@@ -233,11 +236,6 @@ impl PeerCtx<'_> {
         dispatch(self.peers, self.parts, to, now, |p, ctx| {
             p.on_datagram(ctx, from, data)
         })
-    }
-
-    /// Asks for this peer's `on_flush` at the end of the poll iteration.
-    pub(crate) fn flush_later(&mut self) {
-        self.parts.flush.push(self.id);
     }
 
     /// Borrows the worker's read buffer ([`READ_BUFFER`] bytes); give it back with

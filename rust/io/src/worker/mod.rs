@@ -67,16 +67,24 @@ pub(crate) enum Command {
         peer: Box<dyn Peer>,
     },
     /// A message for peer `id` (its kind downcasts it); dropped when there is no such peer.
-    Message { id: PeerId, msg: Message },
+    Message {
+        id: PeerId,
+        msg: Message,
+    },
     /// Mutes a consumer's tracks in the router (`None` keeps a kind).
     SetMuted {
         id: PeerId,
         video: Option<bool>,
         audio: Option<bool>,
     },
-    Close { id: PeerId },
+    Close {
+        id: PeerId,
+    },
     /// A datagram another worker read for a peer of ours.
-    Foreign { from: SocketAddr, data: Vec<u8> },
+    Foreign {
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
     Shutdown,
 }
 

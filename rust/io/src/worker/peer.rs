@@ -59,8 +59,8 @@ pub(crate) trait Peer: MediaSink + Send {
     /// A message sent to this peer by id ([`Message`]).
     fn on_message(&mut self, _ctx: &mut PeerCtx<'_>, _msg: Message) {}
 
-    /// End of the poll iteration, asked for with [`MediaOut::flush_later`] or
-    /// [`PeerCtx::flush_later`] (once per request: a peer dedupes its own requests).
+    /// End of the poll iteration, asked for with [`MediaOut::flush_later`] while the router
+    /// wrote to the peer (once per request: a peer dedupes its own requests).
     fn on_flush(&mut self, _ctx: &mut PeerCtx<'_>) {}
 
     /// The peer leaves the worker (`reason` as in `transport_closed`, or `shutdown`): say
@@ -163,6 +163,7 @@ pub(crate) struct MediaOut<'a> {
 
 impl MediaOut<'_> {
     /// The peer the packet is for.
+    #[cfg(test)]
     pub(crate) fn id(&self) -> PeerId {
         self.to
     }
@@ -187,7 +188,8 @@ impl MediaOut<'_> {
 
     fn flush_batch(&mut self) {
         let done = self.batch.flush(self.socket);
-        self.counters.add(crate::stats::STAT_PACKETS_OUT, done.packets);
+        self.counters
+            .add(crate::stats::STAT_PACKETS_OUT, done.packets);
         self.counters.add(crate::stats::STAT_BYTES_OUT, done.bytes);
         self.counters
             .add(crate::stats::STAT_SEND_ERRORS, done.errors);

@@ -189,8 +189,7 @@ impl GbIngest {
     /// tcp-active: reads the connection until it would block.
     fn read_active(&mut self, ctx: &mut PeerCtx<'_>) {
         let mut buf = ctx.take_read_buffer();
-        loop {
-            let Some(c) = self.active.as_mut() else { break };
+        while let Some(c) = self.active.as_mut() {
             let n = match c.stream.read(&mut buf) {
                 Ok(0) => {
                     ctx.close_me("eof");
@@ -252,10 +251,7 @@ impl Peer for GbIngest {
     }
 
     fn on_ready(&mut self, ctx: &mut PeerCtx<'_>, _token: Token, ready: Readiness) {
-        if self.connecting()
-            && (ready.readable || ready.writable)
-            && !self.check_connected(ctx)
-        {
+        if self.connecting() && (ready.readable || ready.writable) && !self.check_connected(ctx) {
             return;
         }
         if ready.readable {

@@ -129,10 +129,7 @@ impl GbPort {
 
     fn read_tcp(&mut self, ctx: &mut PeerCtx<'_>, token: Token) {
         let mut buf = ctx.take_read_buffer();
-        loop {
-            let Some(c) = self.conns.get_mut(&token) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(&token) {
             let n = match c.stream.read(&mut buf) {
                 Ok(0) => {
                     self.conn_failed(ctx, token, "eof");

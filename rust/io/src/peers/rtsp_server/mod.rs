@@ -189,10 +189,7 @@ impl RtspServerPeer {
         let mut ssrc = None;
         if let Some((track, seq, ts)) = consumer {
             ssrc = Some(track.ssrc);
-            if let Err(e) = ctx
-                .router()
-                .add_consumer_track(id, track, Some((seq, ts)))
-            {
+            if let Err(e) = ctx.router().add_consumer_track(id, track, Some((seq, ts))) {
                 log::warn!(target: "pms_io::rtsp", "RTSP player {id}: {e}");
                 ctx.close_me("producer-closed");
                 return;
@@ -205,7 +202,8 @@ impl RtspServerPeer {
                     mio::net::UdpSocket::from_std(rtcp),
                 );
                 let tokens = ctx.register(&mut rtp, Interest::READABLE).and_then(|t1| {
-                    ctx.register(&mut rtcp, Interest::READABLE).map(|t2| (t1, t2))
+                    ctx.register(&mut rtcp, Interest::READABLE)
+                        .map(|t2| (t1, t2))
                 });
                 let Ok((rtp_token, rtcp_token)) = tokens else {
                     ctx.close_me("internal-error");
