@@ -280,6 +280,8 @@ impl Worker {
             Command::Foreign { from, data } => self.handle_datagram(now, from, &data),
             Command::Shutdown => {}
         }
+        // What a closing peer queued (a message to another peer) runs now.
+        self.settle();
     }
 
     fn add(&mut self, id: PeerId, info: PeerInfo, peer: Box<dyn Peer>, now: Instant) {
