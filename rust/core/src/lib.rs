@@ -38,6 +38,7 @@ pub mod gb;
 pub mod ice;
 pub mod media;
 pub mod packetize;
+pub mod record;
 pub mod ps;
 pub mod retransmit;
 pub mod router;
