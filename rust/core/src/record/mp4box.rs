@@ -50,9 +50,17 @@ pub fn timescale(t: &TrackInfo) -> u32 {
     t.clock_rate.max(1)
 }
 
+/// A track of the init segment: its description and its edit (media time where presentation
+/// starts, in its timescale; 0 for none).
+#[derive(Debug, Clone)]
+pub struct InitTrack {
+    pub info: TrackInfo,
+    pub edit: u32,
+}
+
 /// `ftyp` + `moov`. Returns the bytes and the offset of the `mehd` fragment duration (u64),
 /// which the writer patches on finish.
-pub fn init_segment(tracks: &[TrackInfo]) -> (Vec<u8>, usize) {
+pub fn init_segment(tracks: &[InitTrack]) -> (Vec<u8>, usize) {
     let mut o = Vec::new();
     bx(&mut o, b"ftyp", |o| {
         o.extend_from_slice(b"isom");
@@ -76,7 +84,7 @@ pub fn init_segment(tracks: &[TrackInfo]) -> (Vec<u8>, usize) {
             u32b(o, tracks.len() as u32 + 1);
         });
         for (i, t) in tracks.iter().enumerate() {
-            trak(o, i as u32 + 1, t);
+            trak(o, i as u32 + 1, &t.info, t.edit);
         }
         bx(o, b"mvex", |o| {
             full(o, b"mehd", 1, 0, |o| {
@@ -97,7 +105,7 @@ pub fn init_segment(tracks: &[TrackInfo]) -> (Vec<u8>, usize) {
     (o, mehd_at)
 }
 
-fn trak(o: &mut Vec<u8>, id: u32, t: &TrackInfo) {
+fn trak(o: &mut Vec<u8>, id: u32, t: &TrackInfo, edit: u32) {
     let video = t.kind() == MediaKind::Video;
     bx(o, b"trak", |o| {
         full(o, b"tkhd", 0, 3, |o| {
@@ -115,6 +123,17 @@ fn trak(o: &mut Vec<u8>, id: u32, t: &TrackInfo) {
             u32b(o, t.width << 16);
             u32b(o, t.height << 16);
         });
+        if edit > 0 {
+            // Presentation starts `edit` ticks into the media (duration 0: all of it).
+            bx(o, b"edts", |o| {
+                full(o, b"elst", 0, 0, |o| {
+                    u32b(o, 1);
+                    u32b(o, 0);
+                    u32b(o, edit);
+                    u32b(o, 0x1_0000);
+                });
+            });
+        }
         bx(o, b"mdia", |o| {
             full(o, b"mdhd", 0, 0, |o| {
                 u32b(o, 0);
@@ -242,7 +261,8 @@ mod tests {
             height: 0,
             config: vec![0x12, 0x10],
         };
-        let (init, mehd) = init_segment(&[t]);
+        let (init, mehd) = init_segment(&[InitTrack { info: t, edit: 3 }]);
+        assert!(init.windows(4).any(|w| w == b"elst"));
         assert_eq!(&init[4..8], b"ftyp");
         assert_eq!(&init[mehd - 12..mehd - 8], b"mehd");
         let esds = init.windows(4).position(|w| w == b"esds").unwrap_or(0);
