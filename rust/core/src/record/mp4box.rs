@@ -264,7 +264,7 @@ mod tests {
         let (init, mehd) = init_segment(&[InitTrack { info: t, edit: 3 }]);
         assert!(init.windows(4).any(|w| w == b"elst"));
         assert_eq!(&init[4..8], b"ftyp");
-        assert_eq!(&init[mehd - 12..mehd - 8], b"mehd");
+        assert_eq!(&init[mehd - 8..mehd - 4], b"mehd");
         let esds = init.windows(4).position(|w| w == b"esds").unwrap_or(0);
         assert!(esds > 0);
         assert!(init.windows(4).any(|w| w == b"mp4a"));

@@ -196,7 +196,7 @@ mod tests {
         tl.packet(t0 + Duration::from_millis(200), 1, 77);
         assert_eq!(tl.time_ns(0, 1000 + 90_000), Some(1_000_000_000));
         assert_eq!(tl.time_ns(1, 77 + 48_000), Some(1_200_000_000));
-        assert_eq!(tl.time_ns(1, 77 - 480), Some(190_000_000));
+        assert_eq!(tl.time_ns(1, 77u32.wrapping_sub(480)), Some(190_000_000));
         assert_eq!(tl.time_ns(5, 0), None);
     }
 
