@@ -2,8 +2,8 @@
 //! `moof`+`mdat` per fragment, each appended whole once complete, so a file cut anywhere holds
 //! whole fragments up to the cut (plus a partial one players skip).
 //!
-//! A fragment is cut before a video keyframe, and after [`FRAGMENT_MAX_NS`] at the latest (1 s:
-//! what a crash may lose). Each fragment has one `traf` per track with samples (`tfhd` with
+//! A fragment is cut before a video keyframe, and after [`FRAGMENT_MAX_NS`] of video at the
+//! latest (1 s: what a crash may lose); without video, every [`FRAGMENT_MAX_NS`] of audio. Each fragment has one `traf` per track with samples (`tfhd` with
 //! default-base-is-moof, `tfdt`, `trun` version 1), their data in one `mdat`.
 //!
 //! ## Decode times
@@ -177,14 +177,19 @@ impl Mp4Writer {
     fn place(&mut self, i: usize, mut s: Sample, out: &mut Sink) {
         s.dts = (s.dts + self.tracks[i].shift).max(0);
         let ns = Mp4Writer::ns(&self.tracks[i], s.dts);
-        let key_cut = s.key && self.tracks[i].video;
-        let too_long = self.frag_start_ns.is_some_and(|st| ns - st >= FRAGMENT_MAX_NS);
-        let any = self.tracks.iter().any(|t| !t.frag.is_empty());
-        if any && (key_cut || too_long) {
-            self.flush_fragment(out);
-        }
-        if self.frag_start_ns.is_none() {
-            self.frag_start_ns = Some(ns);
+        // With video, only video decides the cuts (audio runs ahead of the reorder window).
+        let decides = self.tracks[i].video || !self.has_video;
+        if decides {
+            let key_cut = s.key && self.tracks[i].video;
+            let too_long = self.frag_start_ns.is_some_and(|st| ns - st >= FRAGMENT_MAX_NS);
+            let has_video = self.has_video;
+            let any = self.tracks.iter().any(|t| !t.frag.is_empty() && (t.video || !has_video));
+            if any && (key_cut || too_long) {
+                self.flush_fragment(out);
+            }
+            if self.frag_start_ns.is_none() {
+                self.frag_start_ns = Some(ns);
+            }
         }
         let end = ns + Mp4Writer::ns(&self.tracks[i], s.duration as i64);
         self.end_ns = self.end_ns.max(end);
