@@ -25,7 +25,12 @@ fn out_dir() -> PathBuf {
 }
 
 /// Records `sources` to `name`; `lose` drops the video (track 0) packet with this index.
-fn record(name: &str, sources: &[Source], ts_base: &[u32], lose: Option<usize>) -> (PathBuf, Vec<u64>) {
+fn record(
+    name: &str,
+    sources: &[Source],
+    ts_base: &[u32],
+    lose: Option<usize>,
+) -> (PathBuf, Vec<u64>) {
     let specs: Vec<_> = sources.iter().map(|s| s.spec.clone()).collect();
     let mut w = RecordWriter::for_file_name(name, &specs).expect("writer");
     let t0 = Instant::now();
@@ -38,7 +43,8 @@ fn record(name: &str, sources: &[Source], ts_base: &[u32], lose: Option<usize>) 
                 continue;
             }
         }
-        w.handle_rtp(t0 + Duration::from_nanos(at), track, &pkt).expect("rtp");
+        w.handle_rtp(t0 + Duration::from_nanos(at), track, &pkt)
+            .expect("rtp");
         while let Some(wr) = w.poll_output() {
             apply(&mut file, &wr);
         }
@@ -50,18 +56,31 @@ fn record(name: &str, sources: &[Source], ts_base: &[u32], lose: Option<usize>) 
     let path = out_dir().join(name);
     std::fs::write(&path, &file).expect("write file");
     let st = w.stats();
-    eprintln!("{name}: {} bytes, frames written {:?}, dropped {:?}", file.len(), st.frames_written, st.frames_dropped);
+    eprintln!(
+        "{name}: {} bytes, frames written {:?}, dropped {:?}",
+        file.len(),
+        st.frames_written,
+        st.frames_dropped
+    );
     (path, st.frames_written)
 }
 
 fn have_ffmpeg() -> bool {
-    let ok = |c: &str| Command::new(c).arg("-version").output().is_ok_and(|o| o.status.success());
+    let ok = |c: &str| {
+        Command::new(c)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     ok("ffprobe") && ok("ffmpeg")
 }
 
 fn run(cmd: &str, args: &[&str]) -> (String, String) {
     let o = Command::new(cmd).args(args).output().expect("run ffmpeg");
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Decoded frames of the first stream of `kind` ("v" or "a").
@@ -70,32 +89,81 @@ fn count_frames(path: &Path, kind: &str) -> u64 {
     let sel = format!("{kind}:0");
     let (out, _) = run(
         "ffprobe",
-        &["-v", "quiet", "-count_frames", "-select_streams", &sel, "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", &p],
+        &[
+            "-v",
+            "quiet",
+            "-count_frames",
+            "-select_streams",
+            &sel,
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            &p,
+        ],
     );
     out.trim().trim_end_matches(',').parse().unwrap_or(0)
 }
 
 fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
     if !have_ffmpeg() {
-        eprintln!("ffprobe/ffmpeg not on PATH: FFmpeg checks of {} skipped", path.display());
+        eprintln!(
+            "ffprobe/ffmpeg not on PATH: FFmpeg checks of {} skipped",
+            path.display()
+        );
         return;
     }
     let p = path.to_string_lossy().into_owned();
-    let (_, err) = run("ffprobe", &["-v", "error", "-show_format", "-show_streams", &p]);
+    let (_, err) = run(
+        "ffprobe",
+        &["-v", "error", "-show_format", "-show_streams", &p],
+    );
     assert!(err.trim().is_empty(), "ffprobe errors on {p}: {err}");
     let (_, err) = run("ffmpeg", &["-v", "error", "-i", &p, "-f", "null", "-"]);
     assert!(err.trim().is_empty(), "ffmpeg decode errors on {p}: {err}");
     let decoded = count_frames(path, "v");
-    assert_eq!(decoded, video_written, "{p}: video frames decoded vs written");
+    assert_eq!(
+        decoded, video_written,
+        "{p}: video frames decoded vs written"
+    );
     if has_audio {
         assert!(count_frames(path, "a") > 0, "{p}: no audio decoded");
     }
-    let (dur, _) = run("ffprobe", &["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", &p]);
-    let (_, err) = run("ffmpeg", &["-v", "error", "-ss", "1.5", "-i", &p, "-frames:v", "5", "-f", "null", "-"]);
+    let (dur, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            &p,
+        ],
+    );
+    let (_, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-ss",
+            "1.5",
+            "-i",
+            &p,
+            "-frames:v",
+            "5",
+            "-f",
+            "null",
+            "-",
+        ],
+    );
     assert!(err.trim().is_empty(), "{p}: seek errors: {err}");
     // Cut at 70 %: most frames still decode.
     let data = std::fs::read(path).expect("read back");
-    let cut = path.with_extension(format!("cut.{}", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let cut = path.with_extension(format!(
+        "cut.{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     std::fs::write(&cut, &data[..data.len() * 7 / 10]).expect("write cut");
     let cut_frames = count_frames(&cut, "v");
     eprintln!(
@@ -103,17 +171,27 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
         path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
         dur.trim()
     );
-    assert!(cut_frames * 10 >= video_written * 5, "{p}: cut file decodes {cut_frames} of {video_written}");
+    assert!(
+        cut_frames * 10 >= video_written * 5,
+        "{p}: cut file decodes {cut_frames} of {video_written}"
+    );
 }
 
 const NEAR_WRAP: u32 = u32::MAX - 90_000; // the video clock wraps one second in
 
 fn case(name: &str, sources: Vec<Source>) {
-    let base: Vec<u32> = sources.iter().enumerate().map(|(i, _)| if i == 0 { NEAR_WRAP } else { 12345 }).collect();
+    let base: Vec<u32> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { NEAR_WRAP } else { 12345 })
+        .collect();
     let video_fed = sources[0].frames.len() as u64;
     let (path, written) = record(name, &sources, &base, None);
     assert_eq!(written[0], video_fed, "{name}: every video frame written");
-    assert!(written.len() < 2 || written[1] as usize + 2 >= sources[1].frames.len(), "{name}: audio frames");
+    assert!(
+        written.len() < 2 || written[1] as usize + 2 >= sources[1].frames.len(),
+        "{name}: audio frames"
+    );
     check_with_ffmpeg(&path, written[0], sources.len() > 1);
 }
 
@@ -164,7 +242,10 @@ fn loss_drops_frames_until_the_next_keyframe_and_the_file_still_decodes() {
         let fed = sources[0].frames.len() as u64;
         // Drop a packet of the first GOP, after its keyframe.
         let (path, written) = record(name, &sources, &[7, 9], Some(60));
-        assert!(written[0] < fed && written[0] >= fed / 2, "{name}: {written:?} of {fed}");
+        assert!(
+            written[0] < fed && written[0] >= fed / 2,
+            "{name}: {written:?} of {fed}"
+        );
         check_with_ffmpeg(&path, written[0], true);
     }
 }
@@ -173,17 +254,33 @@ fn loss_drops_frames_until_the_next_keyframe_and_the_file_still_decodes() {
 fn containers_refuse_what_they_cannot_hold() {
     let vp8 = vec![vp8_source().spec];
     let h264 = vec![h264_source().spec];
-    let e = RecordWriter::for_file_name("a.mp4", &vp8).map(|_| ()).unwrap_err();
+    let e = RecordWriter::for_file_name("a.mp4", &vp8)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.status(), 415);
-    let e = RecordWriter::for_file_name("a.webm", &h264).map(|_| ()).unwrap_err();
+    let e = RecordWriter::for_file_name("a.webm", &h264)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.status(), 415);
-    let e = RecordWriter::for_file_name("a.mp4", &[pcma_source().spec]).map(|_| ()).unwrap_err();
+    let e = RecordWriter::for_file_name("a.mp4", &[pcma_source().spec])
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.status(), 415);
-    let e = RecordWriter::for_file_name("a.avi", &h264).map(|_| ()).unwrap_err();
+    let e = RecordWriter::for_file_name("a.avi", &h264)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.status(), 400);
-    let e = RecordWriter::new(Container::Mkv, &[]).map(|_| ()).unwrap_err();
+    let e = RecordWriter::new(Container::Mkv, &[])
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(e.status(), 400);
     let av1 = spec(CodecName::Av1, 90_000, 0, "");
-    assert_eq!(RecordWriter::new(Container::Webm, &[av1]).map(|_| ()).unwrap_err().status(), 415);
+    assert_eq!(
+        RecordWriter::new(Container::Webm, &[av1])
+            .map(|_| ())
+            .unwrap_err()
+            .status(),
+        415
+    );
     assert!(RecordWriter::new(Container::Mkv, &[pcma_source().spec, h264_source().spec]).is_ok());
 }

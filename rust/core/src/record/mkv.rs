@@ -211,10 +211,7 @@ impl ContainerWriter for MkvWriter {
             None => true,
             Some((_, start)) => {
                 let rel = ms - start;
-                video_key
-                    || rel >= CLUSTER_MAX_MS
-                    || rel > i16::MAX as i64
-                    || rel < i16::MIN as i64
+                video_key || rel >= CLUSTER_MAX_MS || rel > i16::MAX as i64 || rel < i16::MIN as i64
             }
         };
         if cut {
@@ -270,7 +267,11 @@ impl ContainerWriter for MkvWriter {
         ebml::float(&mut d, 0x4489, self.end_ms as f64);
         out.patch(self.duration_at, d);
         let mut seeks = Vec::new();
-        for (eid, at) in [(INFO, self.info_at), (TRACKS, self.tracks_at), (CUES, cues_at)] {
+        for (eid, at) in [
+            (INFO, self.info_at),
+            (TRACKS, self.tracks_at),
+            (CUES, cues_at),
+        ] {
             let mut s = Vec::new();
             let mut idb = Vec::new();
             ebml::id(&mut idb, eid);

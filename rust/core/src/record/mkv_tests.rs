@@ -4,8 +4,16 @@ use crate::record::sink::apply;
 fn info(codec: CodecName) -> TrackInfo {
     TrackInfo {
         codec,
-        clock_rate: if codec.kind() == MediaKind::Video { 90_000 } else { 48_000 },
-        channels: if codec.kind() == MediaKind::Video { 0 } else { 2 },
+        clock_rate: if codec.kind() == MediaKind::Video {
+            90_000
+        } else {
+            48_000
+        },
+        channels: if codec.kind() == MediaKind::Video {
+            0
+        } else {
+            2
+        },
         width: 320,
         height: 240,
         config: Vec::new(),
@@ -63,7 +71,12 @@ fn finished_file_has_sizes_duration_cues_and_seek_head() {
         frames.push((0, i * 40, i % 25 == 0));
         frames.push((1, i * 40 + 5, true));
     }
-    let file = write(true, &[info(CodecName::Vp8), info(CodecName::Opus)], &frames, true);
+    let file = write(
+        true,
+        &[info(CodecName::Vp8), info(CodecName::Opus)],
+        &frames,
+        true,
+    );
     let top = children(&file, 0, file.len());
     assert_eq!(top.len(), 2);
     let (ebml_id, hdr, hdr_len) = top[0];
@@ -72,7 +85,10 @@ fn finished_file_has_sizes_duration_cues_and_seek_head() {
     let (seg_id, seg, seg_len) = top[1];
     assert_eq!(seg_id, SEGMENT as u64);
     assert_eq!(seg + seg_len, file.len(), "segment size patched");
-    let ids: Vec<u64> = children(&file, seg, file.len()).iter().map(|c| c.0).collect();
+    let ids: Vec<u64> = children(&file, seg, file.len())
+        .iter()
+        .map(|c| c.0)
+        .collect();
     assert_eq!(ids[0], SEEK_HEAD as u64);
     assert_eq!(ids[1], 0xEC);
     assert_eq!(ids[2], INFO as u64);
@@ -94,7 +110,10 @@ fn an_unfinished_file_has_unknown_sizes_and_whole_blocks() {
     let frames: Vec<_> = (0..10).map(|i| (0, i * 40, i == 0)).collect();
     let file = write(false, &[info(CodecName::H264)], &frames, false);
     assert!(file.windows(8).any(|w| w == b"matroska"));
-    let seg = file.windows(4).position(|w| w == [0x18, 0x53, 0x80, 0x67]).unwrap_or(0);
+    let seg = file
+        .windows(4)
+        .position(|w| w == [0x18, 0x53, 0x80, 0x67])
+        .unwrap_or(0);
     assert_eq!(file[seg + 4..seg + 12], UNKNOWN_SIZE);
     let blocks = file.windows(2).filter(|w| w == &[0xa3, 0x8e]).count();
     assert_eq!(blocks, 10);
@@ -109,7 +128,10 @@ fn audio_only_cuts_clusters_every_two_seconds() {
     let kids = children(&file, seg, seg + len);
     let clusters: Vec<_> = kids.iter().filter(|c| c.0 == CLUSTER as u64).collect();
     assert_eq!(clusters.len(), 3);
-    let cues = kids.iter().find(|c| c.0 == CUES as u64).map(|c| children(&file, c.1, c.1 + c.2));
+    let cues = kids
+        .iter()
+        .find(|c| c.0 == CUES as u64)
+        .map(|c| children(&file, c.1, c.1 + c.2));
     assert_eq!(cues.map(|c| c.len()), Some(3));
 }
 

@@ -105,7 +105,13 @@ impl Mp4Writer {
         if t.delay.is_none() {
             let mut sorted: Vec<i64> = t.window.iter().map(|f| f.0).collect();
             sorted.sort_unstable();
-            let d = t.window.iter().zip(&sorted).map(|(f, s)| s - f.0).max().unwrap_or(0);
+            let d = t
+                .window
+                .iter()
+                .zip(&sorted)
+                .map(|(f, s)| s - f.0)
+                .max()
+                .unwrap_or(0);
             t.delay = Some(d.max(0));
         }
         let delay = t.delay.unwrap_or(0);
@@ -181,9 +187,14 @@ impl Mp4Writer {
         let decides = self.tracks[i].video || !self.has_video;
         if decides {
             let key_cut = s.key && self.tracks[i].video;
-            let too_long = self.frag_start_ns.is_some_and(|st| ns - st >= FRAGMENT_MAX_NS);
+            let too_long = self
+                .frag_start_ns
+                .is_some_and(|st| ns - st >= FRAGMENT_MAX_NS);
             let has_video = self.has_video;
-            let any = self.tracks.iter().any(|t| !t.frag.is_empty() && (t.video || !has_video));
+            let any = self
+                .tracks
+                .iter()
+                .any(|t| !t.frag.is_empty() && (t.video || !has_video));
             if any && (key_cut || too_long) {
                 self.flush_fragment(out);
             }
@@ -206,7 +217,12 @@ impl Mp4Writer {
         // Build once to learn the moof size, then again with the data offsets.
         let moof = self.moof(0);
         let moof = self.moof(moof.len() as u32 + 8);
-        let data_len: usize = self.tracks.iter().flat_map(|t| &t.frag).map(|s| s.data.len()).sum();
+        let data_len: usize = self
+            .tracks
+            .iter()
+            .flat_map(|t| &t.frag)
+            .map(|s| s.data.len())
+            .sum();
         let mut head = moof;
         u32b(&mut head, (data_len + 8) as u32);
         head.extend_from_slice(b"mdat");
@@ -231,7 +247,9 @@ impl Mp4Writer {
         bx(&mut o, b"moof", |o| {
             full(o, b"mfhd", 0, 0, |o| u32b(o, self.sequence));
             for (i, t) in self.tracks.iter().enumerate() {
-                let Some(first) = t.frag.first() else { continue };
+                let Some(first) = t.frag.first() else {
+                    continue;
+                };
                 bx(o, b"traf", |o| {
                     full(o, b"tfhd", 0, 0x02_0000, |o| u32b(o, i as u32 + 1));
                     full(o, b"tfdt", 1, 0, |o| u64b(o, first.dts as u64));
@@ -241,7 +259,14 @@ impl Mp4Writer {
                         for s in &t.frag {
                             u32b(o, s.duration);
                             u32b(o, s.data.len() as u32);
-                            u32b(o, if s.key || !t.video { FLAGS_SYNC } else { FLAGS_NON_SYNC });
+                            u32b(
+                                o,
+                                if s.key || !t.video {
+                                    FLAGS_SYNC
+                                } else {
+                                    FLAGS_NON_SYNC
+                                },
+                            );
                             o.extend_from_slice(&s.cts.to_be_bytes());
                         }
                     });

@@ -4,7 +4,11 @@ use crate::record::sink::apply;
 fn info(codec: CodecName) -> TrackInfo {
     TrackInfo {
         codec,
-        clock_rate: if codec.kind() == MediaKind::Video { 90_000 } else { 48_000 },
+        clock_rate: if codec.kind() == MediaKind::Video {
+            90_000
+        } else {
+            48_000
+        },
         channels: 2,
         width: 320,
         height: 240,
@@ -65,14 +69,21 @@ fn fragments_at_keyframes_and_every_second() {
         .iter()
         .filter(|x| &x.0 == b"moof")
         .map(|x| {
-            let at = x.1 + file[x.1..].windows(4).position(|w| w == b"tfdt").unwrap_or(0);
+            let at = x.1
+                + file[x.1..]
+                    .windows(4)
+                    .position(|w| w == b"tfdt")
+                    .unwrap_or(0);
             u64::from_be_bytes(file[at + 8..at + 16].try_into().unwrap_or_default())
         })
         .collect();
     assert_eq!(moofs, 4, "{starts:?}");
     assert_eq!(b.last().map(|x| x.1 + x.2), Some(file.len()));
     // mfro's last word is the mfra size.
-    assert_eq!(be32(&file, file.len() - 4) as usize, b.last().map_or(0, |x| x.2));
+    assert_eq!(
+        be32(&file, file.len() - 4) as usize,
+        b.last().map_or(0, |x| x.2)
+    );
     // Every mdat follows its moof.
     for w in b.windows(2) {
         if &w[0].0 == b"moof" {
@@ -83,10 +94,21 @@ fn fragments_at_keyframes_and_every_second() {
 
 /// (dts, cts) of the first trun of the first moof.
 fn first_trun(file: &[u8]) -> (u64, Vec<(u32, i32)>) {
-    let moof = boxes(file).into_iter().find(|b| &b.0 == b"moof").map_or(0, |b| b.1);
-    let tfdt = moof + file[moof..].windows(4).position(|w| w == b"tfdt").unwrap_or(0);
+    let moof = boxes(file)
+        .into_iter()
+        .find(|b| &b.0 == b"moof")
+        .map_or(0, |b| b.1);
+    let tfdt = moof
+        + file[moof..]
+            .windows(4)
+            .position(|w| w == b"tfdt")
+            .unwrap_or(0);
     let base = u64::from_be_bytes(file[tfdt + 8..tfdt + 16].try_into().unwrap_or_default());
-    let trun = moof + file[moof..].windows(4).position(|w| w == b"trun").unwrap_or(0);
+    let trun = moof
+        + file[moof..]
+            .windows(4)
+            .position(|w| w == b"trun")
+            .unwrap_or(0);
     let n = be32(file, trun + 8) as usize;
     let mut at = trun + 16;
     let mut out = Vec::new();

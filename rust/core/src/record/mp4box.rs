@@ -23,7 +23,13 @@ pub fn bx(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// A full box: version and 24-bit flags before the body.
-pub fn full(out: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32, body: impl FnOnce(&mut Vec<u8>)) {
+pub fn full(
+    out: &mut Vec<u8>,
+    kind: &[u8; 4],
+    version: u8,
+    flags: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
     bx(out, kind, |o| {
         o.extend_from_slice(&((version as u32) << 24 | (flags & 0xff_ffff)).to_be_bytes());
         body(o);
@@ -147,7 +153,11 @@ fn trak(o: &mut Vec<u8>, id: u32, t: &TrackInfo, edit: u32) {
                 u32b(o, 0);
                 o.extend_from_slice(if video { b"vide" } else { b"soun" });
                 o.extend_from_slice(&[0; 12]);
-                o.extend_from_slice(if video { b"VideoHandler\0" } else { b"SoundHandler\0" });
+                o.extend_from_slice(if video {
+                    b"VideoHandler\0"
+                } else {
+                    b"SoundHandler\0"
+                });
             });
             bx(o, b"minf", |o| {
                 if video {
@@ -194,7 +204,13 @@ fn visual(o: &mut Vec<u8>, kind: &[u8; 4], t: &TrackInfo, config_box: &[u8; 4]) 
     });
 }
 
-fn audio(o: &mut Vec<u8>, kind: &[u8; 4], t: &TrackInfo, rate: u32, body: impl FnOnce(&mut Vec<u8>)) {
+fn audio(
+    o: &mut Vec<u8>,
+    kind: &[u8; 4],
+    t: &TrackInfo,
+    rate: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
     bx(o, kind, |o| {
         o.extend_from_slice(&[0; 6]);
         u16b(o, 1);
@@ -252,7 +268,10 @@ mod tests {
     fn box_sizes_and_init_segment() {
         let mut o = Vec::new();
         full(&mut o, b"test", 1, 5, |o| u32b(o, 7));
-        assert_eq!(o, [0, 0, 0, 16, b't', b'e', b's', b't', 1, 0, 0, 5, 0, 0, 0, 7]);
+        assert_eq!(
+            o,
+            [0, 0, 0, 16, b't', b'e', b's', b't', 1, 0, 0, 5, 0, 0, 0, 7]
+        );
         let t = TrackInfo {
             codec: CodecName::Aac,
             clock_rate: 44100,

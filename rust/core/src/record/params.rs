@@ -82,7 +82,10 @@ pub fn h264_size(sps: &[u8]) -> Option<(u32, u32)> {
     r.skip(16)?;
     r.ue()?;
     let mut chroma = 1;
-    if matches!(profile, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134) {
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134
+    ) {
         chroma = r.ue()?;
         if chroma == 3 {
             r.skip(1)?;
@@ -228,7 +231,7 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     v.push(0xf8); // bit depth luma - 8 (unknown here: 8-bit assumed by players if wrong)
     v.push(0xf8);
     v.extend_from_slice(&[0, 0]); // avgFrameRate
-    // constantFrameRate 0, numTemporalLayers, temporalIdNested 1, lengthSizeMinusOne 3
+                                  // constantFrameRate 0, numTemporalLayers, temporalIdNested 1, lengthSizeMinusOne 3
     v.push(((s.sub_layers & 7) << 3) | 0x04 | 0x03);
     v.push(3);
     for (t, nal) in [(32u8, vps), (33, sps), (34, pps)] {
@@ -316,7 +319,10 @@ mod tests {
     #[test]
     fn h265_sps_and_hvcc() {
         let s = h265_sps(&SPS265).expect("parses");
-        assert_eq!((s.width, s.height, s.chroma, s.sub_layers), (320, 240, 1, 1));
+        assert_eq!(
+            (s.width, s.height, s.chroma, s.sub_layers),
+            (320, 240, 1, 1)
+        );
         assert_eq!(s.ptl[0], 0x01, "Main profile");
         let c = hvcc(&[0x40, 0x01, 1], &SPS265, &[0x44, 0x01, 2]).unwrap_or_default();
         assert_eq!(c[0], 1);

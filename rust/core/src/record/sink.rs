@@ -48,7 +48,10 @@ impl Sink {
 
     /// Overwrites `bytes` at `offset` (which must lie inside what was appended).
     pub fn patch(&mut self, offset: u64, bytes: Vec<u8>) {
-        debug_assert!(offset + bytes.len() as u64 <= self.len, "patch past the end");
+        debug_assert!(
+            offset + bytes.len() as u64 <= self.len,
+            "patch past the end"
+        );
         self.queue.push_back(Write {
             offset: Some(offset),
             bytes,

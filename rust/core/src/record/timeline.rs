@@ -176,7 +176,11 @@ mod tests {
         let mut u = TsUnwrapper::default();
         let a = u.unwrap(u32::MAX - 10);
         assert_eq!(u.unwrap(5), a + 16);
-        assert_eq!(u.unwrap(u32::MAX - 5), a + 5, "a reordered packet before the wrap");
+        assert_eq!(
+            u.unwrap(u32::MAX - 5),
+            a + 5,
+            "a reordered packet before the wrap"
+        );
         assert_eq!(u.unwrap(100), a + 111);
         // Many wraps in 90 kHz steps of one frame.
         let mut u = TsUnwrapper::default();

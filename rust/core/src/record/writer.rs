@@ -97,7 +97,10 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     /// A writer for `file_name`'s container (`.webm`, `.mkv`, `.mp4`).
-    pub fn for_file_name(file_name: &str, tracks: &[TrackSpec]) -> Result<RecordWriter, RecordError> {
+    pub fn for_file_name(
+        file_name: &str,
+        tracks: &[TrackSpec],
+    ) -> Result<RecordWriter, RecordError> {
         let c = Container::from_file_name(file_name)
             .ok_or_else(|| RecordError::UnknownExtension(file_name.to_string()))?;
         RecordWriter::new(c, tracks)
@@ -154,7 +157,12 @@ impl RecordWriter {
 
     /// One RTP packet of track `track` (index into the specs), received at `now`. A packet
     /// that is not RTP is counted and refused; nothing else is an error.
-    pub fn handle_rtp(&mut self, now: Instant, track: usize, packet: &[u8]) -> Result<(), RtpError> {
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        track: usize,
+        packet: &[u8],
+    ) -> Result<(), RtpError> {
         let view = match rtp::parse(packet) {
             Ok(v) => v,
             Err(e) => {
@@ -236,7 +244,9 @@ impl RecordWriter {
         };
         match s.codec {
             CodecName::H264 | CodecName::H265 => {
-                let Some(ps) = t.depack.param_sets() else { return };
+                let Some(ps) = t.depack.param_sets() else {
+                    return;
+                };
                 if !f.keyframe || !ps.complete() {
                     return;
                 }
@@ -248,7 +258,9 @@ impl RecordWriter {
                     }
                     _ => None,
                 };
-                let Some((config, (w, h))) = built else { return };
+                let Some((config, (w, h))) = built else {
+                    return;
+                };
                 (info.config, info.width, info.height) = (config, w, h);
             }
             CodecName::Vp8 | CodecName::Vp9 | CodecName::Av1 => {
@@ -261,7 +273,9 @@ impl RecordWriter {
             }
             CodecName::Aac => {
                 // The RTP clock of mpeg4-generic is the sample rate; the SDP's is kept.
-                let Some((asc, _rate, ch)) = aac_config(&s.fmtp) else { return };
+                let Some((asc, _rate, ch)) = aac_config(&s.fmtp) else {
+                    return;
+                };
                 (info.config, info.channels) = (asc, ch);
             }
             CodecName::Opus | CodecName::Pcma | CodecName::Pcmu => {}
@@ -329,7 +343,12 @@ impl RecordWriter {
                 .filter_map(|(i, t)| t.queue.front().map(|f| (f.0, i)))
                 .min();
             let Some((ns, i)) = head else { return };
-            let newest = self.tracks.iter().filter_map(|t| t.newest_ns).max().unwrap_or(ns);
+            let newest = self
+                .tracks
+                .iter()
+                .filter_map(|t| t.newest_ns)
+                .max()
+                .unwrap_or(ns);
             let waiting = self.tracks.iter().any(|t| {
                 t.out_index.is_some() && t.queue.is_empty() && t.newest_ns.is_none_or(|n| n < ns)
             });
@@ -337,7 +356,9 @@ impl RecordWriter {
                 return;
             }
             let t = &mut self.tracks[i];
-            let Some((ns, key, data)) = t.queue.pop_front() else { return };
+            let Some((ns, key, data)) = t.queue.pop_front() else {
+                return;
+            };
             let Some(out) = t.out_index else { continue };
             self.writer.frame(out, ns, key, &data, &mut self.sink);
             self.written[i] += 1;

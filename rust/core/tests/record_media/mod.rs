@@ -37,7 +37,9 @@ fn first_slice(nal: &[u8], h265: bool) -> Option<bool> {
         (t < 32).then(|| nal.get(2).is_some_and(|b| b & 0x80 != 0))
     } else {
         let t = nal.first()? & 0x1f;
-        (1..=5).contains(&t).then(|| nal.get(1).is_some_and(|b| b & 0x80 != 0))
+        (1..=5)
+            .contains(&t)
+            .then(|| nal.get(1).is_some_and(|b| b & 0x80 != 0))
     }
 }
 
@@ -60,7 +62,11 @@ pub fn access_units(data: &[u8], h265: bool) -> Vec<(bool, Vec<u8>)> {
                 cur.append(&mut prefix);
                 cur.extend_from_slice(&annexb);
                 cur_has_vcl = true;
-                let t = if h265 { (nal[0] >> 1) & 0x3f } else { nal[0] & 0x1f };
+                let t = if h265 {
+                    (nal[0] >> 1) & 0x3f
+                } else {
+                    nal[0] & 0x1f
+                };
                 key |= if h265 { (16..=21).contains(&t) } else { t == 5 };
             }
             None => prefix.extend_from_slice(&annexb),
@@ -86,7 +92,11 @@ pub fn h264_source() -> Source {
         frames: aus
             .into_iter()
             .zip(pts)
-            .map(|((key, data), ms)| SrcFrame { pts: ms * 90, key, data })
+            .map(|((key, data), ms)| SrcFrame {
+                pts: ms * 90,
+                key,
+                data,
+            })
             .collect(),
     }
 }
@@ -98,7 +108,11 @@ pub fn h265_source() -> Source {
         frames: aus
             .into_iter()
             .enumerate()
-            .map(|(i, (key, data))| SrcFrame { pts: i as u64 * 3600, key, data })
+            .map(|(i, (key, data))| SrcFrame {
+                pts: i as u64 * 3600,
+                key,
+                data,
+            })
             .collect(),
     }
 }
@@ -118,18 +132,28 @@ fn ivf(name: &str, vp9: bool) -> Vec<SrcFrame> {
         } else {
             data[0] & 1 == 0
         };
-        out.push(SrcFrame { pts: idx * 3600, key, data });
+        out.push(SrcFrame {
+            pts: idx * 3600,
+            key,
+            data,
+        });
         at += 12 + n;
     }
     out
 }
 
 pub fn vp8_source() -> Source {
-    Source { spec: spec(CodecName::Vp8, 90_000, 0, ""), frames: ivf("vp8.ivf", false) }
+    Source {
+        spec: spec(CodecName::Vp8, 90_000, 0, ""),
+        frames: ivf("vp8.ivf", false),
+    }
 }
 
 pub fn vp9_source() -> Source {
-    Source { spec: spec(CodecName::Vp9, 90_000, 0, ""), frames: ivf("vp9.ivf", true) }
+    Source {
+        spec: spec(CodecName::Vp9, 90_000, 0, ""),
+        frames: ivf("vp9.ivf", true),
+    }
 }
 
 /// Opus packets of an Ogg file (after OpusHead and OpusTags), 20 ms each.
@@ -157,7 +181,11 @@ pub fn opus_source() -> Source {
             .into_iter()
             .skip(2)
             .enumerate()
-            .map(|(i, data)| SrcFrame { pts: i as u64 * 960, key: true, data })
+            .map(|(i, data)| SrcFrame {
+                pts: i as u64 * 960,
+                key: true,
+                data,
+            })
             .collect(),
     }
 }
@@ -179,7 +207,10 @@ pub fn aac_source() -> Source {
     let fmtp = format!(
         "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={config}"
     );
-    Source { spec: spec(CodecName::Aac, 44_100, 2, &fmtp), frames }
+    Source {
+        spec: spec(CodecName::Aac, 44_100, 2, &fmtp),
+        frames,
+    }
 }
 
 pub fn pcma_source() -> Source {
@@ -189,13 +220,22 @@ pub fn pcma_source() -> Source {
         frames: d
             .chunks(160)
             .enumerate()
-            .map(|(i, c)| SrcFrame { pts: i as u64 * 160, key: true, data: c.to_vec() })
+            .map(|(i, c)| SrcFrame {
+                pts: i as u64 * 160,
+                key: true,
+                data: c.to_vec(),
+            })
             .collect(),
     }
 }
 
 pub fn spec(codec: CodecName, clock_rate: u32, channels: u16, fmtp: &str) -> TrackSpec {
-    TrackSpec { codec, clock_rate, channels, fmtp: fmtp.to_string() }
+    TrackSpec {
+        codec,
+        clock_rate,
+        channels,
+        fmtp: fmtp.to_string(),
+    }
 }
 
 fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
@@ -212,7 +252,9 @@ pub fn packetize(codec: CodecName, f: &SrcFrame, ts: u32, seq: &mut u16) -> Vec<
     let mut out = Vec::new();
     match codec {
         CodecName::H264 | CodecName::H265 => {
-            let Some(mut p) = Packetizer::new(codec, 1, 96, *seq, 1200) else { return out };
+            let Some(mut p) = Packetizer::new(codec, 1, 96, *seq, 1200) else {
+                return out;
+            };
             p.packetize(&f.data, ts, |pkt| out.push(pkt.to_vec()));
             *seq = p.next_seq();
         }
@@ -266,7 +308,11 @@ pub fn schedule(sources: &[Source], ts_base: &[u32]) -> Vec<(usize, u64, Vec<u8>
         let step = s.frames.get(1).map_or(1, |f| f.pts.max(1));
         let video = s.spec.codec.kind() == pms_core::media::MediaKind::Video;
         for (n, f) in s.frames.iter().enumerate() {
-            let send_ticks = if video { n as u64 * step.min(3600) } else { f.pts };
+            let send_ticks = if video {
+                n as u64 * step.min(3600)
+            } else {
+                f.pts
+            };
             let at_ns = send_ticks * 1_000_000_000 / rate;
             let ts = ts_base[i].wrapping_add(f.pts as u32);
             for p in packetize(s.spec.codec, f, ts, &mut seq) {

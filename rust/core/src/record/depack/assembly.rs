@@ -137,4 +137,3 @@ impl<F: VideoFormat> VideoAssembler<F> {
         self.dropped
     }
 }
-

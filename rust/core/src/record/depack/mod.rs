@@ -30,10 +30,10 @@ pub mod audio;
 pub mod h26x;
 pub mod vpx;
 
-pub use assembly::{Frame, MAX_FRAME};
-use assembly::VideoAssembler;
 use crate::media::CodecName;
 use crate::rtp::RtpView;
+use assembly::VideoAssembler;
+pub use assembly::{Frame, MAX_FRAME};
 
 /// A depacketizer for one track's codec.
 #[derive(Debug)]

@@ -91,11 +91,11 @@ fn h264_refuses_broken_payloads_without_panicking() {
     let out = feed(
         &mut d,
         &[
-            pkt(1, 1, true, &[0x7c, 0x05, 4]),    // FU-A continuation without a start
-            pkt(2, 2, true, &[24, 0, 2, 0x65]),   // STAP-A NAL past the end
+            pkt(1, 1, true, &[0x7c, 0x05, 4]), // FU-A continuation without a start
+            pkt(2, 2, true, &[24, 0, 2, 0x65]), // STAP-A NAL past the end
             pkt(3, 3, true, &[24, 0, 1, 0x65, 0]), // STAP-A with one byte of a size
-            pkt(4, 4, true, &[25, 0, 0]),         // STAP-B: not taken
-            pkt(5, 5, true, &[0x7c, 0x85, 1]),    // FU-A start, then the marker: unfinished
+            pkt(4, 4, true, &[25, 0, 0]),      // STAP-B: not taken
+            pkt(5, 5, true, &[0x7c, 0x85, 1]), // FU-A start, then the marker: unfinished
             pkt(6, 6, true, &[]),
         ],
     );
@@ -133,7 +133,9 @@ fn h265_ap_and_fu() {
 fn vp8_frames_need_their_first_packet() {
     let mut d = Depacketizer::new(CodecName::Vp8, "").expect("vp8");
     // Key frame: tag P=0, start code, 320x240.
-    let key = [0x10u8, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00];
+    let key = [
+        0x10u8, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00,
+    ];
     let out = feed(
         &mut d,
         &[
@@ -155,7 +157,12 @@ fn vp9_begin_and_end_bits() {
     let out = feed(
         &mut d,
         &[
-            pkt(1, 10, false, &[0x08 | 0x02, 0x10, 0x01, 0x40, 0x00, 0xf0, 0x82]),
+            pkt(
+                1,
+                10,
+                false,
+                &[0x08 | 0x02, 0x10, 0x01, 0x40, 0x00, 0xf0, 0x82],
+            ),
             pkt(2, 10, true, &[0x04, 0x49]),
             pkt(3, 20, true, &[0x48, 0x86]), // B without E before the marker: dropped
             pkt(4, 30, true, &[0x4c, 0x86]),
@@ -169,18 +176,34 @@ fn vp9_begin_and_end_bits() {
 #[test]
 fn audio_frames_and_aac_hbr() {
     let mut d = Depacketizer::new(CodecName::Opus, "").expect("opus");
-    let out = feed(&mut d, &[pkt(1, 0, true, &[1, 2]), pkt(3, 960 * 2, true, &[3])]);
+    let out = feed(
+        &mut d,
+        &[pkt(1, 0, true, &[1, 2]), pkt(3, 960 * 2, true, &[3])],
+    );
     assert_eq!(out.len(), 2);
 
-    let mut d = Depacketizer::new(CodecName::Aac, "sizelength=13;indexlength=3;indexdeltalength=3")
-        .expect("aac");
+    let mut d = Depacketizer::new(
+        CodecName::Aac,
+        "sizelength=13;indexlength=3;indexdeltalength=3",
+    )
+    .expect("aac");
     // Two AU headers (32 bits): sizes 2 and 3.
     let mut p = vec![0, 32];
     p.extend_from_slice(&(2u16 << 3).to_be_bytes());
     p.extend_from_slice(&(3u16 << 3).to_be_bytes());
     p.extend_from_slice(&[0xa, 0xb, 0xc, 0xd, 0xe]);
-    let out = feed(&mut d, &[pkt(1, 5000, true, &p), pkt(2, 7048, true, &[0, 16, 0xff, 0xf8])]);
-    assert_eq!(out.len(), 2, "the second packet's AU is larger than the packet");
+    let out = feed(
+        &mut d,
+        &[
+            pkt(1, 5000, true, &p),
+            pkt(2, 7048, true, &[0, 16, 0xff, 0xf8]),
+        ],
+    );
+    assert_eq!(
+        out.len(),
+        2,
+        "the second packet's AU is larger than the packet"
+    );
     assert_eq!((out[0].rtp_ts, out[1].rtp_ts), (5000, 6024));
     assert_eq!(out[1].data, vec![0xc, 0xd, 0xe]);
     assert_eq!(d.dropped(), 1);
