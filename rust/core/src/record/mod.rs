@@ -30,6 +30,7 @@
 pub mod container;
 pub mod depack;
 pub mod ebml;
+pub mod fuzz;
 pub mod mkv;
 pub mod mp4;
 pub mod mp4box;
@@ -39,5 +40,6 @@ pub mod timeline;
 pub mod writer;
 
 pub use container::{Container, RecordError};
+pub use fuzz::fuzz_check;
 pub use sink::Write;
 pub use writer::{RecordStats, RecordWriter, TrackSpec};
