@@ -165,6 +165,7 @@ pub fn h265_sps(sps: &[u8]) -> Option<H265Sps> {
     r.skip(1)?;
     let ptl: [u8; 12] = rbsp.get(1..13)?.try_into().ok()?;
     r.skip(96)?;
+    // max_sub < 8 (3 bits): the indexes below stay inside these arrays.
     let mut sub_profile = [false; 8];
     let mut sub_level = [false; 8];
     for i in 0..max_sub as usize {

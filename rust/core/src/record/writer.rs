@@ -29,6 +29,9 @@ pub const START_WAIT_NS: i64 = 3_000_000_000;
 pub const INTERLEAVE_NS: i64 = 500_000_000;
 /// Most frames held before the header is written (bounds memory if a track never starts).
 const MAX_PENDING: usize = 4096;
+/// Most frames one track holds in the interleaver (bounds memory when a track's timestamps
+/// jump far ahead of the others').
+const MAX_QUEUED: usize = 512;
 
 /// A track to record, as negotiated (see [`TrackSpec::from_codec`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,7 +336,8 @@ impl RecordWriter {
     }
 
     /// Hands queued frames to the container, earliest head first, as far as no other live
-    /// track can still bring an earlier frame (or everything, when `all`).
+    /// track can still bring an earlier frame (or everything, when `all`, or while a queue is
+    /// over [`MAX_QUEUED`]).
     fn release(&mut self, all: bool) {
         loop {
             let head = self
@@ -352,7 +356,8 @@ impl RecordWriter {
             let waiting = self.tracks.iter().any(|t| {
                 t.out_index.is_some() && t.queue.is_empty() && t.newest_ns.is_none_or(|n| n < ns)
             });
-            if !all && waiting && newest - ns < INTERLEAVE_NS {
+            let crowded = self.tracks.iter().any(|t| t.queue.len() > MAX_QUEUED);
+            if !all && !crowded && waiting && newest - ns < INTERLEAVE_NS {
                 return;
             }
             let t = &mut self.tracks[i];
@@ -374,3 +379,7 @@ impl RecordWriter {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;
