@@ -128,6 +128,29 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
     );
     if has_audio {
         assert!(count_frames(path, "a") > 0, "{p}: no audio decoded");
+        // Audio and video were sent from the same instant: they start together.
+        let start = |sel: &str| {
+            let (o, _) = run(
+                "ffprobe",
+                &[
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    sel,
+                    "-show_entries",
+                    "stream=start_time",
+                    "-of",
+                    "csv=p=0",
+                    &p,
+                ],
+            );
+            o.trim().parse::<f64>().unwrap_or(f64::NAN)
+        };
+        let (v, a) = (start("v:0"), start("a:0"));
+        assert!(
+            (v - a).abs() <= 0.05,
+            "{p}: video starts at {v}, audio at {a}"
+        );
     }
     let (dur, _) = run(
         "ffprobe",
