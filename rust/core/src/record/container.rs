@@ -36,12 +36,12 @@ impl Container {
         }
     }
 
-    /// Whether this container holds `codec` (as we write it). AV1 is not recorded yet.
+    /// Whether this container holds `codec` (as we write it).
     pub fn holds(self, codec: CodecName) -> bool {
         use CodecName::*;
         match self {
-            Container::Webm => matches!(codec, Vp8 | Vp9 | Opus),
-            Container::Mkv => !matches!(codec, Av1),
+            Container::Webm => matches!(codec, Vp8 | Vp9 | Av1 | Opus),
+            Container::Mkv => true,
             Container::Mp4 => matches!(codec, H264 | H265 | Aac | Opus),
         }
     }
@@ -107,8 +107,8 @@ pub struct TrackInfo {
     /// Picture size (0 when unknown).
     pub width: u32,
     pub height: u32,
-    /// `avcC` / `hvcC` record for H.264 / H.265, the AudioSpecificConfig for AAC, empty
-    /// otherwise.
+    /// `avcC` / `hvcC` / `av1C` record for H.264 / H.265 / AV1, the AudioSpecificConfig for
+    /// AAC, empty otherwise.
     pub config: Vec<u8>,
 }
 

@@ -13,11 +13,15 @@ use super::sink::apply;
 use super::writer::{RecordWriter, TrackSpec};
 use crate::media::CodecName;
 
-const VIDEO: [CodecName; 4] = [
+const VIDEO: [CodecName; 8] = [
     CodecName::H264,
     CodecName::H265,
     CodecName::Vp8,
     CodecName::Vp9,
+    CodecName::Av1,
+    CodecName::H264,
+    CodecName::H265,
+    CodecName::Av1,
 ];
 const AUDIO: [CodecName; 4] = [
     CodecName::Opus,
@@ -53,8 +57,8 @@ pub fn fuzz_check(data: &[u8]) -> usize {
     };
     let mut started = 0;
     for container in [Container::Webm, Container::Mkv, Container::Mp4] {
-        let video = VIDEO[(sel & 3) as usize];
-        let audio = AUDIO[((sel >> 2) & 3) as usize];
+        let video = VIDEO[(sel & 7) as usize];
+        let audio = AUDIO[((sel >> 3) & 3) as usize];
         let tracks: Vec<TrackSpec> = [video, audio]
             .into_iter()
             .filter(|c| container.holds(*c))

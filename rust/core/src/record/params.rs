@@ -244,6 +244,75 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// `AV1CodecConfigurationRecord` (av1C, AV1-ISOBMFF 2.3) from a sequence header OBU (with its
+/// header and size field), and the maximum picture size it declares. The colour fields are
+/// written for 8-bit 4:2:0 (decoders read the sequence header carried after them).
+pub fn av1c(seq_obu: &[u8]) -> Option<(Vec<u8>, u32, u32)> {
+    let ext = seq_obu.first()? & 0x04 != 0;
+    let mut at = 1 + ext as usize;
+    let n = super::depack::av1::leb128(seq_obu, &mut at)? as usize;
+    let body = seq_obu.get(at..at.checked_add(n)?)?;
+    let r = &mut Bits { b: body, pos: 0 };
+    let profile = r.bits(3)?;
+    r.skip(1)?; // still_picture
+    let reduced = r.bit()? == 1;
+    let (mut level, mut tier) = (0, 0);
+    if reduced {
+        level = r.bits(5)?;
+    } else {
+        let mut delay_len = 0;
+        let mut decoder_model = false;
+        if r.bit()? == 1 {
+            // timing_info
+            r.skip(64)?;
+            if r.bit()? == 1 {
+                // num_ticks_per_picture_minus_1: uvlc
+                let mut zeros = 0;
+                while r.bit()? == 0 {
+                    zeros += 1;
+                    if zeros >= 32 {
+                        return None;
+                    }
+                }
+                r.skip(zeros)?;
+            }
+            decoder_model = r.bit()? == 1;
+            if decoder_model {
+                delay_len = r.bits(5)? as usize + 1;
+                r.skip(32 + 5 + 5)?;
+            }
+        }
+        let display_delay = r.bit()? == 1;
+        let ops = r.bits(5)? + 1;
+        for i in 0..ops {
+            r.skip(12)?;
+            let l = r.bits(5)?;
+            let t = if l > 7 { r.bit()? } else { 0 };
+            if i == 0 {
+                (level, tier) = (l, t);
+            }
+            if decoder_model && r.bit()? == 1 {
+                r.skip(2 * delay_len + 1)?;
+            }
+            if display_delay && r.bit()? == 1 {
+                r.skip(4)?;
+            }
+        }
+    }
+    let wbits = r.bits(4)? + 1;
+    let hbits = r.bits(4)? + 1;
+    let w = r.bits(wbits)? + 1;
+    let h = r.bits(hbits)? + 1;
+    let mut v = vec![
+        0x81,
+        ((profile as u8) << 5) | (level as u8 & 0x1f),
+        ((tier as u8) << 7) | 0x0c,
+        0,
+    ];
+    v.extend_from_slice(seq_obu);
+    Some((v, w, h))
+}
+
 /// `OpusHead` for Matroska's CodecPrivate; pre-skip 0 (RTP does not say the encoder's).
 pub fn opus_head(channels: u16, rate: u32) -> Vec<u8> {
     let mut v = b"OpusHead".to_vec();
@@ -351,6 +420,19 @@ mod tests {
         assert_eq!(&w[..4], &[6, 0, 1, 0]);
         assert_eq!(w.len(), 18);
         assert_eq!(&opus_head(2, 48000)[..10], b"OpusHead\x01\x02");
+    }
+
+    #[test]
+    fn av1c_from_a_sequence_header() {
+        // libaom's 320x240 sequence header OBU (from tests/data/record/av1.ivf).
+        let obu = [
+            0x0a, 0x0b, 0x00, 0x00, 0x00, 0x04, 0x3c, 0xff, 0xbc, 0xda, 0xf9, 0x00, 0x40,
+        ];
+        let (c, w, h) = av1c(&obu).expect("parses");
+        assert_eq!((w, h), (320, 240));
+        assert_eq!(c[0], 0x81);
+        assert_eq!(&c[4..], &obu);
+        assert!(av1c(&obu[..5]).is_none());
     }
 
     #[test]

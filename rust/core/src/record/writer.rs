@@ -17,7 +17,7 @@ use super::container::{Container, ContainerWriter, RecordError, TrackInfo, MAX_T
 use super::depack::{Depacketizer, Frame};
 use super::mkv::MkvWriter;
 use super::mp4::Mp4Writer;
-use super::params::{aac_config, avcc, h264_size, h265_sps, hvcc};
+use super::params::{aac_config, av1c, avcc, h264_size, h265_sps, hvcc};
 use super::sink::{Sink, Write};
 use super::timeline::Timeline;
 use crate::media::{Codec, CodecName, MediaKind};
@@ -266,7 +266,16 @@ impl RecordWriter {
                 };
                 (info.config, info.width, info.height) = (config, w, h);
             }
-            CodecName::Vp8 | CodecName::Vp9 | CodecName::Av1 => {
+            CodecName::Av1 => {
+                let Some(seq) = t.depack.av1_seq_header() else {
+                    return;
+                };
+                let Some((config, w, h)) = av1c(seq).filter(|_| f.keyframe) else {
+                    return;
+                };
+                (info.config, info.width, info.height) = (config, w, h);
+            }
+            CodecName::Vp8 | CodecName::Vp9 => {
                 if !f.keyframe {
                     return;
                 }

@@ -142,6 +142,59 @@ fn ivf(name: &str, vp9: bool) -> Vec<SrcFrame> {
     out
 }
 
+/// Reads a LEB128 value.
+fn leb(b: &[u8], at: &mut usize) -> usize {
+    let mut v = 0usize;
+    for i in 0..8 {
+        let x = b[*at];
+        *at += 1;
+        v |= ((x & 0x7f) as usize) << (7 * i);
+        if x & 0x80 == 0 {
+            break;
+        }
+    }
+    v
+}
+
+/// AV1 temporal units from IVF; keyframe = the unit carries a sequence header.
+pub fn av1_source() -> Source {
+    let mut frames = ivf("av1.ivf", false);
+    for f in &mut frames {
+        f.key = av1_obus(&f.data).iter().any(|o| (o[0] >> 3) & 15 == 1);
+    }
+    Source {
+        spec: spec(CodecName::Av1, 90_000, 0, ""),
+        frames,
+    }
+}
+
+/// The OBUs of a temporal unit without their size fields (as RTP carries them), temporal
+/// delimiters left out.
+fn av1_obus(tu: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < tu.len() {
+        let h = tu[at];
+        let ext = (h >> 2) & 1 == 1;
+        let mut p = at + 1 + ext as usize;
+        let n = if h & 2 != 0 {
+            leb(tu, &mut p)
+        } else {
+            tu.len() - p
+        };
+        if (h >> 3) & 15 != 2 {
+            let mut obu = vec![h & !2];
+            if ext {
+                obu.push(tu[at + 1]);
+            }
+            obu.extend_from_slice(&tu[p..p + n]);
+            out.push(obu);
+        }
+        at = p + n;
+    }
+    out
+}
+
 pub fn vp8_source() -> Source {
     Source {
         spec: spec(CodecName::Vp8, 90_000, 0, ""),
@@ -276,6 +329,36 @@ pub fn packetize(codec: CodecName, f: &SrcFrame, ts: u32, seq: &mut u16) -> Vec<
                 };
                 payload.extend_from_slice(c);
                 out.push(rtp(96, last, *seq, ts, 1, &payload));
+                *seq = seq.wrapping_add(1);
+            }
+        }
+        CodecName::Av1 => {
+            // One OBU per packet run (W=1), cut at 1100 bytes with Z/Y; N on a keyframe.
+            let obus = av1_obus(&f.data);
+            let mut pkts: Vec<Vec<u8>> = Vec::new();
+            for obu in &obus {
+                let parts: Vec<&[u8]> = obu.chunks(1100).collect();
+                for (i, c) in parts.iter().enumerate() {
+                    let mut agg = 0x10u8;
+                    if i > 0 {
+                        agg |= 0x80;
+                    }
+                    if i + 1 < parts.len() {
+                        agg |= 0x40;
+                    }
+                    let mut payload = vec![agg];
+                    payload.extend_from_slice(c);
+                    pkts.push(payload);
+                }
+            }
+            if f.key {
+                if let Some(first) = pkts.first_mut() {
+                    first[0] |= 0x08;
+                }
+            }
+            let n = pkts.len();
+            for (i, payload) in pkts.into_iter().enumerate() {
+                out.push(rtp(96, i + 1 == n, *seq, ts, 1, &payload));
                 *seq = seq.wrapping_add(1);
             }
         }

@@ -4,6 +4,7 @@
 //! - H.264 / H.265: NAL units with 4-byte big-endian length prefixes (the `avcC`/`hvcC`
 //!   sample format of Matroska and MP4), parameter sets learnt on the way ([`h26x`]).
 //! - VP8 / VP9: the payload descriptors stripped, the frame's bytes concatenated ([`vpx`]).
+//! - AV1: OBU elements to low-overhead OBUs with size fields ([`av1`]).
 //! - Opus, G.711: one packet is one frame; AAC (RFC 3640 AAC-hbr): each AU of a packet is one
 //!   frame ([`audio`]).
 //!
@@ -27,6 +28,7 @@
 
 pub mod assembly;
 pub mod audio;
+pub mod av1;
 pub mod h26x;
 pub mod vpx;
 
@@ -44,11 +46,12 @@ enum Inner {
     H26x(VideoAssembler<h26x::H26x>),
     Vp8(VideoAssembler<vpx::Vp8>),
     Vp9(VideoAssembler<vpx::Vp9>),
+    Av1(VideoAssembler<av1::Av1>),
     Audio(audio::AudioDepacketizer),
 }
 
 impl Depacketizer {
-    /// `None` for a codec we cannot record (AV1 for now). `fmtp` carries H.264/H.265
+    /// `None` for a codec we cannot record (none today). `fmtp` carries H.264/H.265
     /// `sprop-*` parameter sets and the AAC-hbr field sizes.
     pub fn new(codec: CodecName, fmtp: &str) -> Option<Depacketizer> {
         Some(Depacketizer(match codec {
@@ -60,7 +63,7 @@ impl Depacketizer {
             CodecName::Opus | CodecName::Pcma | CodecName::Pcmu | CodecName::Aac => {
                 Inner::Audio(audio::AudioDepacketizer::new(codec, fmtp))
             }
-            CodecName::Av1 => return None,
+            CodecName::Av1 => Inner::Av1(VideoAssembler::new(av1::Av1::default())),
         }))
     }
 
@@ -70,6 +73,7 @@ impl Depacketizer {
             Inner::H26x(a) => a.push(pkt, out),
             Inner::Vp8(a) => a.push(pkt, out),
             Inner::Vp9(a) => a.push(pkt, out),
+            Inner::Av1(a) => a.push(pkt, out),
             Inner::Audio(a) => a.push(pkt, out),
         }
     }
@@ -80,6 +84,7 @@ impl Depacketizer {
             Inner::H26x(a) => a.dropped(),
             Inner::Vp8(a) => a.dropped(),
             Inner::Vp9(a) => a.dropped(),
+            Inner::Av1(a) => a.dropped(),
             Inner::Audio(a) => a.dropped(),
         }
     }
@@ -88,6 +93,14 @@ impl Depacketizer {
     pub fn param_sets(&self) -> Option<&crate::codec::ParamSets> {
         match &self.0 {
             Inner::H26x(a) => Some(a.format().params()),
+            _ => None,
+        }
+    }
+
+    /// AV1: the latest sequence header OBU.
+    pub fn av1_seq_header(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Inner::Av1(a) => a.format().seq_header(),
             _ => None,
         }
     }
