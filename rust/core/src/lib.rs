@@ -42,6 +42,7 @@ pub mod ice;
 pub mod media;
 pub mod packetize;
 pub mod ps;
+pub mod record;
 pub mod retransmit;
 pub mod router;
 pub mod rtcp;

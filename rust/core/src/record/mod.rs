@@ -1,0 +1,45 @@
+//! # Recording: RTP in, WebM / Matroska / fragmented MP4 bytes out (sans-IO)
+//!
+//! A [`RecordWriter`] is one recording. Its owner (the recorder peer in `pms-io`, which owns
+//! the file) feeds it the RTP packets of the stream's tracks and the sender reports it sees,
+//! and writes what [`RecordWriter::poll_output`] returns: [`Write`]s that append, or that
+//! overwrite earlier bytes at an offset (sizes and indexes filled in later). No file, no clock:
+//! every packet comes with the instant it arrived.
+//!
+//! ```text
+//! let mut w = RecordWriter::for_file_name("cam1.mkv", &tracks)?;   // 400 / 415 errors
+//! loop {
+//!     w.handle_rtp(now, track_index, &packet);      // or handle_sender_report(...)
+//!     while let Some(write) = w.poll_output() { file.write_at(write) }
+//! }
+//! w.finish();                                       // then drain poll_output once more
+//! ```
+//!
+//! The pipeline, one module per step, none importing a later one:
+//! - [`depack`]: RTP payloads to frames per codec, dropping what loss broke;
+//! - [`timeline`]: RTP timestamps (wrapping) to one nanosecond timeline for all tracks;
+//! - [`writer`]: waits until every track's configuration is known, interleaves;
+//! - [`mkv`] (with [`ebml`]) and [`mp4`] (with [`mp4box`]): the containers, behind
+//!   [`container::ContainerWriter`]; [`params`] builds their codec records;
+//! - [`sink`]: the write queue.
+//!
+//! Crash safety: a Matroska file is playable after any append (unknown-size Segment and
+//! Clusters, every block appended as it comes); an MP4 file after any whole fragment (at most
+//! 1 s). A clean [`RecordWriter::finish`] adds the index and sizes that make the file seek.
+
+pub mod container;
+pub mod depack;
+pub mod ebml;
+pub mod fuzz;
+pub mod mkv;
+pub mod mp4;
+pub mod mp4box;
+pub mod params;
+pub mod sink;
+pub mod timeline;
+pub mod writer;
+
+pub use container::{Container, RecordError};
+pub use fuzz::fuzz_check;
+pub use sink::Write;
+pub use writer::{RecordStats, RecordWriter, TrackSpec};
