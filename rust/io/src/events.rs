@@ -46,6 +46,24 @@ pub enum Event {
     /// one per 2 s, `gb::KEYFRAME_EVENT_INTERVAL`, per stream): the control plane may ask the
     /// camera for an IDR (DeviceControl `IFameCmd`).
     KeyframeWanted { stream: String },
+    /// A recorder opened a file (its first one, or the next segment).
+    RecordingFileStarted { id: TransportId, path: String },
+    /// A recorder finished a file: complete (`error` empty; sizes, duration and index written)
+    /// or given up on (`error` says why; what was written before stays playable).
+    RecordingFile {
+        id: TransportId,
+        path: String,
+        bytes: u64,
+        /// Media time in the file, milliseconds.
+        duration_ms: u64,
+        error: String,
+    },
+    /// A recorder ended (`stopped`, `producer-closed`, `no-media`, `write-failed`,
+    /// `shutdown`...); every file it opened was reported before.
+    RecordingEnded {
+        id: TransportId,
+        reason: &'static str,
+    },
     /// A log record of the core that passed the configured level and tags.
     Log {
         level: log::Level,

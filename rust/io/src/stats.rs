@@ -27,8 +27,17 @@ pub(crate) const STAT_GB_PS_RESYNCS: usize = 17;
 pub(crate) const STAT_GB_BYTES_IN: usize = 18;
 pub(crate) const STAT_GB_PACKETS_IN: usize = 19;
 pub(crate) const STAT_GB_SEQ_GAPS: usize = 20;
+/// Recorders running now (gauge).
+pub(crate) const STAT_RECORDINGS: usize = 21;
+/// Bytes written to recording files.
+pub(crate) const STAT_RECORD_BYTES: usize = 22;
+/// Recording files finished complete / given up on (write error, folder gone).
+pub(crate) const STAT_RECORD_FILES: usize = 23;
+pub(crate) const STAT_RECORD_FAILURES: usize = 24;
+/// Frames a recorder could not write (loss broke them, or a track was left out).
+pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
 
-pub(crate) const STAT_NAMES: [&str; 21] = [
+pub(crate) const STAT_NAMES: [&str; 26] = [
     "transports",
     "producers",
     "consumers",
@@ -50,6 +59,11 @@ pub(crate) const STAT_NAMES: [&str; 21] = [
     "gb_bytes_in",
     "gb_packets_in",
     "gb_seq_gaps",
+    "recordings",
+    "record_bytes",
+    "record_files",
+    "record_failures",
+    "record_frames_dropped",
 ];
 
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as

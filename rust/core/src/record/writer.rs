@@ -96,6 +96,8 @@ pub struct RecordWriter {
     scratch: Vec<Frame>,
     written: Vec<u64>,
     bad_packets: u64,
+    /// Times of the first and the last frame handed to the container.
+    span_ns: Option<(i64, i64)>,
 }
 
 impl RecordWriter {
@@ -155,6 +157,7 @@ impl RecordWriter {
             first_ready_ns: None,
             scratch: Vec::new(),
             bad_packets: 0,
+            span_ns: None,
         })
     }
 
@@ -210,6 +213,12 @@ impl RecordWriter {
             self.writer.finish(&mut self.sink);
         }
         self.finished = true;
+    }
+
+    /// From the first to the last frame written so far (0 before the second frame).
+    pub fn span(&self) -> std::time::Duration {
+        let ns = self.span_ns.map_or(0, |(a, b)| b.saturating_sub(a));
+        std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
     }
 
     /// Whether the header has been written (every track ready, or the wait is over).
@@ -376,6 +385,10 @@ impl RecordWriter {
             let Some(out) = t.out_index else { continue };
             self.writer.frame(out, ns, key, &data, &mut self.sink);
             self.written[i] += 1;
+            self.span_ns = Some(
+                self.span_ns
+                    .map_or((ns, ns), |(a, b)| (a.min(ns), b.max(ns))),
+            );
         }
     }
 

@@ -163,7 +163,6 @@ pub(crate) struct MediaOut<'a> {
 
 impl MediaOut<'_> {
     /// The peer the packet is for.
-    #[cfg(test)]
     pub(crate) fn id(&self) -> PeerId {
         self.to
     }
