@@ -76,6 +76,33 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// A GB28181 ingest's reservation of `stream` becomes a live stream with `tracks`. False
+    /// (nothing changes) when the reservation is not `id`'s any more: the ingest was closed
+    /// meanwhile and its close is on the way.
+    pub fn go_live(
+        &mut self,
+        stream: &str,
+        id: TransportId,
+        worker: usize,
+        tracks: Vec<ProducerTrack>,
+    ) -> bool {
+        if self.reserved.get(stream) != Some(&id) {
+            return false;
+        }
+        self.reserved.remove(stream);
+        self.streams.insert(
+            stream.to_string(),
+            StreamEntry {
+                worker,
+                producer: id,
+                tracks: Arc::new(tracks),
+            },
+        );
+        true
+    }
+}
+
 /// Codec names as the control plane shows them (`video/H264`).
 pub(crate) fn codec_names(tracks: &[ProducerTrack]) -> Vec<String> {
     tracks

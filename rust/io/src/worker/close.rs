@@ -1,64 +1,88 @@
-//! How peers end: a removed publisher takes its players along; every index entry, the
-//! registry entry and the control-plane event go with a transport; at shutdown every peer
-//! closes (a WebRTC transport sends its DTLS close first).
+//! How peers end: a removed publisher takes its players along; a leaving peer says goodbye
+//! ([`Peer::close`](super::Peer::close)), then its tokens, claimed keys, deadline, router entry,
+//! registry entry and the control-plane event go with it; at shutdown every peer closes.
 
-use pms_core::media::TransportId;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
-use super::{Entry, Worker};
+use pms_core::media::TransportId as PeerId;
+
+use super::peer::{PeerCtx, PeerInfo, Slot};
+use super::Worker;
 use crate::events::Event;
+use crate::stats;
 
 impl Worker {
-    /// Drops a transport and, for a publisher, its players.
-    pub(crate) fn remove(&mut self, id: TransportId, reason: &'static str) {
-        let Some(entry) = self.transports.remove(&id) else {
+    /// Removes peer `id` with `reason` and, for a publisher, its players (`producer-closed`).
+    pub(super) fn remove(&mut self, id: PeerId, reason: &'static str) {
+        let Some(slot) = self.peers.remove(&id) else {
             return;
         };
-        self.drop_peer(entry);
-        let consumers = self.router.remove(id);
-        self.forget(id, reason);
+        let info = self.retire(id, slot, reason);
+        let consumers = self.parts.router.remove(id);
+        self.forget(id, &info, reason);
         for c in consumers {
-            if let Some(t) = self.transports.get_mut(&c).and_then(Entry::webrtc) {
-                t.close();
-            }
-            self.drive_transmits_only(c);
-            if let Some(entry) = self.transports.remove(&c) {
-                self.drop_peer(entry);
-                self.router.remove(c);
-                self.forget(c, "producer-closed");
+            if let Some(slot) = self.peers.remove(&c) {
+                let info = self.retire(c, slot, "producer-closed");
+                self.parts.router.remove(c);
+                self.forget(c, &info, "producer-closed");
             }
         }
     }
 
-    fn drive_transmits_only(&mut self, id: TransportId) {
-        let Some(transport) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
+    /// Lets a peer that left the table close (unless it panicked), and releases what the worker
+    /// holds for it.
+    pub(super) fn retire(&mut self, id: PeerId, mut slot: Slot, reason: &'static str) -> PeerInfo {
+        if let Some(mut peer) = slot.peer.take() {
+            let mut ctx = PeerCtx {
+                id,
+                now: Instant::now(),
+                deadline: None,
+                peers: &mut self.peers,
+                parts: &mut self.parts,
+            };
+            if catch_unwind(AssertUnwindSafe(|| peer.close(&mut ctx, reason))).is_err() {
+                log::error!(target: "pms_io::worker", "peer {id} panicked while closing");
+            }
+        }
+        for t in &slot.tokens {
+            if self.parts.tokens.get(t) == Some(&id) {
+                self.parts.tokens.remove(t);
+            }
+        }
+        self.parts.mux.forget(id);
+        self.parts.deadlines.set(id, None);
+        if slot.info.stream.is_some() {
+            self.parts.counters.sub(stats::STAT_TRANSPORTS, 1);
+            if slot.info.publisher {
+                self.parts.counters.sub(stats::STAT_PUBLISHERS, 1);
+            }
+        }
+        slot.info
+    }
+
+    /// Removes a transport from the registry and tells the control plane.
+    fn forget(&mut self, id: PeerId, info: &PeerInfo, reason: &'static str) {
+        if info.stream.is_none() {
             return;
-        };
-        while let Some((to, buf)) = transport.poll_transmit() {
-            let _ = self.socket.send_to(&buf, to);
         }
-    }
-
-    /// Removes every index entry of `id` here and in the registry, and tells the control plane.
-    pub(crate) fn forget(&mut self, id: TransportId, reason: &'static str) {
-        self.by_ufrag.retain(|_, v| *v != id);
-        self.by_addr.retain(|_, v| *v != id);
-        self.shared.registry().remove_transport(id);
-        self.shared
+        self.parts.shared.registry().remove_transport(id);
+        self.parts
+            .shared
             .events
             .push(Event::TransportClosed { id, reason });
     }
 
+    /// Shutdown: every peer closes (a WebRTC transport sends its DTLS close first); no events.
     pub(super) fn close_all(&mut self) {
-        let ids: Vec<TransportId> = self.transports.keys().copied().collect();
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            if let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) {
-                t.close();
+            if let Some(slot) = self.peers.remove(&id) {
+                self.retire(id, slot, "shutdown");
             }
-            self.drive_transmits_only(id);
         }
-        for (_, entry) in std::mem::take(&mut self.transports) {
-            self.drop_peer(entry);
-        }
+        self.parts.messages.clear();
+        self.parts.closing.clear();
         self.publish_stats();
     }
 }

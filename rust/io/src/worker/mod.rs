@@ -1,77 +1,86 @@
-//! One media worker thread: a UDP socket, the transports it owns, and one router.
+//! One media worker thread: its poll, its shared UDP socket, a table of peers, a deadline heap
+//! and one router. It knows peers only through the [`Peer`] trait (see [`peer`]); the kinds
+//! live in `crate::peers`, and this module names none of them.
 //!
-//! The loop: wait on the socket and the command waker (mio) until the next timer; read every
-//! datagram; demultiplex it to a transport (STUN by the local ICE ufrag, everything else by the
-//! source address the transport's ICE selected); feed the transport; hand decrypted RTP/RTCP to
-//! the router, which writes rewritten packets back through [`Out`] (encrypt, `send_to`).
+//! The loop: wait (mio) until a socket is ready, a command arrives or the earliest deadline
+//! comes; run commands (a new peer, a message for a peer by its id, close...); read the shared
+//! UDP socket and hand each datagram to the peer that claimed its ICE ufrag or source address
+//! ([`udp`]); hand each ready socket to the peer that registered it; run due deadlines (a heap,
+//! [`deadlines`]: no scan of every peer); run the router's timers; call the peers that asked for
+//! a flush at the end of the iteration (RTSP's merged writes); publish counters at most every
+//! [`HOUSEKEEPING`].
 //!
-//! A datagram for a transport this worker does not own (several workers sharing one port) is
-//! handed to the owner through its command channel. Nothing here takes a lock per packet; the
-//! shared registry is locked on connect and close only.
-//!
-//! The parts: [`routing`] (the router's output [`Out`], packets into the router, its events out),
-//! [`udp`] (the socket's datagrams to WebRTC transports and a transport's own output), and
-//! [`close`] (how peers end). RTSP and GB28181 peers live in [`crate::rtsp`] and [`crate::gb`].
+//! Peers feed the router through their handle ([`handle`]); the router writes back through
+//! [`peer::Out`], which reaches each consumer by id. Nothing here takes a lock per packet; the
+//! shared registry is locked on connect and close only. A datagram for a peer of another worker
+//! (several workers sharing one port) is handed to that worker through its command channel.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
+use pms_core::media::TransportId as PeerId;
 use pms_core::router::Router;
-use pms_core::transport::WebRtcTransport;
 
 use crate::batch::SendBatch;
-use crate::Shared;
+use crate::stats::{self, Counters};
 
 mod close;
+mod deadlines;
+mod handle;
+mod mux;
+mod peer;
 mod routing;
+mod shared;
+#[cfg(test)]
+mod tests;
 mod udp;
 
-pub(crate) use routing::Out;
+pub(crate) use handle::READ_BUFFER;
+pub(crate) use peer::{MediaOut, MediaSink, Message, Peer, PeerCtx, PeerInfo, Readiness};
+pub(crate) use shared::{Shared, WorkerHandle};
+
+use peer::{Parts, Slot, Table};
 
 pub(crate) const SOCKET: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
 
-/// How often transports' and the router's timers are checked.
-const TICK: Duration = Duration::from_millis(10);
-/// The largest datagram we read; anything longer is not media we handle.
+/// How often, at most, counters are published and the router's next timer is asked for again
+/// while the worker is busy (an idle worker sleeps until its next deadline).
+const HOUSEKEEPING: Duration = Duration::from_millis(10);
+/// A deadline a peer sets again at or before `now` while handling it waits this long (a peer
+/// that keeps asking for a past time must not spin the worker).
+const MIN_REARM: Duration = Duration::from_millis(1);
+/// The largest datagram we read on the shared socket; anything longer is not media we handle.
 const RECV_BUFFER: usize = 4096;
 
 pub(crate) enum Command {
-    AddPublisher {
-        id: TransportId,
-        stream: String,
-        transport: Box<WebRtcTransport>,
-        tracks: Vec<ProducerTrack>,
-        max_bitrate: u32,
+    /// A new peer, built by the engine; its `start` runs on the worker.
+    Add {
+        id: PeerId,
+        info: PeerInfo,
+        peer: Box<dyn Peer>,
     },
-    AddPlayer {
-        id: TransportId,
-        stream: String,
-        producer: TransportId,
-        transport: Box<WebRtcTransport>,
-        tracks: Vec<ConsumerTrack>,
+    /// A message for peer `id` (its kind downcasts it); dropped when there is no such peer.
+    Message {
+        id: PeerId,
+        msg: Message,
     },
+    /// Mutes a consumer's tracks in the router (`None` keeps a kind).
     SetMuted {
-        id: TransportId,
+        id: PeerId,
         video: Option<bool>,
         audio: Option<bool>,
     },
-    /// RTSP commands (see [`crate::rtsp`]).
-    Rtsp(crate::rtsp::RtspCommand),
-    /// GB28181 media port and ingests (see [`crate::gb`]).
-    Gb(crate::gb::GbCommand),
     Close {
-        id: TransportId,
+        id: PeerId,
     },
-    /// A datagram another worker read for a transport of ours.
+    /// A datagram another worker read for a peer of ours.
     Foreign {
         from: SocketAddr,
         data: Vec<u8>,
@@ -79,73 +88,19 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// One peer of the worker: a WebRTC transport, an RTSP session (TCP interleaved or UDP), or a
-/// GB28181 ingest (whose packet path lives in the worker's [`crate::gb::GbState`]).
-pub(crate) enum Peer {
-    WebRtc(Box<WebRtcTransport>),
-    Rtsp(Box<crate::rtsp::RtspPeer>),
-    Gb(crate::gb::GbPeer),
-}
-
-pub(crate) struct Entry {
-    pub peer: Peer,
-    pub stream: String,
-    pub publisher: bool,
-}
-
-impl Entry {
-    fn webrtc(&mut self) -> Option<&mut WebRtcTransport> {
-        match &mut self.peer {
-            Peer::WebRtc(t) => Some(t),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn rtsp(&mut self) -> Option<&mut crate::rtsp::RtspPeer> {
-        match &mut self.peer {
-            Peer::Rtsp(p) => Some(p),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub bytes_out: u64,
-    pub send_errors: u64,
-    pub unknown_datagrams: u64,
-    /// Packets not queued for a slow RTSP TCP reader (its write buffer was full).
-    pub rtsp_dropped: u64,
-}
-
 pub(crate) struct Worker {
-    pub(crate) index: usize,
-    pub(crate) poll: Poll,
-    pub(crate) socket: mio::net::UdpSocket,
+    parts: Parts,
+    peers: Table,
     rx: Receiver<Command>,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) transports: HashMap<TransportId, Entry>,
-    by_ufrag: HashMap<String, TransportId>,
-    by_addr: HashMap<SocketAddr, TransportId>,
-    /// Source addresses whose transport lives on another worker (shared-port mode).
+    /// Source addresses whose peer lives on another worker (shared-port mode).
     foreign: HashMap<SocketAddr, usize>,
-    pub(crate) router: Router,
-    pub(crate) counters: Counters,
-    /// The GB28181 media port and ingests (only the worker given `gb_listen` has sockets).
-    pub(crate) gb: crate::gb::GbState,
-    next_tick: Instant,
-    /// RTSP sockets: token → owning transport and which socket it is.
-    pub(crate) tokens: HashMap<Token, (TransportId, crate::rtsp::SocketRole)>,
-    pub(crate) next_token: usize,
-    /// Read buffer for RTSP TCP connections and UDP pairs.
-    pub(crate) rbuf: Vec<u8>,
-    /// Outgoing WebRTC datagrams of the current input (see [`Out`]).
-    pub(crate) batch: SendBatch,
-    /// RTSP TCP connections with frames to write (see [`crate::rtsp::RtspOut`]).
-    pub(crate) rtsp_out: crate::rtsp::RtspOut,
+    /// When the router's `handle_timeout` is due.
+    router_due: Option<Instant>,
+    last_housekeeping: Instant,
+    /// Something happened since the last housekeeping.
+    busy: bool,
+    /// Spare list for the flush phase (keeps its capacity).
+    flushing: Vec<PeerId>,
 }
 
 impl Worker {
@@ -160,77 +115,143 @@ impl Worker {
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         Ok(Worker {
-            index,
-            poll,
-            socket,
+            parts: Parts {
+                index,
+                poll,
+                socket,
+                shared,
+                // The worker's one router (pms-core, sans-IO).
+                router: Router::new(Box::new(rand::rngs::OsRng)),
+                counters: Counters::default(),
+                batch: SendBatch::new(),
+                mux: Default::default(),
+                deadlines: Default::default(),
+                tokens: Default::default(),
+                next_token: 2,
+                rbuf: vec![0u8; READ_BUFFER],
+                flush: Vec::new(),
+                closing: Vec::new(),
+                messages: Default::default(),
+            },
+            peers: Table::new(),
             rx,
-            shared,
-            transports: HashMap::new(),
-            by_ufrag: HashMap::new(),
-            by_addr: HashMap::new(),
             foreign: HashMap::new(),
-            router: Router::new(Box::new(rand::rngs::OsRng)),
-            counters: Counters::default(),
-            gb: crate::gb::GbState::default(),
-            next_tick: Instant::now(),
-            tokens: HashMap::new(),
-            next_token: 2,
-            rbuf: vec![0u8; crate::rtsp::READ_BUFFER],
-            batch: SendBatch::new(),
-            rtsp_out: crate::rtsp::RtspOut::default(),
+            router_due: None,
+            last_housekeeping: Instant::now(),
+            busy: true,
+            flushing: Vec::new(),
         })
     }
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; RECV_BUFFER];
-        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(64);
-        loop {
-            let now = Instant::now();
-            let wake = self
-                .rtsp_next_flush()
-                .map_or(self.next_tick, |t| t.min(self.next_tick));
-            let timeout = wake.saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!(target: "pms_io::worker", "worker {}: poll failed: {e}", self.index);
-                    return;
-                }
-            }
-            let readable = events.iter().any(|e| e.token() == SOCKET);
-            ready.clear();
-            ready.extend(
-                events
-                    .iter()
-                    .filter(|e| e.token() != SOCKET && e.token() != WAKER)
-                    .map(|e| {
-                        (
-                            e.token(),
-                            e.is_readable() || e.is_read_closed() || e.is_error(),
-                            e.is_writable(),
-                        )
-                    }),
-            );
-            if !self.drain_commands() {
+        let mut ready = Vec::with_capacity(64);
+        while self.iterate(&mut events, &mut buf, &mut ready, None) {}
+    }
+
+    /// One poll iteration; false on shutdown. `max_wait` bounds the wait (tests).
+    fn iterate(
+        &mut self,
+        events: &mut Events,
+        buf: &mut [u8],
+        ready: &mut Vec<(Token, Readiness)>,
+        max_wait: Option<Duration>,
+    ) -> bool {
+        let now = Instant::now();
+        let mut timeout = self.next_wake().map(|t| t.saturating_duration_since(now));
+        if let Some(max) = max_wait {
+            timeout = Some(timeout.map_or(max, |t| t.min(max)));
+        }
+        if let Err(e) = self.parts.poll.poll(events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!(target: "pms_io::worker", "worker {}: poll failed: {e}", self.parts.index);
                 self.close_all();
-                return;
+                return false;
             }
-            if readable {
-                self.read_socket(&mut buf);
+        }
+        if !events.is_empty() {
+            self.busy = true;
+        }
+        let readable = events.iter().any(|e| e.token() == SOCKET);
+        ready.clear();
+        ready.extend(
+            events
+                .iter()
+                .filter(|e| e.token() != SOCKET && e.token() != WAKER)
+                .map(|e| {
+                    let r = Readiness {
+                        readable: e.is_readable() || e.is_read_closed() || e.is_error(),
+                        writable: e.is_writable(),
+                    };
+                    (e.token(), r)
+                }),
+        );
+        if !self.drain_commands() {
+            self.close_all();
+            return false;
+        }
+        if readable {
+            self.read_socket(buf);
+        }
+        for (token, r) in ready.drain(..) {
+            if let Some(id) = self.parts.tokens.get(&token).copied() {
+                self.dispatch(id, Instant::now(), |p, ctx| p.on_ready(ctx, token, r));
             }
-            for (token, r, w) in ready.drain(..) {
-                if self.gb.owns(token) {
-                    self.gb_ready(token, r, w);
-                } else {
-                    self.rtsp_ready(token, r, w);
+        }
+        let now = Instant::now();
+        self.run_deadlines(now);
+        self.run_router_timeout(now);
+        self.run_flushes();
+        self.housekeeping(now);
+        true
+    }
+
+    /// When the worker must wake up at the latest (`None`: only for I/O or a command).
+    fn next_wake(&mut self) -> Option<Instant> {
+        let mut wake = self.parts.deadlines.next();
+        let mut take = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if let Some(t) = self.router_due {
+            take(t);
+        }
+        if self.busy {
+            take(self.last_housekeeping + HOUSEKEEPING);
+        }
+        if !self.parts.flush.is_empty() {
+            take(Instant::now());
+        }
+        wake
+    }
+
+    /// Runs `f` on peer `id`, then what it queued (closes, messages).
+    fn dispatch(
+        &mut self,
+        id: PeerId,
+        now: Instant,
+        f: impl FnOnce(&mut dyn Peer, &mut PeerCtx<'_>),
+    ) -> bool {
+        let done = handle::dispatch(&mut self.peers, &mut self.parts, id, now, f);
+        self.settle();
+        done
+    }
+
+    /// Closes the peers queued for closing and delivers queued messages, until none is left.
+    fn settle(&mut self) {
+        loop {
+            if !self.parts.closing.is_empty() {
+                let closing = std::mem::take(&mut self.parts.closing);
+                for (id, reason) in closing {
+                    self.remove(id, reason);
                 }
+                continue;
             }
+            let Some((id, msg)) = self.parts.messages.pop_front() else {
+                return;
+            };
             let now = Instant::now();
-            if now >= self.next_tick {
-                self.tick(now);
-                self.next_tick = now + TICK;
-            }
-            self.rtsp_flush(now);
+            handle::dispatch(&mut self.peers, &mut self.parts, id, now, |p, ctx| {
+                p.on_message(ctx, msg)
+            });
         }
     }
 
@@ -248,124 +269,120 @@ impl Worker {
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::AddPublisher {
-                id,
-                stream,
-                transport,
-                tracks,
-                max_bitrate,
-            } => {
-                self.by_ufrag
-                    .insert(transport.local_ufrag().to_string(), id);
-                self.router.add_producer(id, tracks, max_bitrate, now);
-                self.transports.insert(
-                    id,
-                    Entry {
-                        peer: Peer::WebRtc(transport),
-                        stream,
-                        publisher: true,
-                    },
-                );
-            }
-            Command::AddPlayer {
-                id,
-                stream,
-                producer,
-                transport,
-                tracks,
-            } => {
-                if let Err(e) = self.router.add_consumer(id, producer, tracks, now) {
-                    // The producer went away between the answer and now.
-                    log::info!(target: "pms_io::worker", "player {id} of {stream}: {e}");
-                    self.forget(id, "producer-closed");
-                    return;
-                }
-                self.by_ufrag
-                    .insert(transport.local_ufrag().to_string(), id);
-                self.transports.insert(
-                    id,
-                    Entry {
-                        peer: Peer::WebRtc(transport),
-                        stream,
-                        publisher: false,
-                    },
-                );
+            Command::Add { id, info, peer } => self.add(id, info, peer, now),
+            Command::Message { id, msg } => {
+                self.dispatch(id, now, |p, ctx| p.on_message(ctx, msg));
             }
             Command::SetMuted { id, video, audio } => {
-                self.router.set_muted(id, video, audio);
+                self.parts.router.set_muted(id, video, audio);
             }
-            Command::Close { id } => {
-                if let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) {
-                    t.close();
-                    self.drive(id, now);
-                }
-                // Whatever the transport said, it is gone now.
-                if self.transports.contains_key(&id) {
-                    self.remove(id, "closed");
-                }
-            }
+            Command::Close { id } => self.remove(id, "closed"),
             Command::Foreign { from, data } => self.handle_datagram(now, from, &data),
-            Command::Rtsp(cmd) => self.handle_rtsp_command(cmd, now),
-            Command::Gb(cmd) => self.handle_gb_command(cmd, now),
             Command::Shutdown => {}
+        }
+        // What a closing peer queued (a message to another peer) runs now.
+        self.settle();
+    }
+
+    fn add(&mut self, id: PeerId, info: PeerInfo, peer: Box<dyn Peer>, now: Instant) {
+        if info.stream.is_some() {
+            self.parts.counters.add(stats::STAT_TRANSPORTS, 1);
+            if info.publisher {
+                self.parts.counters.add(stats::STAT_PUBLISHERS, 1);
+            }
+        }
+        let slot = Slot {
+            peer: Some(peer),
+            info,
+            deadline: None,
+            tokens: Vec::new(),
+        };
+        if let Some(old) = self.peers.insert(id, slot) {
+            // Ids are unique; should one come twice, the old peer goes quietly.
+            self.retire(id, old, "closed");
+        }
+        let mut started = Ok(());
+        self.dispatch(id, now, |p, ctx| started = p.start(ctx));
+        if let Err(reason) = started {
+            // Never started: dropped without `close`, then forgotten as any peer.
+            if let Some(slot) = self.peers.get_mut(&id) {
+                slot.peer = None;
+            }
+            self.remove(id, reason);
         }
     }
 
-    fn tick(&mut self, now: Instant) {
-        let due: Vec<TransportId> = self
-            .transports
-            .iter()
-            .filter(|(_, e)| match &e.peer {
-                Peer::WebRtc(t) => t.poll_timeout().is_some_and(|t| t <= now),
-                _ => false,
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            let panicked = {
-                let Some(t) = self.transports.get_mut(&id).and_then(Entry::webrtc) else {
-                    continue;
-                };
-                catch_unwind(AssertUnwindSafe(|| t.handle_timeout(now))).is_err()
-            };
-            if panicked {
-                self.remove(id, "internal-error");
-            } else {
-                self.drive(id, now);
+    /// Runs the deadlines due at `now`.
+    fn run_deadlines(&mut self, now: Instant) {
+        while let Some(id) = self.parts.deadlines.pop_due(now) {
+            self.busy = true;
+            if let Some(slot) = self.peers.get_mut(&id) {
+                slot.deadline = None;
+            }
+            self.dispatch(id, now, |p, ctx| p.on_deadline(ctx));
+            if let Some(slot) = self.peers.get_mut(&id) {
+                if slot.deadline.is_some_and(|t| t <= now) {
+                    slot.deadline = Some(now + MIN_REARM);
+                    self.parts.deadlines.set(id, slot.deadline);
+                }
             }
         }
-        if self.router.poll_timeout().is_some_and(|t| t <= now) {
-            self.with_router(|r, out| r.handle_timeout(now, out));
+    }
+
+    fn run_router_timeout(&mut self, now: Instant) {
+        if self.router_due.is_none_or(|t| t > now) {
+            return;
         }
-        self.rtsp_tick(now);
-        self.gb_tick(now);
+        self.busy = true;
+        routing::with_router(&mut self.peers, &mut self.parts, None, |r, out| {
+            r.handle_timeout(now, out)
+        });
+        self.router_due = self.parts.router.poll_timeout();
+        self.settle();
+    }
+
+    /// End of the iteration: the peers that asked for it write what they queued.
+    fn run_flushes(&mut self) {
+        if self.parts.flush.is_empty() {
+            return;
+        }
+        let mut list = std::mem::replace(&mut self.parts.flush, std::mem::take(&mut self.flushing));
+        let now = Instant::now();
+        for id in list.drain(..) {
+            self.dispatch(id, now, |p, ctx| p.on_flush(ctx));
+        }
+        self.flushing = list;
+    }
+
+    /// At most every [`HOUSEKEEPING`] while busy: the router's next timer, published counters.
+    fn housekeeping(&mut self, now: Instant) {
+        if !self.busy || now < self.last_housekeeping + HOUSEKEEPING {
+            return;
+        }
+        self.busy = false;
+        self.last_housekeeping = now;
+        self.router_due = self.parts.router.poll_timeout();
         self.publish_stats();
     }
 
     fn publish_stats(&self) {
-        let Some(slot) = self.shared.stats.get(self.index) else {
+        let Some(slot) = self.parts.shared.stats.get(self.parts.index) else {
             return;
         };
-        let r = self.router.stats();
-        let publishers = self.transports.values().filter(|e| e.publisher).count();
+        let c = &self.parts.counters;
+        for (i, s) in slot.iter().enumerate() {
+            s.store(c.get(i), Ordering::Relaxed);
+        }
+        let r = self.parts.router.stats();
         let set = |i: usize, v: u64| slot[i].store(v, Ordering::Relaxed);
-        set(crate::STAT_TRANSPORTS, self.transports.len() as u64);
-        set(crate::STAT_PRODUCERS, r.producers as u64);
-        set(crate::STAT_CONSUMERS, r.consumers as u64);
-        set(crate::STAT_PACKETS_IN, self.counters.packets_in);
-        set(crate::STAT_PACKETS_OUT, self.counters.packets_out);
-        set(crate::STAT_BYTES_IN, self.counters.bytes_in);
-        set(crate::STAT_BYTES_OUT, self.counters.bytes_out);
-        set(crate::STAT_NACKS, r.nacks);
-        set(crate::STAT_PLIS, r.plis);
-        set(crate::STAT_RETRANSMITS, r.retransmits);
+        set(stats::STAT_PRODUCERS, r.producers as u64);
+        set(stats::STAT_CONSUMERS, r.consumers as u64);
+        set(stats::STAT_NACKS, r.nacks);
+        set(stats::STAT_PLIS, r.plis);
+        set(stats::STAT_RETRANSMITS, r.retransmits);
         set(
-            crate::STAT_RTP_DROPPED,
-            r.rtp_dropped + self.counters.unknown_datagrams,
+            stats::STAT_RTP_DROPPED,
+            r.rtp_dropped + c.get(stats::STAT_RTP_DROPPED),
         );
-        set(crate::STAT_SEND_ERRORS, self.counters.send_errors);
-        set(crate::STAT_PUBLISHERS, publishers as u64);
-        set(crate::STAT_RTSP_DROPPED, self.counters.rtsp_dropped);
-        self.gb.publish_stats(slot);
     }
 }

@@ -1,7 +1,7 @@
-//! The GB28181 commands of [`Engine`]: bind the media port, create an ingest (see [`crate::gb`]
-//! for the media path itself).
+//! The GB28181 commands of [`Engine`]: bind the media port (a [`GbPort`] peer), create an
+//! ingest (a [`GbIngest`] peer); the media path is theirs (`crate::peers::gb`).
 //!
-//! Decision: the media port and every GB28181 ingest live on worker [`gb::GB_WORKER`], so one
+//! Decision: the media port and every GB28181 ingest live on worker [`GB_WORKER`], so one
 //! TCP listener and one UDP socket serve all cameras without handing packets between threads
 //! (no lock, no copy per packet); players of a GB stream join that worker as for any stream.
 //! One worker thread carries about 1,000 cameras at 2 Mbit/s (see `bench/gb_ingest`); past
@@ -11,7 +11,9 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use super::*;
-use crate::gb::{self, GbCommand, IngestMode};
+use crate::peers::gb::ingest::GbIngest;
+use crate::peers::gb::port::GbPort;
+use crate::peers::gb::{IngestMode, GB_WORKER};
 
 /// UDP receive buffer asked for the media port: a burst of IDR packets from many cameras.
 const UDP_RECV_BUFFER: usize = 8 << 20;
@@ -21,11 +23,11 @@ impl Engine {
     /// system picks the TCP port and UDP takes the same number when it can. Returns
     /// `(tcp_port, udp_port)`. Once per engine.
     pub fn gb_listen(&self, ip: IpAddr, port: u16) -> io::Result<(u16, u16)> {
-        let mut ports = match self.gb_ports.lock() {
+        let mut bound = match self.gb_port.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if ports.is_some() {
+        if bound.is_some() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the GB28181 media port is already bound",
@@ -42,11 +44,10 @@ impl Engine {
         listener.set_nonblocking(true)?;
         udp.set_nonblocking(true)?;
         let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECV_BUFFER);
-        self.send(
-            gb::GB_WORKER,
-            Command::Gb(GbCommand::Listen { listener, udp }),
-        );
-        *ports = Some((tcp_port, udp_port));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let port = GbPort::new(listener, udp);
+        self.add_peer(GB_WORKER, id, PeerInfo::service(), Box::new(port));
+        *bound = Some(id);
         Ok((tcp_port, udp_port))
     }
 
@@ -85,11 +86,11 @@ impl Engine {
         if stream.is_empty() {
             return Err(EngineError::BadRequest("empty stream name".into()));
         }
-        let listening = match self.gb_ports.lock() {
-            Ok(g) => g.is_some(),
-            Err(p) => p.into_inner().is_some(),
+        let port = match self.gb_port.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
         };
-        if !listening && !matches!(mode, IngestMode::TcpActive(_)) {
+        if port.is_none() && !matches!(mode, IngestMode::TcpActive(_)) {
             return Err(EngineError::BadRequest(
                 "the GB28181 media port is not bound (gb_listen)".into(),
             ));
@@ -105,7 +106,7 @@ impl Engine {
         reg.transports.insert(
             id,
             registry::TransportInfo {
-                worker: gb::GB_WORKER,
+                worker: GB_WORKER,
                 stream: stream.to_string(),
                 publisher: true,
                 ufrag: String::new(),
@@ -115,15 +116,12 @@ impl Engine {
             },
         );
         drop(reg);
-        self.send(
-            gb::GB_WORKER,
-            Command::Gb(GbCommand::Add {
-                id,
-                stream: stream.to_string(),
-                ssrc,
-                mode,
-                peer_ip,
-            }),
+        let ingest = GbIngest::new(stream, ssrc, mode, peer_ip, port);
+        self.add_peer(
+            GB_WORKER,
+            id,
+            PeerInfo::transport(stream, true),
+            Box::new(ingest),
         );
         Ok(id)
     }

@@ -4,14 +4,14 @@
 //! Decisions:
 //!
 //! - Frames are never written one `write` each. The router's output queues `$` frames in the
-//!   connection's buffer and marks the connection dirty ([`RtspOut::dirty`]); the worker writes
-//!   every dirty connection once at the end of its poll iteration ([`Worker::rtsp_flush`]). All
+//!   connection's buffer and asks the worker for a flush ([`MediaOut::flush_later`]); the peer
+//!   writes once at the end of the poll iteration ([`RtspServerPeer::flush_queued`]). All
 //!   the frames one wake-up produced for a player (a keyframe's packets, an SR next to RTP) thus
 //!   leave in one `write`. This is what brought the fan-out cost down (bench/rtsp_fanout).
 //! - `rtsp.mergeWriteMs` (like ZLMediaKit's `mergeWriteMS`, default 0 = off) holds a player's
 //!   output up to that many milliseconds from its first queued frame, so that several packets
 //!   share one system call. Latency grows by at most that much; the worker wakes up at the
-//!   earliest due connection ([`Worker::rtsp_next_flush`]).
+//!   earliest due connection (the merge time is the peer's deadline).
 //! - A connection whose last write left bytes (the socket buffer is full) is not written again
 //!   until the socket says it is writable: trying would be one wasted system call per packet.
 //! - Past [`FLUSH_AT`] queued bytes a connection is written at once (a publisher's burst read
@@ -21,16 +21,14 @@
 //!   keyframe, a merge window) made larger than [`KEEP_CAPACITY`] is freed once written, so idle
 //!   memory per player stays small (bench/rtsp_fanout measures it).
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use pms_core::media::TransportId;
 use pms_core::rtsp_framing::InterleavedReader;
 
-use super::{READ_BUFFER, WRITE_CAP};
-use crate::worker::Worker;
+use super::{RtspServerPeer, WRITE_CAP};
+use crate::worker::{MediaOut, PeerCtx, READ_BUFFER};
 
 /// Write buffer capacity kept between flushes: a few ordinary frames (a bench player at
 /// 200 kbit/s queues about 1 KiB per packet). Keeping 16 KiB (a keyframe) cost ~8 KiB more RSS
@@ -42,16 +40,6 @@ const KEEP_CAPACITY: usize = 4 * 1024;
 /// little per byte, and holding more would risk [`WRITE_CAP`] within one poll iteration.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// Connections with output waiting for the end of the poll iteration or for their merge time.
-#[derive(Default)]
-pub(crate) struct RtspOut {
-    /// Connections that queued frames since the last [`Worker::rtsp_flush`].
-    pub(crate) dirty: Vec<TransportId>,
-    /// Connections holding frames for `mergeWriteMs`: (due, id), oldest first (the merge time is
-    /// the same for all, so pushing at the back keeps the order).
-    pub(crate) merging: VecDeque<(Instant, TransportId)>,
-}
-
 pub(crate) struct TcpConn {
     pub(super) stream: mio::net::TcpStream,
     pub(super) reader: Option<InterleavedReader>,
@@ -59,10 +47,8 @@ pub(crate) struct TcpConn {
     wpos: usize,
     /// Since when queued bytes have made no progress.
     pub(super) waiting_since: Option<Instant>,
-    /// In [`RtspOut::dirty`].
+    /// A flush is asked for (end of this poll iteration).
     dirty: bool,
-    /// In [`RtspOut::merging`].
-    merging: bool,
 }
 
 impl TcpConn {
@@ -74,7 +60,6 @@ impl TcpConn {
             wpos: 0,
             waiting_since: None,
             dirty: false,
-            merging: false,
         }
     }
 
@@ -84,13 +69,7 @@ impl TcpConn {
 
     /// Queues one `$` frame whole and marks the connection dirty; false (nothing queued) when it
     /// does not fit under [`WRITE_CAP`] or is longer than a frame can be.
-    pub(super) fn queue_frame(
-        &mut self,
-        id: TransportId,
-        channel: u8,
-        pkt: &[u8],
-        out: &mut RtspOut,
-    ) -> bool {
+    pub(super) fn queue_frame(&mut self, channel: u8, pkt: &[u8], out: &mut MediaOut<'_>) -> bool {
         let Ok(len) = u16::try_from(pkt.len()) else {
             return false;
         };
@@ -102,7 +81,7 @@ impl TcpConn {
         self.wbuf.extend_from_slice(pkt);
         if !self.dirty {
             self.dirty = true;
-            out.dirty.push(id);
+            out.flush_later();
         }
         if self.queued() >= FLUSH_AT && self.waiting_since.is_none() {
             // A large burst in one iteration (a fast publisher, a big keyframe): write now
@@ -155,53 +134,23 @@ impl TcpConn {
     }
 }
 
-impl Worker {
-    /// Writes the connections that queued frames in this poll iteration (or schedules them for
-    /// `mergeWriteMs`), then those whose merge time has come.
-    pub(crate) fn rtsp_flush(&mut self, now: Instant) {
-        if self.rtsp_out.dirty.is_empty() && self.rtsp_out.merging.is_empty() {
-            return;
+impl RtspServerPeer {
+    /// At the end of the poll iteration that queued frames: write them (or hold them for
+    /// `mergeWriteMs`, until the peer's deadline). Err: the connection is broken.
+    pub(super) fn flush_queued(&mut self, ctx: &mut PeerCtx<'_>) -> Result<(), ()> {
+        let merge = Duration::from_millis(ctx.shared().rtsp_merge_write_ms.load(Ordering::Relaxed));
+        let Some(c) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        c.dirty = false;
+        if c.waiting_since.is_some() || self.merge_due.is_some() {
+            return Ok(()); // written when the socket is writable / at its merge time
         }
-        let merge = Duration::from_millis(self.shared.rtsp_merge_write_ms.load(Ordering::Relaxed));
-        let mut dirty = std::mem::take(&mut self.rtsp_out.dirty);
-        for id in dirty.drain(..) {
-            let Some(p) = self.rtsp_peer(id) else {
-                continue;
-            };
-            let Some(c) = p.conn.as_mut() else { continue };
-            c.dirty = false;
-            if c.waiting_since.is_some() || c.merging {
-                continue; // written when the socket is writable / at its merge time
-            }
-            if merge.is_zero() {
-                if c.flush().is_err() {
-                    p.closing = Some("eof");
-                }
-            } else {
-                c.merging = true;
-                self.rtsp_out.merging.push_back((now + merge, id));
-            }
+        if merge.is_zero() {
+            c.flush().map_err(|_| ())
+        } else {
+            self.merge_due = Some(ctx.now() + merge);
+            Ok(())
         }
-        self.rtsp_out.dirty = dirty; // keeps its capacity
-        while let Some(&(due, id)) = self.rtsp_out.merging.front() {
-            if due > now {
-                break;
-            }
-            self.rtsp_out.merging.pop_front();
-            let Some(p) = self.rtsp_peer(id) else {
-                continue;
-            };
-            let Some(c) = p.conn.as_mut() else { continue };
-            c.merging = false;
-            if c.waiting_since.is_none() && c.flush().is_err() {
-                p.closing = Some("eof");
-            }
-        }
-    }
-
-    /// When the worker must wake up for [`Worker::rtsp_flush`] at the latest (`None`: no
-    /// connection holds output for `mergeWriteMs`).
-    pub(crate) fn rtsp_next_flush(&self) -> Option<Instant> {
-        self.rtsp_out.merging.front().map(|(due, _)| *due)
     }
 }

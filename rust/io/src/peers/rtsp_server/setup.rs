@@ -1,4 +1,5 @@
-//! The model of an ANNOUNCEd track and the UDP port pairs of RTSP sessions.
+//! The model of an ANNOUNCEd track and the UDP port pairs of RTSP sessions: what the engine
+//! needs to build an RTSP peer's tracks and sockets on the caller's thread. No state, no poll.
 
 use std::io;
 use std::net::{IpAddr, UdpSocket};

@@ -1,4 +1,5 @@
-//! The WebRTC commands of [`Engine`]: SDP offer → answer, a new transport, its worker.
+//! The WebRTC commands of [`Engine`]: SDP offer → answer, a new transport, and its
+//! [`WebRtcPeer`] handed to its worker. No packet passes here.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -9,9 +10,10 @@ use pms_core::sdp::{self, AnswerContext, RemoteParams, SdpError};
 use pms_core::transport::WebRtcTransport;
 use rand::Rng;
 
+use super::{random_string, Engine, EngineError};
+use crate::peers::webrtc::WebRtcPeer;
 use crate::registry::{Registry, StreamEntry, TransportInfo};
-use crate::worker::Command;
-use crate::{random_string, Engine, EngineError};
+use crate::worker::PeerInfo;
 
 /// A negotiated transport, registered but not yet handed to its worker.
 struct Negotiated<T> {
@@ -102,15 +104,12 @@ impl Engine {
             },
         );
         drop(reg);
-        self.send(
+        let peer = WebRtcPeer::publisher(n.transport, n.tracks, max_bitrate);
+        self.add_peer(
             worker,
-            Command::AddPublisher {
-                id: n.id,
-                stream: stream.to_string(),
-                transport: n.transport,
-                tracks: n.tracks,
-                max_bitrate,
-            },
+            n.id,
+            PeerInfo::transport(stream, true),
+            Box::new(peer),
         );
         Ok((n.id, n.answer))
     }
@@ -134,15 +133,12 @@ impl Engine {
             sdp::answer_player(offer, &source, ctx, &mut new_ssrc)
         })?;
         drop(reg);
-        self.send(
+        let peer = WebRtcPeer::player(n.transport, producer, n.tracks);
+        self.add_peer(
             worker,
-            Command::AddPlayer {
-                id: n.id,
-                stream: stream.to_string(),
-                producer,
-                transport: n.transport,
-                tracks: n.tracks,
-            },
+            n.id,
+            PeerInfo::transport(stream, false),
+            Box::new(peer),
         );
         Ok((n.id, n.answer))
     }

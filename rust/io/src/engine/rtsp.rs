@@ -1,7 +1,9 @@
 //! The RTSP commands of [`Engine`]: players and publishers whose media the core carries over
-//! TCP interleaved or UDP (see [`crate::rtsp`] for the peer itself).
+//! TCP interleaved or UDP. Builds the [`RtspServerPeer`] and messages it by id
+//! ([`RtspMessage`]); the media path is the peer's.
 
 use super::*;
+use crate::peers::rtsp_server::{self, RtspMessage, RtspServerPeer};
 
 impl Engine {
     /// An RTSP player of the live `stream` (not started; tracks come with [`rtsp_add_track`]).
@@ -19,13 +21,11 @@ impl Engine {
         reg.transports
             .insert(id, rtsp_info(worker, stream, false, Vec::new()));
         drop(reg);
-        self.send(
+        self.add_peer(
             worker,
-            Command::Rtsp(RtspCommand::AddPlayer {
-                id,
-                stream: stream.to_string(),
-                producer,
-            }),
+            id,
+            PeerInfo::transport(stream, false),
+            Box::new(RtspServerPeer::player(producer)),
         );
         Ok(id)
     }
@@ -39,7 +39,7 @@ impl Engine {
         let mut producer_tracks = Vec::new();
         let mut announce_map = Vec::with_capacity(tracks.len());
         for (i, t) in tracks.iter().enumerate() {
-            match rtsp::producer_track(i, t) {
+            match rtsp_server::producer_track(i, t) {
                 Ok(Some(pt)) => {
                     announce_map.push(Some(producer_tracks.len()));
                     producer_tracks.push(pt);
@@ -78,13 +78,11 @@ impl Engine {
         reg.transports
             .insert(id, rtsp_info(worker, stream, true, announce_map));
         drop(reg);
-        self.send(
+        self.add_peer(
             worker,
-            Command::Rtsp(RtspCommand::AddPublisher {
-                id,
-                stream: stream.to_string(),
-                tracks: producer_tracks,
-            }),
+            id,
+            PeerInfo::transport(stream, true),
+            Box::new(RtspServerPeer::publisher(producer_tracks)),
         );
         Ok(id)
     }
@@ -157,7 +155,7 @@ impl Engine {
         }
         let udp = match client {
             Some((ip, rtp_port, rtcp_port)) => {
-                let (rtp, rtcp) = rtsp::bind_pair(self.listen_ip).map_err(|e| {
+                let (rtp, rtcp) = rtsp_server::bind_pair(self.listen_ip).map_err(|e| {
                     EngineError::Internal(format!("cannot bind an RTSP UDP pair: {e}"))
                 })?;
                 let ports = (
@@ -178,15 +176,15 @@ impl Engine {
             }
             None => None,
         };
-        self.send(
+        self.message(
             worker,
-            Command::Rtsp(RtspCommand::AddTrack {
-                id,
+            id,
+            RtspMessage::AddTrack {
                 source,
                 consumer,
                 channels,
                 udp,
-            }),
+            },
         );
         Ok(setup)
     }
@@ -215,14 +213,14 @@ impl Engine {
                 .map_err(|e| EngineError::BadRequest(format!("not a usable socket: {e}")))?;
             let _ = s.set_nodelay(true);
         }
-        self.send(
+        self.message(
             worker,
-            Command::Rtsp(RtspCommand::Start {
-                id,
+            id,
+            RtspMessage::Start {
                 tcp,
                 reply,
                 pending,
-            }),
+            },
         );
         Ok(())
     }
@@ -230,14 +228,14 @@ impl Engine {
     /// PAUSE: stops forwarding to an RTSP player until the next [`rtsp_start`](Engine::rtsp_start).
     pub fn rtsp_pause(&self, id: TransportId) -> Result<(), EngineError> {
         let worker = self.rtsp_worker(id)?;
-        self.send(worker, Command::Rtsp(RtspCommand::Pause { id }));
+        self.message(worker, id, RtspMessage::Pause);
         Ok(())
     }
 
     /// Writes an RTSP message on a connection the core owns, whole, between frames.
     pub fn rtsp_send(&self, id: TransportId, data: Vec<u8>) -> Result<(), EngineError> {
         let worker = self.rtsp_worker(id)?;
-        self.send(worker, Command::Rtsp(RtspCommand::Send { id, data }));
+        self.message(worker, id, RtspMessage::Send { data });
         Ok(())
     }
 

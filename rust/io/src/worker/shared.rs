@@ -1,0 +1,62 @@
+//! What the engine and its workers share: the registry (locked on connect and close, never
+//! per packet), the event queue, each worker's command channel and published counters, and
+//! settings the workers read once per use.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use super::Command;
+use crate::events::EventQueue;
+use crate::registry::Registry;
+use crate::stats::STAT_NAMES;
+
+/// A worker's command channel and waker.
+pub(crate) struct WorkerHandle {
+    pub(crate) tx: Sender<Command>,
+    pub(crate) waker: mio::Waker,
+}
+
+impl WorkerHandle {
+    pub(crate) fn send(&self, cmd: Command) {
+        if self.tx.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    registry: Mutex<Registry>,
+    pub(crate) events: Arc<EventQueue>,
+    pub(crate) handles: OnceLock<Vec<WorkerHandle>>,
+    /// Per worker, counters the worker publishes (at most every few milliseconds).
+    pub(crate) stats: Vec<[AtomicU64; STAT_NAMES.len()]>,
+    /// `rtsp.mergeWriteMs`: how long an RTSP TCP player's output may wait to leave in one write
+    /// (0: at the end of each poll iteration). Read by RTSP peers at each flush.
+    pub(crate) rtsp_merge_write_ms: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(workers: usize, events: Arc<EventQueue>) -> Shared {
+        Shared {
+            registry: Mutex::new(Registry::default()),
+            events,
+            handles: OnceLock::new(),
+            stats: (0..workers)
+                .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+                .collect(),
+            rtsp_merge_write_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        match self.registry.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn workers(&self) -> &[WorkerHandle] {
+        self.handles.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+}
