@@ -3,7 +3,7 @@
 //! Fanning one publisher packet out to N players makes N datagrams to N addresses in one go.
 //! Sending each with `sendto` costs a system call apiece, and on loopback each call may also be
 //! preempted by the receiver it woke. The worker queues them here instead and flushes once per
-//! input (datagram, timer tick, command), or when the batch is full.
+//! input (datagram, deadline, command), or when the batch is full.
 //!
 //! Linux only; elsewhere `flush` falls back to one `send_to` per datagram.
 

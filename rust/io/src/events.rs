@@ -43,8 +43,8 @@ pub enum Event {
     /// The first media packet of a published stream arrived.
     ProducerStarted { stream: String, codecs: Vec<String> },
     /// A player of a GB28181 stream waits for a keyframe that the cache does not have (at most
-    /// one per 2 s, `gb::KEYFRAME_EVENT_INTERVAL`, per stream): the control plane may ask the
-    /// camera for an IDR (DeviceControl `IFameCmd`).
+    /// one per 2 s, `peers::gb::KEYFRAME_EVENT_INTERVAL`, per stream): the control plane may
+    /// ask the camera for an IDR (DeviceControl `IFameCmd`).
     KeyframeWanted { stream: String },
     /// A recorder opened a file (its first one, or the next segment).
     RecordingFileStarted { id: TransportId, path: String },

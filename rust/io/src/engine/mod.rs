@@ -38,7 +38,8 @@ pub struct EngineConfig {
     /// Worker threads; 0 means one per CPU.
     pub workers: usize,
     pub listen_ip: IpAddr,
-    /// Addresses for ICE candidates (already resolved by [`candidate_ips`](crate::candidate_ips) or given).
+    /// Addresses for ICE candidates (already resolved by
+    /// [`candidate_ips`](crate::candidate_ips) or given).
     pub announced_ips: Vec<IpAddr>,
     pub min_port: u16,
     pub max_port: u16,

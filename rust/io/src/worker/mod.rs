@@ -11,8 +11,8 @@
 //! [`HOUSEKEEPING`].
 //!
 //! Peers feed the router through their handle ([`handle`]); the router writes back through
-//! [`peer::Out`], which reaches each consumer by id. Nothing here takes a lock per packet; the shared
-//! registry is locked on connect and close only. A datagram for a peer of another worker
+//! [`peer::Out`], which reaches each consumer by id. Nothing here takes a lock per packet; the
+//! shared registry is locked on connect and close only. A datagram for a peer of another worker
 //! (several workers sharing one port) is handed to that worker through its command channel.
 
 use std::collections::HashMap;

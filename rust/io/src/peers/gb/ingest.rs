@@ -142,10 +142,10 @@ impl GbIngest {
     fn report(&mut self, ctx: &mut PeerCtx<'_>) {
         let s = self.media.stats();
         let now = (self.media.demux_stats().resyncs, s.packets, s.gaps);
-        let c = ctx.counters();
-        c.add(stats::STAT_GB_PS_RESYNCS, now.0 - self.reported.0);
-        c.add(stats::STAT_GB_PACKETS_IN, now.1 - self.reported.1);
-        c.add(stats::STAT_GB_SEQ_GAPS, now.2 - self.reported.2);
+        let (was, c) = (self.reported, ctx.counters());
+        c.add(stats::STAT_GB_PS_RESYNCS, now.0.saturating_sub(was.0));
+        c.add(stats::STAT_GB_PACKETS_IN, now.1.saturating_sub(was.1));
+        c.add(stats::STAT_GB_SEQ_GAPS, now.2.saturating_sub(was.2));
         self.reported = now;
     }
 
