@@ -17,7 +17,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import _core
 from .._core import CoreError
+from ..core_errors import core_error_status, is_mapped
 from ..streams import StreamRegistry
 from . import protocol as p
 
@@ -25,7 +27,7 @@ log = logging.getLogger("pms_trio.signaling")
 
 
 class SessionHandler:
-    def __init__(self, session: p.Session, core: Any, registry: StreamRegistry,
+    def __init__(self, session: p.Session, core: _core.Core, registry: StreamRegistry,
                  notify: Callable[[str], None]) -> None:
         self.session = session
         self._core = core
@@ -119,11 +121,9 @@ class SessionHandler:
         try:
             return fn(*args)
         except CoreError as e:
-            code = getattr(e, "code", 500)
-            message = getattr(e, "message", "") or str(e)
-            if code not in p.KNOWN_CODES:
-                log.error("core returned unknown error code %r for %s: %s", code, r.method, message)
-                code = p.ErrorCode.INTERNAL
+            code, message = core_error_status(e, "signaling")
+            if not is_mapped(e, "signaling"):
+                log.error("core returned unknown error code %r for %s: %s", e.code, r.method, message)
             raise p.ProtocolError(code, message, method=r.method, stream=r.stream) from None
 
     def _close(self, transport_id: int) -> None:
@@ -146,6 +146,12 @@ class SessionHandler:
             log.info("session %s: %s; closed %d transports", self.session.id, reason, len(transports))
 
     # -- TransportOwner: called by the registry (from the event pump)
+
+    def rtsp_message(self, transport_id: int, data: bytes) -> None:
+        """Never sent for a WebRTC transport."""
+
+    def rtsp_alive(self, transport_id: int) -> None:
+        """Never sent for a WebRTC transport (ICE consent is the core's)."""
 
     def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None:
         if self.session.forget(transport_id) is None:
