@@ -4,14 +4,16 @@ Owns the tables from :class:`pms_trio._core.CoreError` ``code`` (400 bad argumen
 stream, 409 name taken, 415 no common codec, 422 unusable SDP, 500 internal) to the reply code of
 the signaling protocol, RTSP, SIP and the HTTP API. A code the table does not know, or an
 exception that is not a ``CoreError`` (a bug, a core without the command), is 500. Imports only
-``_core`` (for the class), so every service may use it.
+``_core`` (for the class, when first asked: the GB28181 fuzz target imports the plays from the source
+tree, where the built module may be absent), so every service may use it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
-from ._core import CoreError
+if TYPE_CHECKING:
+    from ._core import CoreError
 
 Target = Literal["signaling", "rtsp", "sip", "http"]
 
@@ -37,7 +39,7 @@ def reply_status(code: int, target: Target) -> int:
 def core_error_status(error: BaseException, target: Target, context: str = "") -> tuple[int, str]:
     """``(reply code, message)`` for an exception a core command raised. ``context`` prefixes the
     message (``"cannot receive 3402..."``)."""
-    if isinstance(error, CoreError):
+    if _is_core_error(error):
         status, message = reply_status(error.code, target), error.message or str(error)
     else:
         status, message = INTERNAL, str(error) or type(error).__name__
@@ -46,4 +48,10 @@ def core_error_status(error: BaseException, target: Target, context: str = "") -
 
 def is_mapped(error: BaseException, target: Target) -> bool:
     """Whether ``error`` is a ``CoreError`` whose code ``target`` knows (else it is logged as a bug)."""
-    return isinstance(error, CoreError) and error.code in _STATUS[target]
+    return _is_core_error(error) and error.code in _STATUS[target]
+
+
+def _is_core_error(error: BaseException) -> TypeGuard[CoreError]:
+    from ._core import CoreError
+
+    return isinstance(error, CoreError)
