@@ -12,11 +12,13 @@ With ``sip.enable`` false every route answers 503.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..gb28181.devices import GbError
-from ..gb28181.play import Plays
 from .responses import Response, error_response, json_response
+
+if TYPE_CHECKING:
+    from ..gb28181.play import Plays
 
 PREFIX = "/srs-sip/v1"
 
