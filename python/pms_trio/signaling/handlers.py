@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .. import _core
 from .._core import CoreError
@@ -24,6 +24,9 @@ from ..streams import StreamRegistry
 from . import protocol as p
 
 log = logging.getLogger("pms_trio.signaling")
+
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
 
 
 class SessionHandler:
@@ -117,9 +120,12 @@ class SessionHandler:
 
     # -- helpers
 
-    def _core_call(self, r: p.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    def _core_call(self, r: p.Request, fn: Callable[Params, Result], *args: Params.args,
+                   **kwargs: Params.kwargs) -> Result:
+        """``fn(*args)`` (a core command, its arguments checked against the stub), a refusal
+        turned into the reply's code."""
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except CoreError as e:
             code, message = core_error_status(e, "signaling")
             if not is_mapped(e, "signaling"):
