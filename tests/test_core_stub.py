@@ -157,3 +157,32 @@ def test_every_stub_class_and_method_exists_with_same_parameters(cls_name: str) 
 def _is_property(fn: ast.FunctionDef) -> bool:
     return any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)
 
+
+def test_every_public_module_name_is_in_the_stub() -> None:
+    mod = core_module()
+    tree = stub_tree()
+    declared = set(stub_classes()) | set(stub_functions())
+    for n in tree.body:
+        if isinstance(n, ast.Assign):
+            declared |= {t.id for t in n.targets if isinstance(t, ast.Name)}
+        elif isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name):
+            declared.add(n.target.id)
+    public = {n for n in dir(mod) if not n.startswith("_")}
+    missing = sorted(public - declared)
+    assert not missing, f"public names of pms_trio._core missing from {STUB.name}: {missing}"
+
+
+@pytest.mark.parametrize("cls_name", sorted(stub_classes()))
+def test_every_public_class_member_is_in_the_stub(cls_name: str) -> None:
+    mod = core_module()
+    cls = getattr(mod, cls_name, None)
+    assert cls is not None, f"class {cls_name} is in the stub, not in the module"
+    node = stub_classes()[cls_name]
+    declared = {i.name for i in node.body if isinstance(i, ast.FunctionDef)}
+    declared |= {i.target.id for i in node.body if isinstance(i, ast.AnnAssign) and isinstance(i.target, ast.Name)}
+    inherited: set[str] = set()
+    for base in cls.__mro__[1:]:
+        inherited |= set(vars(base))
+    own = {n for n in vars(cls) if not n.startswith("_") and n not in inherited}
+    missing = sorted(own - declared)
+    assert not missing, f"{cls_name} members missing from {STUB.name}: {missing}"
