@@ -65,7 +65,9 @@ class TransportOwner(Protocol):
 
 
 class Resolver(Protocol):
-    """A source of streams that are not live until someone asks (GB28181 channels)."""
+    """A source of streams that are not live until someone asks (GB28181 channels; later cascade
+    pulls). It publishes what it starts with ``add_publisher(..., source=<its kind>, pending=True)``;
+    ``resolve`` returning True is its word that the stream is live (the registry marks it so)."""
 
     def knows(self, name: str) -> bool: ...
 
