@@ -33,6 +33,14 @@ class:
   and not for the sets of the SDP ``fmtp``.
 - :class:`KeyframeWanted`: a player of the GB28181 stream waits for a keyframe and the cache has
   none (at most one per 2 s per stream); the SIP side may send DeviceControl ``IFameCmd``.
+- :class:`RecordingFileStarted`: a recorder (:meth:`Core.create_recorder`) opened a file (its first, or
+  the next segment).
+- :class:`RecordingFile`: a recorder finished a file: complete when ``error`` is empty (sizes,
+  duration and index written), else given up on (write error, folder gone; what was written stays
+  playable). ``duration`` is seconds of media, ``bytes`` the file's size.
+- :class:`RecordingEnded`: a recorder ended (``reason``: ``"closed"``, ``"producer-closed"``,
+  ``"no-media"`` after 30 s without media, ``"write-failed"``, ``"shutdown"``); every file it
+  opened was reported before. A ``TransportClosed`` for its id follows (except at shutdown).
 - :class:`LogRecord`: a core log record that passed ``log_level``/``log_tags``; ``level`` is
   ``"debug" | "info" | "warn" | "error"``.
 
@@ -108,6 +116,33 @@ class KeyframeWanted:
     @property
     def stream(self) -> str: ...
 
+class RecordingFileStarted:
+    def __init__(self, transport_id: int, path: str) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+class RecordingFile:
+    def __init__(self, transport_id: int, path: str, bytes: int, duration: float, error: str = "") -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def error(self) -> str: ...
+
+class RecordingEnded:
+    def __init__(self, transport_id: int, reason: str) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
 class LogRecord:
     def __init__(self, level: str, tag: str, message: str) -> None: ...
     @property
@@ -118,7 +153,7 @@ class LogRecord:
     def message(self) -> str: ...
 
 Event = (TransportConnected | TransportClosed | ProducerStarted | RtspMessage | RtspAlive | ParameterSets
-         | KeyframeWanted | LogRecord)
+         | KeyframeWanted | RecordingFileStarted | RecordingFile | RecordingEnded | LogRecord)
 
 class Core:
     def __init__(
@@ -270,6 +305,19 @@ class Core:
         :class:`CoreError` 409 (name taken), 400 (bad transport / arguments, or the media port
         is not bound for tcp-passive/udp)."""
 
+    def create_recorder(self, stream: str, folder: str, pattern: str, *, container: str,
+                        segment_seconds: float = 0.0) -> int:
+        """Record the live ``stream`` into ``folder`` as ``container`` (``"webm"``, ``"mkv"``,
+        ``"mp4"``: fragmented), in files named by the ``strftime`` ``pattern`` formatted in local
+        time when each opens (a name that exists gets ``-1``, ``-2``...: nothing is overwritten).
+        The recorder is a consumer of every track of the stream on the stream's worker; it starts
+        at a keyframe and writes as it goes (a crash loses well under a second).
+        ``segment_seconds`` > 0: a new file at the first video keyframe after that long (a
+        keyframe is asked for then). Returns its transport id; :meth:`close_transport` finishes
+        the file. Events: :class:`RecordingFileStarted`, :class:`RecordingFile`,
+        :class:`RecordingEnded`. Raises :class:`CoreError` (404 not live, 415 a codec the
+        container cannot hold, 400 bad container or pattern)."""
+
     def close_transport(self, transport_id: int) -> None:
         """Close a transport, WebRTC or RTSP (a publisher's close also closes its players, RTSP
         ones included; an RTSP TCP connection the core owns is closed). Unknown ids are ignored."""
@@ -283,7 +331,10 @@ class Core:
         ``gb_ingests`` (live or waiting), ``gb_tcp_connections``, ``gb_unknown_ssrc`` (RTP packets
         dropped: no ingest matched), ``gb_ps_resyncs``, ``gb_bytes_in``, ``gb_packets_in`` (RTP
         packets taken by ingests, in order), ``gb_seq_gaps`` (sequence gaps seen by ingests); the
-        last three count ended ingests too."""
+        last three count ended ingests too. Recording: ``recordings`` (recorders now),
+        ``record_bytes`` (written to files), ``record_files`` (files finished complete),
+        ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
+        not write: loss broke them, or a track never started)."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

@@ -204,6 +204,89 @@ impl KeyframeWanted {
     }
 }
 
+/// A recorder opened a file (its first, or the next segment).
+#[pyclass(module = "pms_trio._core", frozen, eq, get_all)]
+#[derive(Clone, PartialEq)]
+pub struct RecordingFileStarted {
+    transport_id: u64,
+    path: String,
+}
+
+#[pymethods]
+impl RecordingFileStarted {
+    #[new]
+    fn new(transport_id: u64, path: String) -> Self {
+        Self { transport_id, path }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RecordingFileStarted(transport_id={}, path={:?})",
+            self.transport_id, self.path
+        )
+    }
+}
+
+/// A recorder finished a file: complete when `error` is empty, else given up on (what was
+/// written stays playable). `duration` in seconds of media.
+#[pyclass(module = "pms_trio._core", frozen, eq, get_all)]
+#[derive(Clone, PartialEq)]
+pub struct RecordingFile {
+    transport_id: u64,
+    path: String,
+    bytes: u64,
+    duration: f64,
+    error: String,
+}
+
+#[pymethods]
+impl RecordingFile {
+    #[new]
+    #[pyo3(signature = (transport_id, path, bytes, duration, error = String::new()))]
+    fn new(transport_id: u64, path: String, bytes: u64, duration: f64, error: String) -> Self {
+        Self {
+            transport_id,
+            path,
+            bytes,
+            duration,
+            error,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RecordingFile(transport_id={}, path={:?}, bytes={}, duration={}, error={:?})",
+            self.transport_id, self.path, self.bytes, self.duration, self.error
+        )
+    }
+}
+
+/// A recorder ended; every file it opened was reported before.
+#[pyclass(module = "pms_trio._core", frozen, eq, get_all)]
+#[derive(Clone, PartialEq)]
+pub struct RecordingEnded {
+    transport_id: u64,
+    reason: String,
+}
+
+#[pymethods]
+impl RecordingEnded {
+    #[new]
+    fn new(transport_id: u64, reason: String) -> Self {
+        Self {
+            transport_id,
+            reason,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RecordingEnded(transport_id={}, reason={:?})",
+            self.transport_id, self.reason
+        )
+    }
+}
+
 /// A core log record; `level` is `"debug" | "info" | "warn" | "error"`.
 #[pyclass(module = "pms_trio._core", frozen, eq, get_all)]
 #[derive(Clone, PartialEq)]
@@ -272,6 +355,39 @@ pub fn to_python(py: Python<'_>, event: Event) -> PyResult<Bound<'_, PyAny>> {
         )?
         .into_any(),
         Event::KeyframeWanted { stream } => Bound::new(py, KeyframeWanted { stream })?.into_any(),
+        Event::RecordingFileStarted { id, path } => Bound::new(
+            py,
+            RecordingFileStarted {
+                transport_id: id,
+                path,
+            },
+        )?
+        .into_any(),
+        Event::RecordingFile {
+            id,
+            path,
+            bytes,
+            duration_ms,
+            error,
+        } => Bound::new(
+            py,
+            RecordingFile {
+                transport_id: id,
+                path,
+                bytes,
+                duration: duration_ms as f64 / 1000.0,
+                error,
+            },
+        )?
+        .into_any(),
+        Event::RecordingEnded { id, reason } => Bound::new(
+            py,
+            RecordingEnded {
+                transport_id: id,
+                reason: reason.to_string(),
+            },
+        )?
+        .into_any(),
         Event::Log {
             level,
             tag,
@@ -297,6 +413,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RtspAlive>()?;
     m.add_class::<ParameterSets>()?;
     m.add_class::<KeyframeWanted>()?;
+    m.add_class::<RecordingFileStarted>()?;
+    m.add_class::<RecordingFile>()?;
+    m.add_class::<RecordingEnded>()?;
     m.add_class::<LogRecord>()?;
     Ok(())
 }

@@ -355,6 +355,24 @@ impl Core {
             .map_err(|e| core_error(py, e))
     }
 
+    /// Records the live `stream` into `folder` as `container` (`webm`, `mkv`, `mp4`), in files
+    /// named by the `strftime` `pattern`; `segment_seconds` > 0 cuts a new file at the first
+    /// keyframe after that long. Returns the recorder's transport id.
+    #[pyo3(signature = (stream, folder, pattern, *, container, segment_seconds=0.0))]
+    fn create_recorder(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        folder: &str,
+        pattern: &str,
+        container: &str,
+        segment_seconds: f64,
+    ) -> PyResult<u64> {
+        self.engine
+            .create_recorder(stream, folder, pattern, container, segment_seconds)
+            .map_err(|e| core_error(py, e))
+    }
+
     /// Changes the mute state; returns `(video_muted, audio_muted)`.
     #[pyo3(signature = (transport_id, video=None, audio=None))]
     fn set_muted(
