@@ -23,7 +23,8 @@ from pms_trio.record.protocol import (
     container_of,
     error_reply,
     parse_command,
-    segment_name,
+    segment_pattern,
+    single_pattern,
 )
 from pms_trio.record.retention import RecordFile, expired
 
@@ -108,11 +109,12 @@ def test_an_accepted_name_stays_inside_the_folder(name):
     assert not name.startswith(".")
 
 
-def test_segment_names():
-    t = time.mktime((2026, 12, 5, 8, 15, 0, 0, 0, -1))
-    assert segment_name("cam.mkv", t) == "cam-20261205-081500.mkv"
-    assert segment_name("cam.mkv", t, {"cam-20261205-081500.mkv"}) == "cam-20261205-081500-1.mkv"
-    assert segment_name("a.b.webm", t) == "a.b-20261205-081500.webm"
+def test_segment_patterns():
+    t = time.localtime(time.mktime((2026, 12, 5, 8, 15, 0, 0, 0, -1)))
+    assert time.strftime(segment_pattern("cam.mkv"), t) == "cam-20261205-081500.mkv"
+    assert time.strftime(segment_pattern("a.b.webm"), t) == "a.b-20261205-081500.webm"
+    assert time.strftime(segment_pattern("100%.mp4"), t) == "100%-20261205-081500.mp4"
+    assert time.strftime(single_pattern("%Y 100%.mkv"), t) == "%Y 100%.mkv"
 
 
 def test_reply_header():

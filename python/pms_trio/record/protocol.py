@@ -14,7 +14,8 @@ Rules:
 - ``data.segmentSeconds`` (number >= 0, at most a day) and ``data.targetHost``/``data.targetPort``
   are optional; absent means "the config's value".
 - A segment of ``cam.mkv`` started at 2026-12-05 08:15:00 (local time) is
-  ``cam-20261205-081500.mkv``; a second segment in the same second gets ``-1``, ``-2``... appended.
+  ``cam-20261205-081500.mkv`` (:func:`segment_pattern`); a second segment in the same second gets
+  ``-1``, ``-2``... appended by the media core, which opens the segments.
 
 This module imports nothing from trio nor from the rest of the package.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,18 +145,18 @@ def container_of(file_name: str) -> str:
     return container
 
 
-def segment_name(file_name: str, started: float, taken: frozenset[str] | set[str] = frozenset()) -> str:
-    """The name of a segment of ``file_name`` started at ``started`` (UNIX time, named in local
-    time): ``BASE-YYYYmmdd-HHMMSS.EXT``, with ``-N`` appended when that name is in ``taken``."""
+def segment_pattern(file_name: str) -> str:
+    """The ``strftime`` pattern of the segments of ``file_name`` (an accepted name):
+    ``BASE-%Y%m%d-%H%M%S.EXT``, any ``%`` of the name escaped. The media core formats it in local
+    time when it opens each segment and appends ``-1``, ``-2``... when that name exists."""
     dot = file_name.rfind(".")
-    base, ext = file_name[:dot], file_name[dot:]
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-    name = f"{base}-{stamp}{ext}"
-    n = 1
-    while name in taken:
-        name = f"{base}-{stamp}-{n}{ext}"
-        n += 1
-    return name
+    base, ext = file_name[:dot].replace("%", "%%"), file_name[dot:].replace("%", "%%")
+    return f"{base}-%Y%m%d-%H%M%S{ext}"
+
+
+def single_pattern(file_name: str) -> str:
+    """The ``strftime`` pattern that names exactly ``file_name`` (one file, no segments)."""
+    return file_name.replace("%", "%%")
 
 
 def build_reply(method: str, data: dict[str, Any] | None = None, *, stream: str = "", err: int = 0,
