@@ -123,6 +123,8 @@ class RecordConfig:
     record_path: str
     exec_record_done: str
     cmd_port: int
+    segment_seconds: float = 0.0  # > 0: a new file at the first keyframe after every N seconds
+    delete_after_hours: float = 0.0  # > 0: finished recordings older than this are deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,16 @@ def _positive_number(value: Any) -> float:
             or value <= 0):
         raise _Invalid(f"expected a number of seconds > 0, got {_got(value)}")
     return float(value)
+
+
+def _non_negative_number(limit: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                or not 0 <= value <= limit):
+            raise _Invalid(f"expected a number from 0 to {limit:g}, got {_got(value)}")
+        return float(value)
+
+    return check
 
 
 def _bool(value: Any) -> bool:
@@ -366,6 +378,8 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("recordPath", "record_path", _PATH, "./record/"),
         ("execRecordDone", "exec_record_done", _string, ""),
         ("cmdPort", "cmd_port", _port, 8888),
+        ("segmentSeconds", "segment_seconds", _non_negative_number(86400), 0),
+        ("deleteAfterHours", "delete_after_hours", _non_negative_number(24 * 365 * 100), 0),
     ]),
     "sip": (SipConfig, [
         ("enable", "enable", _bool, True),
@@ -385,7 +399,9 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
     ]),
 }
 _ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http")
-_ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}}
+# The seed documents' own spellings (SPEC section 2).
+_ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}, "log": {"consolLevel": "consoleLevel"},
+            "websocket": {"cerFile": "certFile"}}
 
 
 # ---------------------------------------------------------------------------------------------

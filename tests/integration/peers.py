@@ -383,11 +383,12 @@ def build_publisher_pc(
     video_codec: str | None = "video/H264",
     audio_codec: str | None = "audio/opus",
     colour: tuple[int, int, int] = RED,
+    video_track: ColourVideoTrack | None = None,
 ) -> tuple[RTCPeerConnection, ColourVideoTrack | None, SineAudioTrack | None]:
     pc = RTCPeerConnection(no_ice_servers())
     video = audio = None
     if video_codec:
-        video = ColourVideoTrack(colour)
+        video = video_track or ColourVideoTrack(colour)
         tr = pc.addTransceiver(video, direction="sendonly")
         tr.setCodecPreferences(codec_preferences("video", video_codec))
     if audio_codec:
@@ -409,10 +410,12 @@ async def publish(
     signaling: SignalingClient | None = None,
     wait_connected: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    video_track: ColourVideoTrack | None = None,
 ) -> Publisher:
-    """The whole publish flow; returns once the peer connection is connected."""
+    """The whole publish flow; returns once the peer connection is connected. ``video_track``
+    replaces the solid colour (e.g. a frame counter)."""
     sig = signaling or await SignalingClient.connect(url, ssl_context=ssl_context)
-    pc, video, audio = build_publisher_pc(video_codec, audio_codec, colour)
+    pc, video, audio = build_publisher_pc(video_codec, audio_codec, colour, video_track)
     pub = Publisher(sig, pc, stream, video, audio)
     try:
         offer = await make_offer(pc, timeout)

@@ -46,7 +46,8 @@ def test_to_dict_has_every_spec_key():
                                      "heartbeatTimeout"}
     assert set(doc["sip"]) == {"enable", "serial", "realm", "listenIp", "port", "announcedIp", "password",
                                "keepaliveTimeout", "mediaPort", "mediaTransport"}
-    assert set(doc["record"]) == {"targetHost", "targetPort", "recordPath", "execRecordDone", "cmdPort"}
+    assert set(doc["record"]) == {"targetHost", "targetPort", "recordPath", "execRecordDone", "cmdPort",
+                                      "segmentSeconds", "deleteAfterHours"}
     json.dumps(doc)  # serialisable
     assert doc == c.resolve(doc, base_dir="/srv/pms", check_files=False)[0].to_dict()  # a fixed point
 
@@ -62,6 +63,25 @@ def test_alias_num_of_worker_process():
         'master.numOfWorkerProcess: expected integer 0-1024, got "x"']
     assert any("numOfWorkerProcess" in e for e in errors_of({"master": {"numOfWorkerProcess": 3,
                                                                         "numOfWorkProcess": 4}}))
+
+
+def test_seed_spellings_are_aliases():
+    cfg, warnings = resolve({"log": {"consolLevel": "debug"}, "websocket": {"cerFile": "c.pem"}})
+    assert cfg.log.console_level == "debug"
+    assert cfg.websocket.cert_file.endswith("c.pem")
+    assert not [w for w in warnings if "consolLevel" in w or "cerFile" in w]
+    assert errors_of({"log": {"consolLevel": "loud"}}) and all(
+        "log.consolLevel" in e for e in errors_of({"log": {"consolLevel": "loud"}}))
+
+
+def test_record_segments_and_retention():
+    cfg = resolve({})[0]
+    assert cfg.record.segment_seconds == 0 and cfg.record.delete_after_hours == 0
+    cfg = resolve({"record": {"segmentSeconds": 4, "deleteAfterHours": 0.5}})[0]
+    assert cfg.record.segment_seconds == 4 and cfg.record.delete_after_hours == 0.5
+    assert errors_of({"record": {"segmentSeconds": -1}}) == [
+        "record.segmentSeconds: expected a number from 0 to 86400, got -1"]
+    assert errors_of({"record": {"deleteAfterHours": "x"}})
 
 
 def test_unknown_keys_are_warnings():
