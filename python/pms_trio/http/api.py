@@ -4,9 +4,9 @@ Owns the JSON documents of ``/api/v1/server``, ``/api/v1/streams``, ``/api/v1/se
 Prometheus text of ``/metrics``. Errors are JSON ``{"code": N, "data": {"msg": ...}}`` like the
 srs-sip API that will share this port. Reads state only; changes nothing.
 
-The ``/srs-sip/v1/...`` routes (section 7) are in ``gb_api`` (async: they may wait for a device).
-Later: ``POST /api/v1/record/start|stop`` (section 5, answered 501 until the recorder exists) and
-the web page at ``/``.
+The ``/srs-sip/v1/...`` routes (section 7) are in ``gb_api`` (async: they may wait for a device);
+the recording routes (section 5: ``/api/v1/record/start|stop``, ``/api/v1/records``,
+``/records/NAME``) in ``record_api``. Later: the web page at ``/``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import trio
 
 from .. import __version__
 from ..streams import StreamRegistry
-from . import gb_api
-from .responses import Response, error_response, json_response
+from . import gb_api, record_api
+from .responses import FileResponse, Response, error_response, json_response
 
 if TYPE_CHECKING:
     from .. import _core
@@ -42,13 +42,18 @@ class Api:
     rtsp_host: str = "127.0.0.1"  # the host in the play URLs /srs-sip/v1/invite returns
 
     gb: gb_api.GbApi | None = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
+    recorder: Any = None  # the recording service (record_api.Recordings; also its counters)
 
-    async def handle_async(self, method: str, target: str, body: bytes = b"") -> Response:
-        """Every route: the srs-sip ones may wait for a device (INVITE, PTZ)."""
+    async def handle_async(self, method: str, target: str, body: bytes = b"",
+                           headers: dict[str, str] | None = None) -> Response | FileResponse:
+        """Every route: the srs-sip ones may wait for a device (INVITE, PTZ), a record.stop for
+        the last file. ``headers``: the request's, names in lower case."""
         path = urlsplit(target).path.rstrip("/") or "/"
         if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)
+        if record_api.owns(path):
+            return await record_api.handle(self.recorder, method, path, body, headers or {})
         return self.handle(method, target)
 
     def handle(self, method: str, target: str) -> Response:
@@ -61,10 +66,8 @@ class Api:
         }
         route = routes.get(path)
         if route is None:
-            if path in ("/api/v1/record/start", "/api/v1/record/stop"):
-                return error_response(501, "recording is not implemented yet")
             return error_response(404, f"no such resource: {path}; see /api/v1/server, /api/v1/streams, "
-                                       f"/api/v1/sessions, /metrics")
+                                       f"/api/v1/sessions, /api/v1/records, /metrics")
         if method not in ("GET", "HEAD"):
             return error_response(405, f"{path} answers GET only")
         return route()
@@ -83,7 +86,9 @@ class Api:
                                    "core": self._core_stats()})
 
     def _streams(self) -> Response:
-        return json_response(200, {"streams": self.registry.snapshot()})
+        recording = self.recorder.recording_streams() if self.recorder is not None else set()
+        streams = [{**s, "recording": s["name"] in recording} for s in self.registry.snapshot()]
+        return json_response(200, {"streams": streams})
 
     def _sessions(self) -> Response:
         """Signaling sessions (``kind`` "webrtc") then RTSP connections (``kind`` "rtsp": stream,
@@ -108,6 +113,16 @@ class Api:
         if self.gb is not None:
             online = self.gb.online_devices()
             metric("pms_gb28181_devices_online", "gauge", "GB28181 devices online.", online)
+        if self.recorder is not None:
+            c = self.recorder.counters
+            metric("pms_recordings", "gauge", "Recordings running.", len(self.recorder.recording_streams()))
+            metric("pms_recordings_total", "counter", "Recordings started.", c.started)
+            metric("pms_record_files_total", "counter", "Recording files finished complete.", c.files_done)
+            metric("pms_record_files_failed_total", "counter", "Recording files given up on (write errors).",
+                   c.files_failed)
+            metric("pms_record_bytes_total", "counter", "Bytes of finished recording files.", c.bytes)
+            metric("pms_record_hooks_failed_total", "counter", "execRecordDone runs that failed or timed out.",
+                   c.hooks_failed)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
             if key in CORE_GAUGES:

@@ -24,6 +24,7 @@ log = logging.getLogger("pms_trio.http")
 MAX_BODY = 64 * 1024
 IDLE_TIMEOUT = 30.0
 READ_SIZE = 16 * 1024
+FILE_CHUNK = 64 * 1024
 
 
 async def serve(config: HttpConfig, api: Api, *,
@@ -66,8 +67,12 @@ async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
             return
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
-        response = await api.handle_async(method, target, bytes(body))
-        await _send(stream, conn, response, head_only=(method == "HEAD"))
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in request.headers}
+        response = await api.handle_async(method, target, bytes(body), headers)
+        if isinstance(response, FileResponse):
+            await _send_file(stream, conn, response, head_only=(method == "HEAD"))
+        else:
+            await _send(stream, conn, response, head_only=(method == "HEAD"))
         log.debug("http: %s %s -> %d", method, target, response.status)
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
             return
@@ -99,12 +104,31 @@ async def _read_request(stream: trio.SocketStream, conn: h11.Connection) -> tupl
             return None, bytearray()
 
 
-def _headers(response: Response, length: int, close: bool) -> list[tuple[str, str]]:
+def _headers(response: Response | FileResponse, length: int, close: bool) -> list[tuple[str, str]]:
     headers = [("Content-Type", response.content_type), ("Content-Length", str(length)),
-               ("Server", f"pms-trio/{__version__}"), ("Cache-Control", "no-store")]
+               ("Server", f"pms-trio/{__version__}"), ("Cache-Control", "no-store"), *response.headers]
     if close:
         headers.append(("Connection", "close"))
     return headers
+
+
+async def _send_file(stream: trio.SocketStream, conn: h11.Connection, response: FileResponse, *,
+                     head_only: bool = False) -> None:
+    """Streams a span of a file (a recording, possibly still growing) in 64 KiB reads."""
+    headers = _headers(response, response.length, False)
+    await stream.send_all(conn.send(h11.Response(status_code=response.status, headers=headers,
+                                                 reason=_reason(response.status))) or b"")
+    if not head_only:
+        async with await trio.open_file(response.path, "rb") as f:
+            await f.seek(response.start)
+            left = response.length
+            while left > 0:
+                chunk = await f.read(min(FILE_CHUNK, left))
+                if not chunk:  # the file shrank: h11 refuses the short body and the connection ends
+                    break
+                left -= len(chunk)
+                await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
+    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
 
 
 async def _send(stream: trio.SocketStream, conn: h11.Connection, response: Response, *,
