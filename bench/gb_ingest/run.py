@@ -81,6 +81,7 @@ def make_ps(path: Path, bitrate: int) -> None:
 
 def one(n: int, args: argparse.Namespace, sender: Path, ps: Path) -> dict[str, Any]:
     """One measurement (run in a child process)."""
+    from pms_trio import _core
     from pms_trio._core import Core
 
     core = Core(workers=1, listen_ip="127.0.0.1", announced_ips=["127.0.0.1"], min_port=0, max_port=0,
@@ -96,10 +97,10 @@ def one(n: int, args: argparse.Namespace, sender: Path, ps: Path) -> dict[str, A
 
     def drain() -> None:
         for e in core.poll_events():
-            if e[0] == "producer_started":
-                live.add(e[1])
-            elif e[0] == "transport_closed":
-                log(f"  ingest {e[1]} closed: {e[2]}")
+            if isinstance(e, _core.ProducerStarted):
+                live.add(e.stream)
+            elif isinstance(e, _core.TransportClosed):
+                log(f"  ingest {e.transport_id} closed: {e.reason}")
 
     deadline = time.monotonic() + args.warmup
     while time.monotonic() < deadline:

@@ -2,13 +2,14 @@
 
 Commands are methods on :class:`Core`; none of them blocks on the network. Events come back
 through :meth:`Core.poll_events` after the core has written a byte to :meth:`Core.event_fd`
-(one trio task waits on it with ``trio.lowlevel.wait_readable``, see ``pms_trio.core``).
+(one trio task waits on it with ``trio.lowlevel.wait_readable``, see ``pms_trio.events``).
 
-Event tuples (first item is the event name; ids are the ``int`` transport ids returned by the
-``create_*`` commands):
+Events are frozen records, one class per kind, built in ``rust/py/src/events.rs`` (ids are the
+``int`` transport ids returned by the ``create_*`` commands); ``pms_trio.events`` dispatches on the
+class:
 
-- ``("transport_connected", transport_id)``: ICE and DTLS are up; media may flow.
-- ``("transport_closed", transport_id, reason)``: the transport is gone (``"closed"`` when asked
+- :class:`TransportConnected`: ICE and DTLS are up; media may flow.
+- :class:`TransportClosed`: the transport is gone (``reason`` ``"closed"`` when asked
   to, ``"ice-timeout"``, ``"dtls-failed"``, ``"connect-timeout"`` when ICE/DTLS never completed
   within the connect timeout, ``"producer-closed"`` for a player whose stream ended; RTSP
   transports also ``"eof"`` when the peer closed the TCP connection, ``"stalled"`` after 10 s
@@ -17,29 +18,36 @@ Event tuples (first item is the event name; ids are the ``int`` transport ids re
   by themselves with ``"media-timeout"`` (no RTP for 10 s, including never any),
   ``"eof"`` (the camera closed its TCP connection), ``"connect-failed"`` (tcp-active),
   ``"protocol-error"`` (unusable RFC 4571 framing on its connection).
-- ``("producer_started", stream, [codec, ...])``: the first media packet of a published stream
-  arrived; codecs are ``"video/H264"``-style names.
-- ``("rtsp_message", transport_id, data: bytes)``: an RTSP text message (headers, empty line,
-  ``Content-Length`` body) the core read on a TCP connection it owns since ``rtsp_start``;
-  answer with :meth:`Core.rtsp_send`.
-- ``("rtsp_alive", transport_id)``: the core read something from an RTSP peer since
+- :class:`ProducerStarted`: the first media packet of a published stream arrived; ``codecs`` are
+  ``"video/H264"``-style names.
+- :class:`RtspMessage`: an RTSP text message (headers, empty line, ``Content-Length`` body, at most
+  :data:`RTSP_MAX_HEADER` + :data:`RTSP_MAX_BODY` bytes) the core read on a TCP connection it owns
+  since ``rtsp_start``; answer with :meth:`Core.rtsp_send`.
+- :class:`RtspAlive`: the core read something from an RTSP peer since
   :meth:`Core.rtsp_add_track`/``rtsp_start`` (interleaved frames or text on a TCP connection it
   owns, any datagram from the client's address on a UDP pair: RTCP receiver reports, a
   publisher's media). At most one per transport every 2 s. The session timeout counts it like a
   request (SPEC 4: sessions expire after 60 s without a request or RTCP).
-- ``("parameter_sets", stream, codec, [nal: bytes, ...])``: the H.264 ``[SPS, PPS]`` or H.265
-  ``[VPS, SPS, PPS]`` of a producer track changed in band (``codec`` is ``"H264"``/``"H265"``);
-  raised when they change, not per packet, and not for the sets of the SDP ``fmtp``.
-- ``("keyframe_wanted", stream)``: a player of the GB28181 stream waits for a keyframe and the
-  cache has none (at most one per 2 s per stream); the SIP side may send DeviceControl
-  ``IFameCmd`` to the camera.
-- ``("log", level, tag, message)``: a core log record that passed ``log_level``/``log_tags``;
-  ``level`` is ``"debug" | "info" | "warn" | "error"``.
+- :class:`ParameterSets`: the H.264 ``[SPS, PPS]`` or H.265 ``[VPS, SPS, PPS]`` of a producer track
+  changed in band (``codec`` is ``"H264"``/``"H265"``); raised when they change, not per packet,
+  and not for the sets of the SDP ``fmtp``.
+- :class:`KeyframeWanted`: a player of the GB28181 stream waits for a keyframe and the cache has
+  none (at most one per 2 s per stream); the SIP side may send DeviceControl ``IFameCmd``.
+- :class:`LogRecord`: a core log record that passed ``log_level``/``log_tags``; ``level`` is
+  ``"debug" | "info" | "warn" | "error"``.
+
+Each record compares equal to another of its class with the same fields, and can be built from
+Python (tests, fakes) with the same arguments the core uses.
 """
 
 from collections.abc import Sequence
 
-EventTuple = tuple
+from pms_trio.core_types import CoreTrack, PublishTrack, TrackSetup
+
+RTSP_MAX_HEADER: int
+"""Longest header block of an RTSP text message (64 KiB), in the core and in ``textframe``."""
+RTSP_MAX_BODY: int
+"""Longest body of an RTSP (and SIP) text message (256 KiB), in the core and in ``textframe``."""
 
 class CoreError(Exception):
     """A command the core refused. ``code`` follows the signaling error codes.
@@ -47,10 +55,70 @@ class CoreError(Exception):
     400 bad arguments, 404 no such stream, 409 stream already published (or reserved by a GB28181
     ingest), 415 no codec in common with the offer
     (the message lists the codecs on offer), 422 unusable SDP, 500 internal.
+    :func:`pms_trio.core_errors.core_error_status` maps it to each protocol's reply code.
     """
 
     code: int
     message: str
+
+    def __init__(self, code: int, message: str) -> None: ...
+
+class TransportConnected:
+    def __init__(self, transport_id: int) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+
+class TransportClosed:
+    def __init__(self, transport_id: int, reason: str) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+class ProducerStarted:
+    def __init__(self, stream: str, codecs: Sequence[str]) -> None: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def codecs(self) -> tuple[str, ...]: ...
+
+class RtspMessage:
+    def __init__(self, transport_id: int, data: bytes) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+class RtspAlive:
+    def __init__(self, transport_id: int) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+
+class ParameterSets:
+    def __init__(self, stream: str, codec: str, nals: Sequence[bytes]) -> None: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def codec(self) -> str: ...
+    @property
+    def nals(self) -> tuple[bytes, ...]: ...
+
+class KeyframeWanted:
+    def __init__(self, stream: str) -> None: ...
+    @property
+    def stream(self) -> str: ...
+
+class LogRecord:
+    def __init__(self, level: str, tag: str, message: str) -> None: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+Event = (TransportConnected | TransportClosed | ProducerStarted | RtspMessage | RtspAlive | ParameterSets
+         | KeyframeWanted | LogRecord)
 
 class Core:
     def __init__(
@@ -80,7 +148,7 @@ class Core:
     def event_fd(self) -> int:
         """The read end of the wakeup pipe; readable when events are queued."""
 
-    def poll_events(self) -> list[EventTuple]:
+    def poll_events(self) -> list[Event]:
         """Drain every queued event (and the wakeup pipe). Never blocks."""
 
     def bound_ports(self) -> list[int]:
@@ -105,7 +173,7 @@ class Core:
     def stream_codecs(self, stream: str) -> list[str] | None:
         """The codecs of a live stream (``"video/H264"``...), or ``None`` when it is not live."""
 
-    def stream_tracks(self, stream: str) -> list[dict] | None:
+    def stream_tracks(self, stream: str) -> list[CoreTrack] | None:
         """Per producer track of a live stream, for DESCRIBE: ``{"index": int, "kind": "audio" |
         "video", "codec": str ("H264", "opus", "MPEG4-GENERIC"...), "payload_type": int,
         "clock_rate": int, "channels": int (0 for video), "fmtp": str}``; ``None`` when not live.
@@ -116,7 +184,7 @@ class Core:
         transport id. Add tracks with :meth:`rtsp_add_track`, then :meth:`rtsp_start`. Raises
         :class:`CoreError` (404 when the stream is not live)."""
 
-    def create_rtsp_publisher(self, stream: str, tracks: list[dict]) -> int:
+    def create_rtsp_publisher(self, stream: str, tracks: Sequence[PublishTrack]) -> int:
         """An RTSP publisher of ``stream`` (ANNOUNCE); the stream is live at once. ``tracks`` as
         parsed from the ANNOUNCE SDP, in order: ``{"kind", "codec", "payload_type", "clock_rate",
         "channels", "fmtp"}`` (the last three optional). ``sprop-parameter-sets`` in an H.264
@@ -133,7 +201,7 @@ class Core:
         *,
         channels: tuple[int, int] | None = None,
         client: tuple[str, int, int] | None = None,
-    ) -> dict:
+    ) -> TrackSetup:
         """One SETUP. ``track``: for a player the ``index`` of :meth:`stream_tracks`, for a
         publisher the position in its ANNOUNCE ``tracks``. Give exactly one of ``channels=(rtp,
         rtcp)`` (TCP interleaved) or ``client=(ip, rtp_port, rtcp_port)`` (UDP: the core binds a

@@ -27,8 +27,9 @@ from typing import Any
 
 import trio
 
+from . import _core
 from .config import Config
-from .core import pump_events
+from .events import pump_events
 from .gb28181 import service as gb_service
 from .http import server as http_server
 from .http.api import Api
@@ -53,12 +54,7 @@ def _client_host(listen_ip: str) -> str:
     return f"[{listen_ip}]" if ":" in listen_ip else listen_ip
 
 
-def make_core(config: Config) -> Any:
-    try:
-        from . import _core
-    except ImportError as e:
-        raise StartupError(f"the media core (pms_trio._core) is not built: {e}; install with `pip install .` "
-                           f"or `maturin develop`") from None
+def make_core(config: Config) -> _core.Core:
     w = config.webrtc
     try:
         return _core.Core(workers=config.master.num_of_work_process, listen_ip=w.listen_ip,
@@ -108,7 +104,7 @@ async def run(config: Config, *, ready_file: str | None = None) -> None:
     log.info("stopped")
 
 
-async def _supervise(config: Config, core: Any, ready_file: str | None,
+async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
                      watchdog_box: list[threading.Timer]) -> None:
     registry = StreamRegistry(core)
     sessions: dict[str, Any] = {}
@@ -129,7 +125,7 @@ async def _supervise(config: Config, core: Any, ready_file: str | None,
         raise startup_error
 
 
-async def _start_services(root: trio.Nursery, config: Config, core: Any, registry: StreamRegistry,
+async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, registry: StreamRegistry,
                           sessions: dict[str, Any], rtsp_sessions: dict[str, Any],
                           api: Api) -> dict[str, tuple[str, int]]:
     bound: dict[str, tuple[str, int]] = {}
@@ -159,11 +155,11 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
             api.ports["sip_media"] = list(media_ports)
             bound["sip_media"] = (sip.listen_ip, media_ports[0])
             bound["sip_media_udp"] = (sip.listen_ip, media_ports[1])
-        holder: list[Any] = []
-        bound["sip"] = await _start(root, "sip", "sip.port", sip.listen_ip, sip.port,
-                                    partial(gb_service.serve, sip, core, registry, media_ports=media_ports,
-                                            holder=holder))
-        api.gb = holder[0]
+        gb = await _start(root, "sip", "sip.port", sip.listen_ip, sip.port,
+                          partial(gb_service.serve, sip, core, registry, media_ports=media_ports),
+                          address_of=lambda service: service.address)
+        api.gb = gb
+        bound["sip"] = gb.address
         api.ports["sip"] = bound["sip"][1]
 
     # Not written yet; their ports are left unbound. Each will be started here the same way:
@@ -176,26 +172,26 @@ async def _start_services(root: trio.Nursery, config: Config, core: Any, registr
 
 
 async def _start(root: trio.Nursery, name: str, key: str, ip: str, port: int,
-                 serve: Callable[..., Awaitable[Any]]) -> tuple[str, int]:
+                 serve: Callable[..., Awaitable[Any]],
+                 address_of: Callable[[Any], tuple[str, int]] = lambda started: started) -> Any:
+    """Start one service; returns what it reported (its bound address, or the GB28181 service,
+    whose address ``address_of`` reads)."""
     try:
-        address = await root.start(serve)
+        started = await root.start(serve)
+        address = address_of(started)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise StartupError(f"{name}: port {port} on {ip} is already in use ({key}); stop the other "
                                f"program or choose another port") from None
         raise StartupError(f"{name}: cannot listen on {ip}:{port} ({key}): {e.strerror or e}") from None
     log.info("%s: listening on %s:%d", name, address[0], address[1])
-    return address
+    return started
 
 
-def _gb_listen(core: Any, ip: str, port: int) -> tuple[int, int] | None:
-    """Bind the GB28181 media port (TCP, UDP) in the core; None with a core that has no ingest."""
-    listen = getattr(core, "gb_listen", None)
-    if listen is None:
-        log.warning("sip: this media core has no GB28181 ingest; sip.mediaPort %d not bound", port)
-        return None
+def _gb_listen(core: _core.Core, ip: str, port: int) -> tuple[int, int] | None:
+    """Bind the GB28181 media port (TCP, UDP) in the core."""
     try:
-        tcp_port, udp_port = listen(ip, port)
+        tcp_port, udp_port = core.gb_listen(ip, port)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise StartupError(f"sip: media port {port} on {ip} is already in use (sip.mediaPort); stop the "
@@ -205,7 +201,7 @@ def _gb_listen(core: Any, ip: str, port: int) -> tuple[int, int] | None:
     return int(tcp_port), int(udp_port)
 
 
-def _webrtc_ports(core: Any) -> list[int]:
+def _webrtc_ports(core: _core.Core) -> list[int]:
     try:
         return sorted(int(p) for p in core.bound_ports())
     except Exception:  # noqa: BLE001
@@ -213,7 +209,7 @@ def _webrtc_ports(core: Any) -> list[int]:
         return []
 
 
-def _report_ready(config: Config, core: Any, bound: dict[str, tuple[str, int]], ready_file: str | None) -> None:
+def _report_ready(config: Config, core: _core.Core, bound: dict[str, tuple[str, int]], ready_file: str | None) -> None:
     ws, http = config.websocket, config.http
     scheme = "wss" if ws.ssl else "ws"
     ws_url = f"{scheme}://{_client_host(ws.listen_ip)}:{bound['websocket'][1]}{ws.location}"

@@ -1,31 +1,35 @@
 """The stream registry: the one place that answers "where does stream NAME come from?".
 
 Owns: which stream names are live here, which transport publishes each, which transports play it,
-and who owns each transport (an object with a ``transport_closed(transport_id, stream, role,
-reason)`` method: a signaling session today; an RTSP session, a recorder or a cascade edge later).
+and who owns each transport (a :class:`TransportOwner`: a signaling session, an RTSP connection, a
+GB28181 play; a recorder or a cascade edge later).
 
 Rules:
 
 - A stream is live from the moment its publish is accepted (``add_publisher``), before its first
   packet. ``producer_started`` events fill in its codecs.
-- An RTSP publish claims its name at ANNOUNCE (``add_publisher(..., pending=True)``: a second
-  publisher of the name is refused, WebRTC or RTSP) and is live once RECORD is accepted
-  (:meth:`mark_live`). :meth:`locate` waits (up to 10 s) for a pending stream to go live.
+- A pending publish claims its name (``add_publisher(..., pending=True)``: a second publisher of
+  the name is refused, WebRTC or RTSP) and goes live in one of three ways, none of which names a
+  kind of source: its owner says so (:meth:`mark_live`, an RTSP RECORD); it was added with
+  ``live_at_media=True`` and its first media arrives (a camera: live once its codecs are known);
+  or a :class:`Resolver` says so (``resolve()`` returning True is its word that the stream is live).
+  :meth:`locate` waits (up to 10 s) for a pending stream to go live.
 - H.264/H.265 parameter sets learned in band (``parameter_sets`` events) are kept per stream for
   RTSP DESCRIBE (a WebRTC publisher sends them only in band).
-- Core events for a transport (``transport_closed``, ``rtsp_message``, ``rtsp_alive``) go to its owner.
+- Core events for a transport (``transport_closed``, ``rtsp_message``, ``rtsp_alive``) go to its
+  owner, a :class:`TransportOwner` (every owner implements the three methods; a kind of transport
+  that never gets a message ignores it).
 - When a publisher's transport ends (its own close, its session's end, or a ``transport_closed``
   event), the stream stops being live at once and every player's owner is told
   (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
   itself; their later ``transport_closed`` events find nothing here and are ignored.
 - :meth:`locate` is the hook for other sources: local live streams, then the :class:`Resolver`
-  (the GB28181 service: a channel id is INVITEd, once, shared by every consumer, and is live when
-  its codecs are known). Signaling (WebRTC play) and RTSP DESCRIBE call it before answering 404.
-  The resolver hears every change of a stream's player count (``players_changed``) to end an
-  on-demand source after its last consumer, and the core's ``keyframe_wanted``. A GB28181 stream is
-  claimed pending and becomes live at its ``producer_started``. Cascade pulls (SPEC 6) will be a
-  second resolver.
-- Owners' callbacks must not block: the event pump calls them synchronously.
+  (the GB28181 plays: a channel id is INVITEd, once, shared by every consumer). Signaling (WebRTC
+  play) and RTSP DESCRIBE call it before answering 404. The resolver hears every change of a
+  stream's player count (``players_changed``) to end an on-demand source after its last consumer,
+  and the core's ``keyframe_wanted``. Cascade pulls (SPEC 6) will be a second resolver.
+- Owners' callbacks must not block: the event pump calls them synchronously. The registry is the
+  event pump's :class:`~pms_trio.events.EventSink`.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
+
+if TYPE_CHECKING:
+    from . import _core
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,22 @@ PLAY = "play"
 
 
 class TransportOwner(Protocol):
+    """Who created a transport (a signaling session, an RTSP connection, a GB28181 play) and hears
+    what happens to it."""
+
     def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None: ...
+
+    def rtsp_message(self, transport_id: int, data: bytes) -> None:
+        """A text message the core read on a connection it owns (RTSP after PLAY/RECORD)."""
+
+    def rtsp_alive(self, transport_id: int) -> None:
+        """The core read something from the transport's peer (a sign of life)."""
 
 
 class Resolver(Protocol):
-    """A source of streams that are not live until someone asks (GB28181 channels)."""
+    """A source of streams that are not live until someone asks (GB28181 channels; later cascade
+    pulls). It publishes what it starts with ``add_publisher(..., source=<its kind>, pending=True)``;
+    ``resolve`` returning True is its word that the stream is live (the registry marks it so)."""
 
     def knows(self, name: str) -> bool: ...
 
@@ -63,18 +81,20 @@ class Resolver(Protocol):
 @dataclass(slots=True)
 class LiveStream:
     name: str
-    source: str  # "webrtc" | "rtsp" | "cascade" | "gb28181"
+    source: str  # what the publisher said it is ("webrtc", "rtsp", "gb28181"...): shown, never tested
     publisher: int  # transport id
     started_at: float
     codecs: tuple[str, ...] = ()
     players: set[int] = field(default_factory=set)
     pending: bool = False  # claimed (RTSP ANNOUNCE) but not live until RECORD
+    live_at_media: bool = False  # a pending stream goes live at its producer_started
     parameter_sets: dict[str, tuple[bytes, ...]] = field(default_factory=dict)  # "H264" -> (SPS, PPS)
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a stream comes from: ``kind`` "local" (live here); later "cascade" and "gb28181"."""
+    """Where a stream comes from: ``kind`` "local" (live here), or the ``source`` a resolver
+    published it as ("gb28181"; later "cascade")."""
 
     kind: str
     stream: str
@@ -89,7 +109,7 @@ class _Entry:
 
 
 class StreamRegistry:
-    def __init__(self, core: Any = None) -> None:
+    def __init__(self, core: _core.Core | None = None) -> None:
         self._core = core  # for stream_codecs(); may be None in tests
         self._streams: dict[str, LiveStream] = {}
         self._transports: dict[int, _Entry] = {}
@@ -130,8 +150,11 @@ class StreamRegistry:
         if resolver is not None and resolver.knows(name):
             remaining = max(0.0, deadline - trio.current_time())
             with trio.move_on_after(remaining):
-                if await resolver.resolve(name, remaining) and self.is_live(name):
-                    return Location("gb28181", name)
+                if await resolver.resolve(name, remaining):
+                    self.mark_live(name)  # the resolver's word
+                    stream = self._streams.get(name)
+                    if stream is not None and not stream.pending:
+                        return Location(stream.source, name)
         return None
 
     async def wait_changed(self, timeout: float = math.inf) -> None:
@@ -165,10 +188,13 @@ class StreamRegistry:
     # -- changes made by services
 
     def add_publisher(self, name: str, transport_id: int, owner: TransportOwner, *, source: str = "webrtc",
-                      pending: bool = False) -> None:
+                      pending: bool = False, live_at_media: bool = False) -> None:
+        """``source`` is a label for listings. ``pending``: claimed, not live until :meth:`mark_live`
+        (or, with ``live_at_media``, until its first media)."""
         if name in self._streams:
             raise RuntimeError(f"stream {name!r} is already live")  # callers check is_claimed() first
-        self._streams[name] = LiveStream(name, source, transport_id, time.monotonic(), pending=pending)
+        self._streams[name] = LiveStream(name, source, transport_id, time.monotonic(), pending=pending,
+                                         live_at_media=live_at_media)
         self._transports[transport_id] = _Entry(name, PUBLISH, owner)
         log.info("stream %s: %s (%s, transport %d)", name, "being published" if pending else "live", source,
                  transport_id)
@@ -240,8 +266,8 @@ class StreamRegistry:
         if stream is not None:
             stream.codecs = tuple(codecs)
             log.info("stream %s: media started (%s)", name, ", ".join(codecs))
-            if stream.pending and stream.source == "gb28181":
-                self.mark_live(name)  # a camera's stream is live once its codecs are known
+            if stream.pending and stream.live_at_media:
+                self.mark_live(name)  # e.g. a camera's stream: live once its codecs are known
             self._notify()
 
     def on_keyframe_wanted(self, name: str) -> None:
@@ -260,12 +286,11 @@ class StreamRegistry:
     def on_rtsp_message(self, transport_id: int, data: bytes) -> None:
         """An RTSP request the core read on a connection it owns: to the transport's owner."""
         entry = self._transports.get(transport_id)
-        handler = getattr(entry.owner, "rtsp_message", None) if entry is not None else None
-        if entry is None or handler is None:
-            log.debug("rtsp_message for transport %d, which has no RTSP owner: dropped", transport_id)
+        if entry is None:
+            log.debug("rtsp_message for transport %d, which has no owner: dropped", transport_id)
             return
         try:
-            handler(transport_id, data)
+            entry.owner.rtsp_message(transport_id, data)
         except Exception:
             log.exception("stream %s: owner of transport %d failed on an RTSP message", entry.stream,
                           transport_id)
@@ -274,11 +299,10 @@ class StreamRegistry:
         """The core read something from an RTSP peer (RTCP, a publisher's media): to the
         transport's owner, whose session timeout counts it as a keep-alive."""
         entry = self._transports.get(transport_id)
-        handler = getattr(entry.owner, "rtsp_alive", None) if entry is not None else None
-        if entry is None or handler is None:
+        if entry is None:
             return
         try:
-            handler(transport_id)
+            entry.owner.rtsp_alive(transport_id)
         except Exception:
             log.exception("stream %s: owner of transport %d failed on a sign of life", entry.stream,
                           transport_id)

@@ -30,6 +30,7 @@ from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from pms_trio import _core
 
 from . import peers
 from .peers import make_offer, no_ice_servers, use_loopback_only
@@ -138,18 +139,18 @@ class Camera:
 
 
 class Events:
-    """Every event of the core, as polled."""
+    """Every event of the core (its records, ``_core.pyi``) but log records, as polled."""
 
     def __init__(self, core: Any) -> None:
         self.core = core
-        self.log: list[tuple[Any, ...]] = []
+        self.log: list[Any] = []
 
-    def poll(self) -> list[tuple[Any, ...]]:
-        new = [e for e in self.core.poll_events() if e[0] != "log"]
+    def poll(self) -> list[Any]:
+        new = [e for e in self.core.poll_events() if not isinstance(e, _core.LogRecord)]
         self.log.extend(new)
         return new
 
-    async def wait(self, pred: Callable[[tuple[Any, ...]], bool], timeout: float = WAIT) -> tuple[Any, ...]:
+    async def wait(self, pred: Callable[[Any], bool], timeout: float = WAIT) -> Any:
         deadline = time.monotonic() + timeout
         seen = 0
         while time.monotonic() < deadline:
@@ -163,7 +164,7 @@ class Events:
 
     def closed(self, tid: int) -> list[str]:
         self.poll()
-        return [e[2] for e in self.log if e[0] == "transport_closed" and e[1] == tid]
+        return [e.reason for e in self.log if isinstance(e, _core.TransportClosed) and e.transport_id == tid]
 
 
 async def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -344,5 +345,5 @@ class RtspUdpPlayer:
 
 
 async def wait_live(events: Events, stream: str) -> list[str]:
-    e = await events.wait(lambda e: e[0] == "producer_started" and e[1] == stream)
-    return list(e[2])
+    e = await events.wait(lambda e: isinstance(e, _core.ProducerStarted) and e.stream == stream)
+    return list(e.codecs)

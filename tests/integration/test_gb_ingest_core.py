@@ -81,9 +81,9 @@ def test_tcp_passive_h264_with_g711_plays_over_webrtc_and_rtsp(core: Any) -> Non
             stats = core.stats()
             assert stats["gb_ingests"] == 1 and stats["gb_tcp_connections"] == 1
             assert stats["gb_seq_gaps"] == 0 and stats["gb_unknown_ssrc"] == 0
-            assert "transport_closed" not in [e[0] for e in events.log if e[1] == tid]
+            assert not [e for e in events.log if isinstance(e, core_module.TransportClosed) and e.transport_id == tid]
             # The players found the IDR in the cache: the camera is not asked for one.
-            assert ("keyframe_wanted", "34020000001320000001") not in events.log
+            assert core_module.KeyframeWanted("34020000001320000001") not in events.log
         finally:
             cam.stop()
             sock.close()
@@ -91,7 +91,7 @@ def test_tcp_passive_h264_with_g711_plays_over_webrtc_and_rtsp(core: Any) -> Non
             if rtsp:
                 rtsp.close()
         # The camera hung up: the ingest ends with eof and the stream is gone.
-        await events.wait(lambda e: e == ("transport_closed", tid, "eof"))
+        await events.wait(lambda e: e == core_module.TransportClosed(tid, "eof"))
         assert core.stream_codecs("34020000001320000001") is None
 
     run(main())
@@ -141,7 +141,7 @@ def test_tcp_active_h265_plays_over_rtsp(core: Any) -> None:
             if rtsp:
                 rtsp.close()
         core.close_transport(tid)
-        await events.wait(lambda e: e == ("transport_closed", tid, "closed"))
+        await events.wait(lambda e: e == core_module.TransportClosed(tid, "closed"))
         assert closed_by_peer(conn)
         conn.close()
         listener.close()
@@ -157,7 +157,7 @@ def test_tcp_active_connect_failed(core: Any) -> None:
         port = s.getsockname()[1]
         s.close()  # nothing listens there
         tid = core.create_gb_ingest("cam-refused", 1, transport="tcp-active", connect=(LOOPBACK, port))
-        await events.wait(lambda e: e == ("transport_closed", tid, "connect-failed"))
+        await events.wait(lambda e: e == core_module.TransportClosed(tid, "connect-failed"))
         # The name is free again.
         core.create_gb_ingest("cam-refused", 1, transport="tcp-active", connect=(LOOPBACK, port))
 
@@ -230,7 +230,7 @@ def test_camera_whose_framing_breaks_ends_with_protocol_error(core: Any) -> None
             await wait_live(events, "cam-broken")
             # A 2-byte length below an RTP header: the stream cannot be framed any more.
             sock.sendall(b"\x00\x03abc")
-            await events.wait(lambda e: e == ("transport_closed", tid, "protocol-error"))
+            await events.wait(lambda e: e == core_module.TransportClosed(tid, "protocol-error"))
             assert closed_by_peer(sock)
             assert core.stream_codecs("cam-broken") is None
         finally:
@@ -253,9 +253,9 @@ def test_media_timeout_after_ten_seconds_of_silence(core: Any) -> None:
         await wait_until(cam.done, WAIT, "camera done")
         stopped = time.monotonic()
         try:
-            await events.wait(lambda e: e == ("transport_closed", silent, "media-timeout"), 14)
+            await events.wait(lambda e: e == core_module.TransportClosed(silent, "media-timeout"), 14)
             assert 9.5 <= time.monotonic() - t0 <= 13
-            await events.wait(lambda e: e == ("transport_closed", tid, "media-timeout"), 14)
+            await events.wait(lambda e: e == core_module.TransportClosed(tid, "media-timeout"), 14)
             assert 9.5 <= time.monotonic() - stopped <= 13
             assert core.stream_codecs("cam-stops") is None
             assert core.stats()["gb_ingests"] == 0
@@ -281,8 +281,8 @@ def test_close_transport_ends_the_stream_and_its_players(core: Any) -> None:
             player = rtsp.start()
             await rtsp.wait_frames(5)
             core.close_transport(tid)
-            await events.wait(lambda e: e == ("transport_closed", tid, "closed"))
-            await events.wait(lambda e: e == ("transport_closed", player, "producer-closed"))
+            await events.wait(lambda e: e == core_module.TransportClosed(tid, "closed"))
+            await events.wait(lambda e: e == core_module.TransportClosed(player, "producer-closed"))
             assert core.stream_codecs("cam-close") is None
             assert closed_by_peer(sock)
         finally:
@@ -310,7 +310,7 @@ def test_keyframe_wanted_when_the_cache_has_none(core: Any) -> None:
         try:
             await wait_live(events, "cam-nokey")
             await webrtc.play(core, "cam-nokey")
-            await events.wait(lambda e: e == ("keyframe_wanted", "cam-nokey"))
+            await events.wait(lambda e: e == core_module.KeyframeWanted("cam-nokey"))
         finally:
             sock.close()
             await webrtc.close()

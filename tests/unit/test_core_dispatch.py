@@ -1,8 +1,9 @@
-"""The event pump hands ``keyframe_wanted`` (GB28181 ingests) to the stream registry."""
+"""The event pump hands ``KeyframeWanted`` (GB28181 ingests) to the stream registry."""
 
 from __future__ import annotations
 
-from pms_trio.core import dispatch
+from pms_trio import _core
+from pms_trio.events import dispatch
 from pms_trio.streams import StreamRegistry
 
 
@@ -18,7 +19,7 @@ class Recording(StreamRegistry):
 
 def test_keyframe_wanted_reaches_the_registry() -> None:
     registry = Recording()
-    dispatch(("keyframe_wanted", "34020000001320000001"), registry)
+    dispatch(_core.KeyframeWanted("34020000001320000001"), registry)
     assert registry.wanted == ["34020000001320000001"]
 
 

@@ -6,6 +6,10 @@ stream registry (the resolver hook: a WebRTC play or RTSP DESCRIBE of a channel 
 live). It is the registry's owner of each ingest transport, so the core's ``transport_closed``
 (media-timeout, eof...) and ``keyframe_wanted`` events reach it.
 
+It does not import the service: the service hands itself in as a :class:`PlayHost` (what a play
+needs of it: sending SIP, the device look-up, our address, a nursery), and calls back in with the
+device's answers (:meth:`Plays.on_invite_response`, :meth:`Plays.on_bye`...).
+
 Decisions where the spec is silent:
 
 - The stream is named after the channel id. Its name is claimed in the registry when the ingest is
@@ -30,15 +34,24 @@ Decisions where the spec is silent:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from ..config import SipConfig
+from ..core_errors import core_error_status
+from ..sip.addressing import Destination
 from ..sip.dialog import Dialog, DialogTable, new_tag
 from ..sip.message import Request, Response, response_to, serialize
+from ..streams import StreamRegistry
+from . import manscdp
+from .devices import DeviceState, GbError
 from .media import TRANSPORTS, SdpAnswerError, SsrcAllocator, invite_sdp, parse_sdp_answer, subject
-from .service import DeviceState, GbError, GbService
+
+if TYPE_CHECKING:
+    from .. import _core
 
 log = logging.getLogger("pms_trio.sip")
 
@@ -69,8 +82,38 @@ class Play:
         return self.invite.call_id if self.invite is not None else ""
 
 
+class PlayHost(Protocol):
+    """What plays need of the SIP service (``GbService`` implements it)."""
+
+    config: SipConfig
+    core: _core.Core
+    registry: StreamRegistry
+    media_ports: tuple[int, int]
+
+    @property
+    def port(self) -> int: ...
+
+    def local_ip(self, toward: str) -> str: ...
+
+    def send(self, data: bytes, destination: Destination) -> None: ...
+
+    def new_request(self, method: str, device: DeviceState, target_user: str, *, body: bytes = b"",
+                    content_type: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Request: ...
+
+    def start_request(self, request: Request, device: DeviceState) -> trio.Event: ...
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+    def find_channel(self, channel_id: str,
+                     device_id: str | None = None) -> tuple[DeviceState, manscdp.CatalogItem]: ...
+
+    def knows_channel(self, channel_id: str) -> bool: ...
+
+    def keyframe(self, device: DeviceState, channel_id: str) -> None: ...
+
+
 class Plays:
-    def __init__(self, service: GbService) -> None:
+    def __init__(self, service: PlayHost) -> None:
         self.service = service
         self.ssrcs = SsrcAllocator(service.config.realm)
         self.by_channel: dict[str, Play] = {}
@@ -173,18 +216,16 @@ class Plays:
 
     def _create_ingest(self, play: Play, transport: str, connect: tuple[str, int] | None) -> None:
         core = self.service.core
-        kwargs: dict[str, Any] = {"transport": transport, "peer_ip": play.device.address.host}
-        if connect is not None:
-            kwargs["connect"] = connect
         try:
-            transport_id = int(core.create_gb_ingest(play.channel_id, int(play.ssrc), **kwargs))
+            transport_id = core.create_gb_ingest(play.channel_id, int(play.ssrc), transport=transport,
+                                                 peer_ip=play.device.address.host, connect=connect)
         except Exception as e:  # CoreError 409/400, or a core without the ingest
-            code = getattr(e, "code", 500)
-            raise GbError(code if code in (400, 409) else 500,
-                          f"cannot receive {play.channel_id}: {getattr(e, 'message', '') or e}") from None
+            code, message = core_error_status(e, "http", f"cannot receive {play.channel_id}")
+            raise GbError(code, message) from None
         play.transport_id = transport_id
         self.by_transport[transport_id] = play
-        self.service.registry.add_publisher(play.channel_id, transport_id, self, source="gb28181", pending=True)
+        self.service.registry.add_publisher(play.channel_id, transport_id, self, source="gb28181", pending=True,
+                                            live_at_media=True)
 
     def _send_invite(self, play: Play) -> None:
         service = self.service
@@ -319,6 +360,12 @@ class Plays:
         play.transport_id = None
         log.info("sip: media of %s ended (%s)", stream, reason)
         self.end(play, reason, bye=reason != "closed")
+
+    def rtsp_message(self, transport_id: int, data: bytes) -> None:
+        """Never sent for an ingest (TransportOwner: only RTSP connections get messages)."""
+
+    def rtsp_alive(self, transport_id: int) -> None:
+        """Never sent for an ingest (the core times it out itself: ``media-timeout``)."""
 
     # -- ending
 

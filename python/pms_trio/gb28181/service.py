@@ -13,9 +13,11 @@ Decisions where the spec is silent:
   goes out at once (non-blocking ``sendto``); only when the socket buffer is full is it queued, and
   one task writes the queue (later sends queue behind it, so order holds). A TCP send is a task of
   its own, so a slow TCP peer delays no one.
-- One timer task wakes every :data:`TICK` s and runs the transaction timers (retransmissions over
-  UDP), the catalog idle timeouts and keepalive/registration expiry. Timers stay data in the
-  sans-IO modules; the tick is the adapter's resolution.
+- Timers stay data in the sans-IO modules (``next_deadline()``/``handle_timeout(now)``). One timer
+  task sleeps until the earliest deadline (``trio.move_on_at``) and is woken early when handling a
+  message or sending a request sets an earlier one. Transaction timers (retransmissions over UDP)
+  run at their deadline; catalog idle timeouts and keepalive/registration expiry at most every
+  :data:`SLOW_TICK` s (seconds matter there, and the catalog look-up scans every pending query).
 - After a REGISTER that makes a device online (first registration, or a device that was offline)
   the server sends a Catalog query and a DeviceInfo query. Channels from every Catalog Response part
   are merged into the device at once (the API shows a partial list while parts arrive, and keeps
@@ -33,14 +35,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import socket
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..config import SipConfig
+from ..streams import StreamRegistry
 from ..sip.addressing import Destination, make_via, new_branch
 from ..sip.dialog import new_call_id, new_tag
 from ..sip.message import (
@@ -55,12 +58,18 @@ from ..sip.message import (
 from ..sip.transaction import Deliver, Output, Send, TimedOut, TransactionLayer
 from . import manscdp
 from .catalog import CatalogAssembler
+from .devices import DeviceState, GbError, describe_channel
+from .play import Plays
 from .registrar import Registrar
 from .transport import SipTransport
 
+if TYPE_CHECKING:
+    from .. import _core
+
+__all__ = ["DeviceState", "GbError", "GbService", "describe_channel", "serve"]
+
 log = logging.getLogger("pms_trio.sip")
 
-TICK = 0.1
 SLOW_TICK = 0.5
 USER_AGENT = "pms-trio"
 MANSCDP = "Application/MANSCDP+xml"
@@ -72,53 +81,8 @@ MAX_DELAYED = 2_000
 MAX_TRANSACTIONS = 60_000
 
 
-@dataclass(slots=True)
-class DeviceState:
-    device_id: str
-    address: Destination
-    online: bool = True
-    registered_at: float = 0.0  # wall clock
-    last_seen: float = 0.0  # wall clock
-    user_agent: str = ""
-    info: manscdp.DeviceInfoResponse | None = None
-    channels: dict[str, manscdp.CatalogItem] = field(default_factory=dict)
-    sum_num: int | None = None
-    catalog_complete: bool = False
-    keepalives: int = 0
-
-    def describe(self) -> dict[str, Any]:
-        info = self.info
-        return {"device_id": self.device_id, "name": info.device_name if info else "",
-                "manufacturer": info.manufacturer if info else "", "model": info.model if info else "",
-                "firmware": info.firmware if info else "", "status": "online" if self.online else "offline",
-                "online": self.online, "source_addr": f"{self.address.host}:{self.address.port}",
-                "network_type": self.address.transport.lower(), "user_agent": self.user_agent,
-                "channel_count": len(self.channels), "sum_num": self.sum_num,
-                "catalog_complete": self.catalog_complete, "keepalives": self.keepalives,
-                "registered_at": self.registered_at, "last_seen": self.last_seen}
-
-
-def describe_channel(device: DeviceState, item: manscdp.CatalogItem, playing: bool) -> dict[str, Any]:
-    online = device.online and item.status.upper() not in ("OFF", "OFFLINE")
-    return {"device_id": item.device_id, "parent_device": device.device_id, "name": item.name,
-            "manufacturer": item.manufacturer, "model": item.model, "owner": item.owner,
-            "civil_code": item.civil_code, "address": item.address, "parental": item.parental,
-            "parent_id": item.parent_id, "ip_address": item.ip_address, "port": item.port,
-            "status": "ON" if online else "OFF", "online": online, "ptz_type": item.ptz_type,
-            "longitude": item.longitude, "latitude": item.latitude, "playing": playing}
-
-
-class GbError(Exception):
-    """A request the HTTP API refuses: ``code`` is the envelope's (and the HTTP status)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class GbService:
-    def __init__(self, config: SipConfig, core: Any, registry: Any, *,
+    def __init__(self, config: SipConfig, core: _core.Core, registry: StreamRegistry, *,
                  media_ports: tuple[int, int] | None = None) -> None:
         self.config = config
         self.core = core
@@ -137,21 +101,23 @@ class GbService:
         self._local_ips: dict[str, str] = {}
         self._delayed = 0
         self._send_queued = 0  # in the queue: later UDP sends queue behind them (order kept)
-        from .play import Plays  # here: play imports this module's types
-
-        self.plays = Plays(self)
+        self._wake = trio.Event()  # set when a deadline earlier than the timer task's wait appears
+        self._waiting_until = math.inf  # what the timer task waits for
+        self._slow_at = math.inf  # when catalog and device time-outs must next run
+        self._last_slow = -math.inf
+        self.plays = Plays(self)  # the service is the plays' PlayHost (sending, device look-up)
 
     # -- lifecycle
 
-    async def run(self, *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[GbService] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; reports this service once its sockets are bound."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            address = await nursery.start(self.transport.serve, self.config.listen_ip, self.config.port)
+            await nursery.start(self.transport.serve, self.config.listen_ip, self.config.port)
             nursery.start_soon(self._sender)
             nursery.start_soon(self._timers)
-            if hasattr(self.registry, "set_resolver"):
-                self.registry.set_resolver(self.plays)
-            task_status.started(address)
+            self.registry.set_resolver(self.plays)
+            task_status.started(self)
             try:
                 await trio.sleep_forever()
             finally:
@@ -171,6 +137,11 @@ class GbService:
                 return
             self._send_queued -= 1
             await self.transport.send(data, destination)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(ip, port)`` (UDP and TCP)."""
+        return self.transport.address
 
     @property
     def port(self) -> int:
@@ -216,6 +187,7 @@ class GbService:
         try:
             await trio.sleep(delay)
             self._outputs(self.tx.send_response(request, response, trio.current_time()))
+            self._deadlines_changed()
         except LocalProtocolError:
             pass  # the transaction ended meanwhile (the device gave up)
         finally:
@@ -269,6 +241,7 @@ class GbService:
         event = trio.Event()
         self._waiters[branch] = (event, [])
         self._outputs(self.tx.send_request(request, device.address, trio.current_time()))
+        self._deadlines_changed()
         return event
 
     async def request(self, request: Request, device: DeviceState, timeout: float = REQUEST_TIMEOUT) -> Response | None:
@@ -296,6 +269,7 @@ class GbService:
             self._outputs(self.tx.receive(message, source, trio.current_time()))
         except SipParseError as e:  # an unreadable header in a response (requests are answered 400)
             log.info("sip %s %s:%d: message dropped (%s)", source.transport, source.host, source.port, e.message)
+        self._deadlines_changed()
 
     def _handle_response(self, response: Response) -> None:
         try:
@@ -423,25 +397,47 @@ class GbService:
             device.online = False
             self.plays.device_offline(device_id)
 
+    def _deadlines_changed(self) -> None:
+        """Wake the timer task when a deadline earlier than the one it waits for appeared. Cheap:
+        the transaction layer and the registrar keep heaps; a catalog in flight only asks for a
+        slow round (which scans the catalogs for their next deadline)."""
+        at = _earliest(self.registrar.next_deadline(), trio.current_time() if len(self.catalogs) else None)
+        if at is not None:
+            at = max(at, self._last_slow + SLOW_TICK)
+            self._slow_at = min(self._slow_at, at)
+        fast = self.tx.next_deadline()
+        soonest = min(self._slow_at, math.inf if fast is None else fast)
+        if soonest < self._waiting_until:
+            self._wake.set()
+
     async def _timers(self) -> None:
-        last_slow = 0.0
         while True:
-            await trio.sleep(TICK)
+            fast = self.tx.next_deadline()
+            self._waiting_until = min(self._slow_at, math.inf if fast is None else fast)
+            with trio.move_on_at(self._waiting_until):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            self._waiting_until = math.inf
             now = trio.current_time()
-            deadline = self.tx.next_deadline()
-            if deadline is not None and now >= deadline:
+            fast = self.tx.next_deadline()
+            if fast is not None and now >= fast:
                 self._outputs(self.tx.handle_timeout(now))
-            if now - last_slow < SLOW_TICK:
-                continue
-            last_slow = now  # catalog idle timeouts and device expiry: seconds matter, not 0.1 s
-            for catalog in self.catalogs.handle_timeout(now):
-                self._catalog_done(catalog.device_id, catalog.complete, len(catalog.items), catalog.sum_num)
-            deadline = self.registrar.next_deadline()
-            if deadline is not None and now >= deadline:
-                for device_id in self.registrar.handle_timeout(now):
-                    log.info("sip: device %s offline (no keepalive for %g s or registration expired)",
-                             device_id, self.config.keepalive_timeout)
-                    self._offline(device_id)
+            if now >= self._slow_at:
+                self._slow_round(now)
+
+    def _slow_round(self, now: float) -> None:
+        """Catalog idle time-outs and device expiry, then when the next round is due."""
+        self._last_slow = now
+        for catalog in self.catalogs.handle_timeout(now):
+            self._catalog_done(catalog.device_id, catalog.complete, len(catalog.items), catalog.sum_num)
+        deadline = self.registrar.next_deadline()
+        if deadline is not None and now >= deadline:
+            for device_id in self.registrar.handle_timeout(now):
+                log.info("sip: device %s offline (no keepalive for %g s or registration expired)",
+                         device_id, self.config.keepalive_timeout)
+                self._offline(device_id)
+        at = _earliest(self.registrar.next_deadline(), self.catalogs.next_deadline())
+        self._slow_at = math.inf if at is None else max(at, now + SLOW_TICK)
 
     # -- questions for the HTTP API
 
@@ -464,6 +460,9 @@ class GbService:
 
     def knows_channel(self, channel_id: str) -> bool:
         return any(channel_id in d.channels for d in self.devices.values())
+
+    def online_devices(self) -> int:
+        return sum(1 for d in self.devices.values() if d.online)
 
     def list_devices(self) -> list[dict[str, Any]]:
         return [d.describe() for d in sorted(self.devices.values(), key=lambda d: d.device_id)]
@@ -499,12 +498,14 @@ class GbService:
         self.start_request(self.message(device, body, channel_id), device)
 
 
-async def serve(config: SipConfig, core: Any, registry: Any, *, media_ports: tuple[int, int] | None = None,
-                holder: list[GbService] | None = None,
-                task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the SIP service until cancelled; reports ``(ip, port)``. ``holder`` receives the service
-    (the HTTP API's handle on it)."""
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+async def serve(config: SipConfig, core: _core.Core, registry: StreamRegistry, *,
+                media_ports: tuple[int, int] | None = None,
+                task_status: trio.TaskStatus[GbService] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the SIP service until cancelled; once bound, reports the service itself (its
+    ``address`` is the bound ``(ip, port)``; the HTTP API's handle on it)."""
     service = GbService(config, core, registry, media_ports=media_ports)
-    if holder is not None:
-        holder.append(service)
     await service.run(task_status=task_status)

@@ -11,38 +11,29 @@ the web page at ``/``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import trio
 
 from .. import __version__
 from ..streams import StreamRegistry
+from . import gb_api
+from .responses import Response, error_response, json_response
+
+if TYPE_CHECKING:
+    from .. import _core
+
+__all__ = ["Api", "Response", "error_response", "json_response"]
 
 CORE_GAUGES = ("transports", "producers", "consumers")
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-
-
-def json_response(status: int, document: Any) -> Response:
-    return Response(status, json.dumps(document).encode() + b"\n")
-
-
-def error_response(status: int, message: str) -> Response:
-    return json_response(status, {"code": status, "data": {"msg": message}})
-
-
 @dataclass(slots=True)
 class Api:
-    core: Any
+    core: _core.Core
     registry: StreamRegistry
     sessions: dict[str, Any]  # session id -> signaling Session
     rtsp_sessions: dict[str, Any] = field(default_factory=dict)  # session id -> rtsp RtspConnection
@@ -50,12 +41,10 @@ class Api:
     started: float = field(default_factory=time.monotonic)
     rtsp_host: str = "127.0.0.1"  # the host in the play URLs /srs-sip/v1/invite returns
 
-    gb: Any = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
+    gb: gb_api.GbApi | None = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
 
     async def handle_async(self, method: str, target: str, body: bytes = b"") -> Response:
         """Every route: the srs-sip ones may wait for a device (INVITE, PTZ)."""
-        from . import gb_api  # it builds on this module's Response
-
         path = urlsplit(target).path.rstrip("/") or "/"
         if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
@@ -117,7 +106,7 @@ class Api:
         metric("pms_rtsp_sessions", "gauge", "RTSP connections (each with its session).", len(self.rtsp_sessions))
         metric("pms_players", "gauge", "Players of live streams.", players)
         if self.gb is not None:
-            online = sum(1 for d in self.gb.devices.values() if d.online)
+            online = self.gb.online_devices()
             metric("pms_gb28181_devices_online", "gauge", "GB28181 devices online.", online)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)

@@ -12,9 +12,13 @@ With ``sip.enable`` false every route answers 503.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .api import Response, error_response, json_response
+from ..gb28181.devices import GbError
+from .responses import Response, error_response, json_response
+
+if TYPE_CHECKING:
+    from ..gb28181.play import Plays
 
 PREFIX = "/srs-sip/v1"
 
@@ -37,6 +41,20 @@ def _fields(body: bytes, *required: str) -> dict[str, Any]:
     return doc
 
 
+class GbApi(Protocol):
+    """What these routes need of the GB28181 service (``GbService`` implements it)."""
+
+    plays: Plays
+
+    def list_devices(self) -> list[dict[str, Any]]: ...
+
+    def list_channels(self, device_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def ptz(self, device_id: str, channel_id: str, direction: str, speed: int) -> None: ...
+
+    def online_devices(self) -> int: ...
+
+
 class _Refused(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -44,11 +62,10 @@ class _Refused(Exception):
         self.message = message
 
 
-async def handle(gb: Any, method: str, path: str, body: bytes, rtsp_base: str) -> Response:
+async def handle(gb: GbApi | None, method: str, path: str, body: bytes, rtsp_base: str) -> Response:
     """Answer one ``/srs-sip/v1`` request. ``gb`` is the GB28181 service (None when disabled)."""
     if gb is None:
         return error_response(503, "GB28181 is disabled (sip.enable is false)")
-    from ..gb28181.service import GbError  # the HTTP package does not import the SIP stack otherwise
 
     route = path[len(PREFIX):].strip("/").split("/")
     try:

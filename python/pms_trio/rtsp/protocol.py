@@ -5,7 +5,9 @@ Owns: the event types (:class:`Request`, :class:`Response`, :class:`InterleavedF
 (:class:`RemoteProtocolError`: the peer's mistake, answered with ``status_hint``;
 :class:`LocalProtocolError`: our misuse, a bug) and :class:`Connection`, which turns received bytes
 into events and events into bytes. It may not do I/O, read a clock, or import trio or the rest of the
-package. Header helpers live in ``headers``, the session state machine in ``session``.
+package but ``textframe``, the framing it shares with SIP (buffer, header block and Content-Length
+limits, ``NEED_DATA``, :class:`RemoteProtocolError` itself). Header helpers live in ``headers``, the
+session state machine in ``session``.
 
 Theory of operation (like h11, one object per TCP connection):
 
@@ -15,10 +17,11 @@ Theory of operation (like h11, one object per TCP connection):
   byte and mixed in any order; the events are the same however the bytes are cut.
 - A ``SERVER`` connection reads requests and writes responses; a ``CLIENT`` connection (tests, pulls)
   reads responses and writes requests. Both read and write interleaved frames.
-- Limits: a header block (start line to the blank line) over :data:`MAX_HEADER_BYTES` (64 KiB) is
+- Limits (``textframe``'s, the media core's too): a header block (start line to the blank line) over
+  :data:`MAX_HEADER_BYTES` (64 KiB) is
   refused with **400**, not 431: 431 is not an RTSP status (RFC 2326 section 7.1.1, RFC 7826), and an
   RTSP client maps an unknown 4xx to 400 anyway. It is refused as soon as 64 KiB arrive without the
-  blank line, so memory stays bounded. A body over :data:`MAX_BODY_BYTES` is 413, refused from its
+  blank line, so memory stays bounded. A body over :data:`MAX_BODY_BYTES` (256 KiB) is 413, refused from its
   Content-Length before any of it is buffered. A malformed start line is refused as soon as its line
   ends (a TLS hello or an HTTP proxy probe gets its 400 at once).
 - Content-Length absent means no body (RFC 2326 section 4.3: RTSP has no read-until-close bodies).
@@ -44,9 +47,28 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from ..textframe import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    NEED_DATA,
+    ConnectionClosed,
+    NeedData,
+    RemoteProtocolError,
+    TextFramer,
+    content_length,
+    lookup,
+    show,
+    split_block,
+)
+
+__all__ = [
+    "CLIENT", "MAX_BODY_BYTES", "MAX_FRAME_PAYLOAD", "MAX_HEADER_BYTES", "NEED_DATA", "REASONS", "RTSP_VERSION",
+    "SERVER", "Connection", "ConnectionClosed", "Event", "InterleavedFrame", "LocalProtocolError", "NeedData",
+    "RemoteProtocolError", "Request", "Response", "Role", "encode_interleaved", "encode_request",
+    "encode_response", "error_response",
+]
+
 RTSP_VERSION = "RTSP/1.0"
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 256 * 1024
 MAX_FRAME_PAYLOAD = 0xFFFF
 
 REASONS: dict[int, str] = {
@@ -69,7 +91,6 @@ _TOKEN_BYTES = frozenset(b"!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e\x80-\xff]+) ([\x21-\x7e]+)")
 _STATUS_LINE = re.compile(rb"([A-Za-z]+/[0-9]+\.[0-9]+) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _VERSION = re.compile(rb"[A-Za-z]+/[0-9]+\.[0-9]+")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -77,19 +98,8 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Errors in two directions
 
 
-class RemoteProtocolError(Exception):
-    """The peer sent something we cannot serve. Answer with ``status_hint`` (plus ``headers``, e.g.
-    ``Allow`` for 455) and ``message`` as the reason detail; see :func:`error_response`."""
-
-    def __init__(self, message: str, status_hint: int = 400, *,
-                 headers: tuple[tuple[str, str], ...] = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_hint = int(status_hint)
-        self.headers = tuple(headers)
-
-    def __repr__(self) -> str:
-        return f"RemoteProtocolError({self.message!r}, {self.status_hint})"
+# RemoteProtocolError (the peer's mistake, answered with ``status_hint`` plus ``headers``, e.g.
+# ``Allow`` for 455) is ``textframe``'s, shared with SIP.
 
 
 class LocalProtocolError(Exception):
@@ -101,12 +111,7 @@ class LocalProtocolError(Exception):
 # Events: frozen, slotted nouns
 
 
-def _lookup(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers:
-        if key.lower() == wanted:
-            return value
-    return None
+_lookup = lookup
 
 
 class _HeaderLookup:
@@ -149,21 +154,6 @@ class InterleavedFrame:
     channel: int
     payload: bytes
 
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """The peer closed its side cleanly, between messages."""
-
-
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-"""Returned by :meth:`Connection.next_event` when a complete event needs more bytes."""
 
 Event = Request | Response | InterleavedFrame | ConnectionClosed
 
@@ -249,9 +239,7 @@ SERVER = Role.SERVER
 CLIENT = Role.CLIENT
 
 
-def _show(data: bytes | str, limit: int = 60) -> str:
-    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+_show = show
 
 
 def _parse_headers(lines: list[bytes]) -> tuple[tuple[str, str], ...]:
@@ -273,144 +261,77 @@ def _parse_headers(lines: list[bytes]) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in headers)
 
 
-def _content_length(headers: tuple[tuple[str, str], ...]) -> int:
-    values = {v for k, v in headers if k.lower() == "content-length"}
-    if not values:
-        return 0
-    if len(values) > 1:
-        raise RemoteProtocolError(f"conflicting Content-Length headers: {', '.join(sorted(values))}")
-    value = values.pop()
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise RemoteProtocolError(f"Content-Length {_show(value)} is not a byte count")
-    length = int(value)
-    if length > MAX_BODY_BYTES:
-        raise RemoteProtocolError(f"a body of {length} bytes is over the limit of {MAX_BODY_BYTES} "
-                                  f"bytes", 413)
-    return length
-
-
 class Connection:
     """One RTSP connection's framing state. See the module docstring for the rules."""
 
     def __init__(self, our_role: Role = SERVER) -> None:
         self.our_role = our_role
-        self._buffer = bytearray()
-        self._scanned = 0  # bytes of _buffer already searched for the end of the header block
-        self._line_checked = False  # the current message's start line is complete and valid
-        self._head: tuple[bytes, tuple[tuple[str, str], ...], int] | None = None  # awaiting a body
-        self._eof = False
-        self._error: RemoteProtocolError | None = None
+        self._framer: TextFramer[tuple[bytes, tuple[tuple[str, str], ...]]] = TextFramer(
+            self._parse_head, name="RTSP", first_bytes=_TOKEN_BYTES, header_status=400,
+            check_start_line=self._start_line)
         self._pending_cseq: deque[str | None] = deque()
 
     # -- input
 
     @property
     def errored(self) -> bool:
-        return self._error is not None
+        return self._framer.errored
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as events (bounded by a message plus one read)."""
-        return len(self._buffer)
+        return self._framer.buffered
 
     @property
     def trailing_data(self) -> bytes:
         """The bytes received and not yet returned as events (as h11's ``trailing_data``): what
         the adapter hands on with the connection when another owner takes it over."""
-        return bytes(self._buffer)
+        return bytes(self._framer.buffer)
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the peer; ``b""`` means the peer closed its side."""
-        if not data:
-            self._eof = True
-            return
-        if self._eof:
-            raise LocalProtocolError("receive_data after EOF")
-        if self._error is None:
-            self._buffer += data
+        self._framer.receive_data(data, LocalProtocolError)
 
-    def next_event(self) -> Event | _NeedData:
-        if self._error is not None:
-            raise RemoteProtocolError(f"the connection failed earlier: {self._error.message}",
-                                      self._error.status_hint)
+    def next_event(self) -> Event | NeedData:
+        self._framer.check()
         try:
             return self._next_event()
         except RemoteProtocolError as e:
-            self._error = e
-            self._buffer.clear()
+            self._framer.fail(e)
             raise
 
-    def _next_event(self) -> Event | _NeedData:
-        buf = self._buffer
-        if self._head is None:
-            skip = 0
-            while skip < len(buf) and buf[skip] in b"\r\n":  # blank lines between messages
-                skip += 1
-            if skip:
-                del buf[:skip]
-                self._scanned = max(0, self._scanned - skip)
-            if buf[:1] == b"$":
-                frame = self._frame()
-                if frame is not NEED_DATA:
-                    return frame
-            elif buf:
-                self._head_block()
-        if self._head is not None:
-            start, headers, length = self._head
-            if len(buf) >= length:
-                body = bytes(buf[:length])
-                del buf[:length]
-                self._head = None
+    def _next_event(self) -> Event | NeedData:
+        framer = self._framer
+        if framer.between_messages() and framer.buffer[:1] == b"$":
+            frame = self._frame()
+            if frame is not NEED_DATA:
+                return frame
+        else:
+            message = framer.next_message()
+            if not isinstance(message, NeedData):
+                (start, headers), body = message
                 return self._message(start, headers, body)
-        if self._eof:
-            if buf or self._head is not None:
-                raise RemoteProtocolError("the peer closed the connection in the middle of a message")
-            return ConnectionClosed()
-        return NEED_DATA
+        return framer.at_end() or NEED_DATA
 
-    def _frame(self) -> InterleavedFrame | _NeedData:
-        buf = self._buffer
+    def _frame(self) -> InterleavedFrame | NeedData:
+        buf = self._framer.buffer
         if len(buf) < 4:
             return NEED_DATA
         length = (buf[2] << 8) | buf[3]
         if len(buf) < 4 + length:
             return NEED_DATA
         frame = InterleavedFrame(buf[1], bytes(buf[4:4 + length]))
-        del buf[:4 + length]
-        self._scanned = 0
+        self._framer.consumed(4 + length)
         return frame
 
-    def _head_block(self) -> None:
-        """Parse the header block into ``_head`` once it is complete; refuse a bad one as early as
-        can be done the same way however the bytes are cut."""
-        buf = self._buffer
-        if buf[0] not in _TOKEN_BYTES:
-            raise RemoteProtocolError(f"not an RTSP message: starts with byte 0x{buf[0]:02x}")
-        if not self._line_checked:
-            first_end = buf.find(b"\n", self._scanned, MAX_HEADER_BYTES)
-            if first_end >= 0:
-                self._start_line(bytes(buf[:first_end]).rstrip(b"\r"))
-                self._line_checked = True
-        match = _HEADER_END.search(buf, max(0, self._scanned - 3), MAX_HEADER_BYTES)
-        if match is None:
-            self._scanned = min(len(buf), MAX_HEADER_BYTES)
-            if len(buf) >= MAX_HEADER_BYTES:
-                raise RemoteProtocolError(f"the header block is over {MAX_HEADER_BYTES} bytes (64 KiB) "
-                                          f"without its closing blank line")
-            return None
-        block = bytes(buf[:match.start()])
-        del buf[:match.end()]
-        self._scanned = 0
-        self._line_checked = False
-        lines = block.replace(b"\r\n", b"\n").split(b"\n")
-        start = lines[0].rstrip(b"\r")
-        headers = _parse_headers([line.rstrip(b"\r") for line in lines[1:]])
+    def _parse_head(self, block: bytes) -> tuple[tuple[bytes, tuple[tuple[str, str], ...]], int]:
+        """A complete header block -> (start line, headers) and the body length."""
+        start, lines = split_block(block)
+        headers = _parse_headers(lines)
         if self.our_role is SERVER:
             self._pending_cseq.append(_lookup(headers, "CSeq"))  # echoed even if refused below
         self._check_version(start)
-        length = _content_length(headers)
-        self._head = (start, headers, length)
-        return None
+        return (start, headers), content_length(headers) or 0
 
     def _start_line(self, line: bytes) -> tuple[str, ...]:
         if self.our_role is SERVER:

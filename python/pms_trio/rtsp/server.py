@@ -47,8 +47,10 @@ from urllib.parse import urlsplit, urlunsplit
 import trio
 
 from .. import __version__
+from .. import _core
 from .._core import CoreError
 from ..config import RtspConfig
+from ..core_errors import core_error_status, is_mapped
 from ..streams import StreamRegistry
 from . import headers as h
 from . import protocol as p
@@ -64,7 +66,6 @@ DESCRIBE_WAIT = 10.0  # a stream being published (ANNOUNCE done, RECORD pending)
 PARAMETER_SETS_WAIT = 2.0  # H.264/H.265 SPS/PPS not known yet (a WebRTC publisher sends them in band)
 SEND_TIMEOUT = 10.0  # a client that does not read our replies is dropped
 INBOX_SIZE = 64  # requests queued from a core-owned connection before we call it a flood
-CORE_STATUS = {400: 400, 404: 404, 409: 409, 415: 415, 422: 400}
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_RETRY = 0.1
 
@@ -72,7 +73,7 @@ PLAYER = "play"
 PUBLISHER = "publish"
 
 
-async def serve(config: RtspConfig, core: Any, registry: StreamRegistry, sessions: dict[str, Any] | None = None,
+async def serve(config: RtspConfig, core: _core.Core, registry: StreamRegistry, sessions: dict[str, Any] | None = None,
                 *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled; reports ``(ip, port)`` once bound. Raises ``OSError``
     when the port cannot be bound. ``sessions`` (session id -> :class:`RtspConnection`) lists the
@@ -124,7 +125,7 @@ async def _accept_loop(listener: trio.SocketListener, handler: Any, nursery: tri
 class RtspConnection:
     """One TCP connection and its session. The registry's owner of the session's transport."""
 
-    def __init__(self, stream: trio.SocketStream, core: Any, registry: StreamRegistry, *,
+    def __init__(self, stream: trio.SocketStream, core: _core.Core, registry: StreamRegistry, *,
                  timeout: int = s.SESSION_TIMEOUT) -> None:
         self._stream = stream
         self._core = core
@@ -350,11 +351,10 @@ class RtspConnection:
         except sdp.SdpError as e:
             response = p.error_response(p.RemoteProtocolError(e.message, e.status_hint))
         except CoreError as e:
-            code = getattr(e, "code", 500)
-            message = getattr(e, "message", "") or str(e)
-            if code not in CORE_STATUS:
-                log.error("%s: %s: core error %s: %s", self.name, request.method, code, message)
-            response = p.error_response(p.RemoteProtocolError(message, CORE_STATUS.get(code, 500)))
+            status, message = core_error_status(e, "rtsp")
+            if not is_mapped(e, "rtsp"):
+                log.error("%s: %s: core error %s: %s", self.name, request.method, e.code, message)
+            response = p.error_response(p.RemoteProtocolError(message, status))
         except Exception:
             log.exception("%s: %s failed", self.name, request.method)
             response = p.error_response(p.RemoteProtocolError("internal error; the server log has the details",

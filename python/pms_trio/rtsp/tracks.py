@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core_types import CoreTrack, PublishTrack
 from . import sdp
 
 
@@ -19,7 +20,7 @@ def _nal_type(nal: bytes, codec: str) -> int:
     return (nal[0] & 0x1F) if codec == "H264" else (nal[0] >> 1) & 0x3F
 
 
-def describable(t: dict[str, Any], parameter_sets: dict[str, tuple[bytes, ...]]) -> dict[str, Any] | None:
+def describable(t: CoreTrack, parameter_sets: dict[str, tuple[bytes, ...]]) -> dict[str, Any] | None:
     """A core track (``stream_tracks``) as a DESCRIBE track, or None for a codec RTSP here
     cannot describe. ``missing_parameter_sets``: H.264/H.265 with no sets known at all."""
     try:
@@ -48,7 +49,7 @@ def describable(t: dict[str, Any], parameter_sets: dict[str, tuple[bytes, ...]])
     return track
 
 
-def core_track(t: dict[str, Any]) -> dict[str, Any]:
+def core_track(t: dict[str, Any]) -> PublishTrack:
     """An ANNOUNCE track as ``create_rtsp_publisher`` takes it."""
     return {"kind": t["kind"], "codec": sdp.CODECS[t["codec"]][1], "payload_type": t["payload_type"],
             "clock_rate": t.get("clock_rate") or 0, "channels": t.get("channels") or 0, "fmtp": t.get("fmtp") or ""}

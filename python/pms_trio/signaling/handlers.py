@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+from .. import _core
 from .._core import CoreError
+from ..core_errors import core_error_status, is_mapped
 from ..streams import StreamRegistry
 from . import protocol as p
 
 log = logging.getLogger("pms_trio.signaling")
 
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
 
 class SessionHandler:
-    def __init__(self, session: p.Session, core: Any, registry: StreamRegistry,
+    def __init__(self, session: p.Session, core: _core.Core, registry: StreamRegistry,
                  notify: Callable[[str], None]) -> None:
         self.session = session
         self._core = core
@@ -115,15 +120,16 @@ class SessionHandler:
 
     # -- helpers
 
-    def _core_call(self, r: p.Request, fn: Callable[..., Any], *args: Any) -> Any:
+    def _core_call(self, r: p.Request, fn: Callable[Params, Result], *args: Params.args,
+                   **kwargs: Params.kwargs) -> Result:
+        """``fn(*args)`` (a core command, its arguments checked against the stub), a refusal
+        turned into the reply's code."""
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except CoreError as e:
-            code = getattr(e, "code", 500)
-            message = getattr(e, "message", "") or str(e)
-            if code not in p.KNOWN_CODES:
-                log.error("core returned unknown error code %r for %s: %s", code, r.method, message)
-                code = p.ErrorCode.INTERNAL
+            code, message = core_error_status(e, "signaling")
+            if not is_mapped(e, "signaling"):
+                log.error("core returned unknown error code %r for %s: %s", e.code, r.method, message)
             raise p.ProtocolError(code, message, method=r.method, stream=r.stream) from None
 
     def _close(self, transport_id: int) -> None:
@@ -146,6 +152,12 @@ class SessionHandler:
             log.info("session %s: %s; closed %d transports", self.session.id, reason, len(transports))
 
     # -- TransportOwner: called by the registry (from the event pump)
+
+    def rtsp_message(self, transport_id: int, data: bytes) -> None:
+        """Never sent for a WebRTC transport."""
+
+    def rtsp_alive(self, transport_id: int) -> None:
+        """Never sent for a WebRTC transport (ICE consent is the core's)."""
 
     def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None:
         if self.session.forget(transport_id) is None:

@@ -22,6 +22,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
+from .. import _core
 from ..config import WebSocketConfig
 from ..streams import StreamRegistry
 from . import protocol as p
@@ -45,7 +46,7 @@ def _normal_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-async def serve(config: WebSocketConfig, core: Any, registry: StreamRegistry, sessions: dict[str, p.Session],
+async def serve(config: WebSocketConfig, core: _core.Core, registry: StreamRegistry, sessions: dict[str, p.Session],
                 *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled. Reports ``(ip, port)`` once bound. ``sessions`` is the
     live-session table (read by the HTTP API). Raises ``OSError`` when the port cannot be bound."""
@@ -80,7 +81,7 @@ def _sockname(listener: Any) -> tuple[str, int]:
     return host, port
 
 
-async def _run_session(connection: WebSocketConnection, config: WebSocketConfig, core: Any,
+async def _run_session(connection: WebSocketConnection, config: WebSocketConfig, core: _core.Core,
                        registry: StreamRegistry, sessions: dict[str, p.Session]) -> None:
     now = trio.current_time()
     session = p.Session(id=secrets.token_urlsafe(12), heartbeat_timeout=config.heartbeat_timeout,

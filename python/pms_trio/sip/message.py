@@ -7,7 +7,8 @@ answered with ``status_hint`` when the message was a readable request, otherwise
 message), :class:`StreamFramer` (TCP: splits a byte stream on Content-Length), :func:`serialize`,
 and the helpers to answer (:func:`response_to`, :func:`error_response`); the header value types
 (:class:`Via`, :class:`NameAddr`, :class:`SipUri`) live in ``sip.headers`` and the errors in
-``sip.errors``, both re-exported here. It may not do I/O, read a clock, or import trio or the rest of the package.
+``sip.errors``, both re-exported here; the stream framing it shares with RTSP is ``textframe``'s. It
+may not do I/O, read a clock, or import trio or the rest of the package.
 
 Theory of operation:
 
@@ -26,9 +27,9 @@ Theory of operation:
   (RFC 5626) and parses to ``None``.
 - TCP: Content-Length absent means no body (the RFC makes it mandatory on streams; a body sent
   without it fails to parse as the next message). CR/LF between messages is skipped. The header block
-  is bounded (:data:`MAX_HEADER_BYTES`, 64 KiB, refused as soon as that much arrives without the blank
-  line) and so is the body (:data:`MAX_BODY_BYTES`, 1 MiB, 413 from its Content-Length before any of it
-  is buffered). Any error is fatal for the stream: the adapter answers if it can
+  is bounded (:data:`MAX_HEADER_BYTES`, 64 KiB, refused with 413 as soon as that much arrives without
+  the blank line) and so is the body (:data:`MAX_BODY_BYTES`, 256 KiB as RTSP's, 413 from its
+  Content-Length before any of it is buffered). Any error is fatal for the stream: the adapter answers if it can
   (:func:`error_response`) and closes. The events are the same however the bytes are cut.
 - :func:`serialize` writes full header names as given and sets Content-Length to the body's length
   (in place if present, appended otherwise).
@@ -40,6 +41,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from ..textframe import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    NEED_DATA,
+    ConnectionClosed,
+    NeedData,
+    TextFramer,
+    content_length,
+    show,
+    split_block,
+)
 from .errors import LocalProtocolError, SipParseError
 from .headers import (
     NameAddr,
@@ -59,8 +71,6 @@ __all__ = [
 ]
 
 SIP_VERSION = "SIP/2.0"
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 1024 * 1024
 BRANCH_MAGIC = "z9hG4bK"
 
 COMPACT_FORMS: dict[str, str] = {
@@ -227,21 +237,6 @@ class Response(_HeaderAccess):
     _cache: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """The peer closed its side of a TCP connection cleanly, between messages."""
-
-
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-"""Returned by :meth:`StreamFramer.next_event` when a complete message needs more bytes."""
-
 Message = Request | Response
 
 
@@ -351,9 +346,7 @@ def serialize(message: Message) -> bytes:
 # Parsing
 
 
-def _show(data: bytes | str, limit: int = 60) -> str:
-    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+_show = show
 
 
 def _decode(raw: bytes) -> str:
@@ -388,18 +381,7 @@ def _parse_headers(lines: list[bytes]) -> Headers:
 
 
 def _content_length(headers: Headers) -> int | None:
-    values = {v for k, v in headers if k == "Content-Length" or k.lower() == "content-length"}
-    if not values:
-        return None
-    if len(values) > 1:
-        raise SipParseError(f"conflicting Content-Length headers: {', '.join(sorted(values))}")
-    value = values.pop()
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise SipParseError(f"Content-Length {_show(value)} is not a byte count")
-    length = int(value)
-    if length > MAX_BODY_BYTES:
-        raise SipParseError(f"a body of {length} bytes is over {MAX_BODY_BYTES}", 413)
-    return length
+    return content_length(headers, SipParseError)
 
 
 def _start_line(line: bytes) -> tuple[bool, tuple[str, str, str]]:
@@ -493,87 +475,48 @@ def parse_datagram(data: bytes) -> Message | None:
     return _build(start, headers, body)
 
 
+def _stream_head(block: bytes) -> tuple[tuple[bytes, Headers], int]:
+    """A complete header block on a stream -> (start line, headers) and the body length (0 when
+    Content-Length is absent)."""
+    start, lines = split_block(block)
+    headers = _parse_headers(lines)
+    is_request, _ = _start_line(start)
+    try:
+        length = _content_length(headers) or 0
+    except SipParseError as e:
+        readable = tuple((k, v) for k, v in headers if k.lower() in _DIALOG_HEADERS) if is_request else ()
+        raise SipParseError(e.message, e.status_hint, headers=readable) from None
+    return (start, headers), length
+
+
 class StreamFramer:
     """Splits one TCP stream into messages. See the module docstring for the rules."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._scanned = 0
-        self._head: tuple[bytes, Headers, int] | None = None
-        self._eof = False
-        self._error: SipParseError | None = None
+        self._framer: TextFramer[tuple[bytes, Headers]] = TextFramer(
+            _stream_head, name="SIP", error=SipParseError, first_bytes=_TOKEN_BYTES, header_status=413)
 
     @property
     def errored(self) -> bool:
-        return self._error is not None
+        return self._framer.errored
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return self._framer.buffered
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the peer; ``b""`` means the peer closed its side."""
-        if not data:
-            self._eof = True
-            return
-        if self._eof:
-            raise LocalProtocolError("receive_data after EOF")
-        if self._error is None:
-            self._buffer += data
+        self._framer.receive_data(data, LocalProtocolError)
 
-    def next_event(self) -> Message | ConnectionClosed | _NeedData:
-        if self._error is not None:
-            raise SipParseError(f"the stream failed earlier: {self._error.message}", self._error.status_hint)
+    def next_event(self) -> Message | ConnectionClosed | NeedData:
+        framer = self._framer
+        framer.check()
         try:
-            return self._next_event()
-        except SipParseError as e:
-            self._error = e
-            self._buffer.clear()
-            raise
-
-    def _next_event(self) -> Message | ConnectionClosed | _NeedData:
-        buf = self._buffer
-        if self._head is None:
-            skip = 0
-            while skip < len(buf) and buf[skip] in b"\r\n":
-                skip += 1
-            if skip:
-                del buf[:skip]
-                self._scanned = max(0, self._scanned - skip)
-            if buf:
-                self._head_block()
-        if self._head is not None:
-            start, headers, length = self._head
-            if len(buf) >= length:
-                body = bytes(buf[:length])
-                del buf[:length]
-                self._head = None
+            message = framer.next_message()
+            if not isinstance(message, NeedData):
+                (start, headers), body = message
                 return _build(start, headers, body)
-        if self._eof:
-            if buf or self._head is not None:
-                raise SipParseError("the peer closed the connection in the middle of a message")
-            return ConnectionClosed()
-        return NEED_DATA
-
-    def _head_block(self) -> None:
-        buf = self._buffer
-        if buf[0] not in _TOKEN_BYTES:
-            raise SipParseError(f"not a SIP message: starts with byte 0x{buf[0]:02x}")
-        match = _HEADER_END.search(buf, max(0, self._scanned - 3), MAX_HEADER_BYTES)
-        if match is None:
-            self._scanned = min(len(buf), MAX_HEADER_BYTES)
-            if len(buf) >= MAX_HEADER_BYTES:
-                raise SipParseError("the header block is over 64 KiB without its blank line", 413)
-            return
-        lines = bytes(buf[:match.start()]).replace(b"\r\n", b"\n").split(b"\n")
-        del buf[:match.end()]
-        self._scanned = 0
-        start = lines[0].rstrip(b"\r")
-        headers = _parse_headers([line.rstrip(b"\r") for line in lines[1:]])
-        is_request, _ = _start_line(start)
-        try:
-            length = _content_length(headers) or 0
+            return framer.at_end() or NEED_DATA
         except SipParseError as e:
-            readable = tuple((k, v) for k, v in headers if k.lower() in _DIALOG_HEADERS) if is_request else ()
-            raise SipParseError(e.message, e.status_hint, headers=readable) from None
-        self._head = (start, headers, length)
+            framer.fail(e)
+            raise

@@ -14,8 +14,9 @@
 
 /// Longest header block of a text message (request line included).
 pub const MAX_HEADER: usize = 64 * 1024;
-/// Longest body of a text message.
-pub const MAX_BODY: usize = 1 << 20;
+/// Longest body of a text message. The Python RTSP/SIP framer uses the same number (rust/py
+/// exports it as `_core.RTSP_MAX_BODY`).
+pub const MAX_BODY: usize = 256 * 1024;
 
 /// One unit of an interleaved RTSP connection, borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl std::fmt::Display for FramingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             FramingError::HeaderTooLong => "RTSP header block over 64 KiB",
-            FramingError::BodyTooLong => "RTSP body over 1 MiB",
+            FramingError::BodyTooLong => "RTSP body over 256 KiB",
             FramingError::BadContentLength => "unreadable Content-Length",
         })
     }

@@ -1,38 +1,44 @@
 //! `pms_trio._core`: the Python binding of the media plane.
 //!
-//! A thin layer: argument conversion, `CoreError` for refused commands, events as tuples. It
-//! holds no state of its own beyond the [`pms_io::Engine`] and its event queue. Every method
-//! returns at once; the slow part of start-up (binding sockets, making the certificate) runs
-//! with the GIL released.
+//! A thin layer: argument conversion, `CoreError` (a typed `code` and `message`) for refused
+//! commands, events as frozen records (`events`). It holds no state of its own beyond the
+//! [`pms_io::Engine`] and its event queue. Every method returns at once; the slow part of
+//! start-up (binding sockets, making the certificate) runs with the GIL released.
+
+mod events;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pms_core::cert::DtlsIdentity;
-use pms_io::{
-    candidate_ips, logger, Engine, EngineConfig, EngineError, Event, EventQueue, RtspTrackSpec,
-};
-use pyo3::create_exception;
+use pms_io::{candidate_ips, logger, Engine, EngineConfig, EngineError, EventQueue, RtspTrackSpec};
 use pyo3::exceptions::{PyException, PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
-create_exception!(
-    _core,
-    CoreError,
-    PyException,
-    "A command the media core refused; `code` follows the signaling error codes."
-);
+/// `CoreError`, defined in Python so that it is a plain `Exception` subclass with a typed
+/// constructor (`CoreError(code, message)`; pyo3 cannot subclass native types under abi3).
+const CORE_ERROR: &std::ffi::CStr = c"
+class CoreError(Exception):
+    \"\"\"A command the media core refused. ``code`` follows the signaling error codes (400, 404,
+    409, 415, 422, 500); ``message`` says why.\"\"\"
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = int(code)
+        self.message = str(message)
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.message))
+";
 
 fn core_error(py: Python<'_>, e: EngineError) -> PyErr {
-    let code = e.code();
-    let message = e.to_string();
-    let err = CoreError::new_err(message.clone());
-    let value = err.value(py);
-    let _ = value.setattr("code", code);
-    let _ = value.setattr("message", message);
-    err
+    let build = || -> PyResult<PyErr> {
+        let cls = py.import("pms_trio._core")?.getattr("CoreError")?;
+        Ok(PyErr::from_value(cls.call1((e.code(), e.to_string()))?))
+    };
+    build().unwrap_or_else(|err| err)
 }
 
 fn parse_ip(s: &str, what: &str) -> PyResult<IpAddr> {
@@ -121,88 +127,11 @@ impl Core {
         self.events.fd()
     }
 
-    /// Drains every queued event. Never blocks.
+    /// Drains every queued event (records of `events`). Never blocks.
     fn poll_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for ev in self.events.drain() {
-            let item = match ev {
-                Event::TransportConnected { id } => PyTuple::new(
-                    py,
-                    [
-                        ("transport_connected").into_pyobject(py)?.into_any(),
-                        id.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-                Event::TransportClosed { id, reason } => PyTuple::new(
-                    py,
-                    [
-                        "transport_closed".into_pyobject(py)?.into_any(),
-                        id.into_pyobject(py)?.into_any(),
-                        reason.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-                Event::ProducerStarted { stream, codecs } => PyTuple::new(
-                    py,
-                    [
-                        "producer_started".into_pyobject(py)?.into_any(),
-                        stream.into_pyobject(py)?.into_any(),
-                        PyList::new(py, codecs)?.into_any(),
-                    ],
-                )?,
-                Event::RtspAlive { id } => PyTuple::new(
-                    py,
-                    [
-                        "rtsp_alive".into_pyobject(py)?.into_any(),
-                        id.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-                Event::RtspMessage { id, data } => PyTuple::new(
-                    py,
-                    [
-                        "rtsp_message".into_pyobject(py)?.into_any(),
-                        id.into_pyobject(py)?.into_any(),
-                        PyBytes::new(py, &data).into_any(),
-                    ],
-                )?,
-                Event::ParameterSets {
-                    stream,
-                    codec,
-                    nals,
-                } => PyTuple::new(
-                    py,
-                    [
-                        "parameter_sets".into_pyobject(py)?.into_any(),
-                        stream.into_pyobject(py)?.into_any(),
-                        codec.into_pyobject(py)?.into_any(),
-                        PyList::new(py, nals.iter().map(|n| PyBytes::new(py, n)))?.into_any(),
-                    ],
-                )?,
-                Event::KeyframeWanted { stream } => PyTuple::new(
-                    py,
-                    [
-                        "keyframe_wanted".into_pyobject(py)?.into_any(),
-                        stream.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-                Event::Log {
-                    level,
-                    tag,
-                    message,
-                } => PyTuple::new(
-                    py,
-                    [
-                        "log".into_pyobject(py)?.into_any(),
-                        level
-                            .as_str()
-                            .to_ascii_lowercase()
-                            .into_pyobject(py)?
-                            .into_any(),
-                        tag.into_pyobject(py)?.into_any(),
-                        message.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-            };
-            list.append(item)?;
+            list.append(events::to_python(py, ev)?)?;
         }
         Ok(list)
     }
@@ -462,6 +391,17 @@ impl Core {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
-    m.add("CoreError", m.py().get_type::<CoreError>())?;
+    let globals = PyDict::new(m.py());
+    globals.set_item("__name__", "pms_trio._core")?;
+    m.py().run(CORE_ERROR, Some(&globals), None)?;
+    m.add(
+        "CoreError",
+        globals
+            .get_item("CoreError")?
+            .ok_or_else(|| PyException::new_err("CoreError was not defined"))?,
+    )?;
+    events::register(m)?;
+    m.add("RTSP_MAX_HEADER", pms_core::rtsp_framing::MAX_HEADER)?;
+    m.add("RTSP_MAX_BODY", pms_core::rtsp_framing::MAX_BODY)?;
     Ok(())
 }
