@@ -311,6 +311,8 @@ fn containers_refuse_what_they_cannot_hold() {
     assert!(RecordWriter::new(Container::Mkv, &[pcma_source().spec, h264_source().spec]).is_ok());
 }
 
+type MakeSources = fn() -> Vec<Source>;
+
 /// Loss, duplicates and reordering applied to real streams: the files still decode without a
 /// single FFmpeg error (what is written is never a broken frame); byte flips on top never
 /// panic the writer.
@@ -323,7 +325,7 @@ fn damaged_real_streams_never_make_corrupt_files() {
         seed ^= seed << 5;
         seed
     };
-    let cases: Vec<(&str, fn() -> Vec<Source>)> = vec![
+    let cases: Vec<(&str, MakeSources)> = vec![
         ("dmg_h264_aac.mkv", || vec![h264_source(), aac_source()]),
         ("dmg_h264_aac.mp4", || vec![h264_source(), aac_source()]),
         ("dmg_h265_opus.mp4", || vec![h265_source(), opus_source()]),
