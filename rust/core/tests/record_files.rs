@@ -36,9 +36,21 @@ fn record(
     let t0 = Instant::now();
     let mut file = Vec::new();
     let mut video_packets = 0;
-    for (track, at, pkt) in schedule(sources, ts_base) {
+    let pkts = schedule(sources, ts_base);
+    let crash_at = pkts.len() * 7 / 10;
+    let mut video_frames_sent = 0u64;
+    for (n, (track, at, pkt)) in pkts.into_iter().enumerate() {
+        if n == crash_at {
+            // What a kill -9 now leaves on disk: the writes so far, no finish.
+            let crash = out_dir().join(format!("crash.{name}"));
+            std::fs::write(&crash, &file).expect("write crash copy");
+            std::fs::write(crash.with_extension("sent"), video_frames_sent.to_string())
+                .expect("write count");
+        }
         if track == 0 {
             video_packets += 1;
+            // The marker bit ends a video frame.
+            video_frames_sent += (pkt[1] & 0x80 != 0) as u64;
             if Some(video_packets - 1) == lose {
                 continue;
             }
@@ -197,6 +209,31 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
     assert!(
         cut_frames * 10 >= video_written * 5,
         "{p}: cut file decodes {cut_frames} of {video_written}"
+    );
+    // The copy taken mid-recording (as a kill -9 leaves it) decodes all but the last second.
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let crash = path.with_file_name(format!("crash.{name}"));
+    let sent: u64 = std::fs::read_to_string(crash.with_extension("sent"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let crash_frames = count_frames(&crash, "v");
+    let (_, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            &crash.to_string_lossy(),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    eprintln!("FFMPEG crash copy of {name}: {sent} video frames sent, {crash_frames} decoded; errors: {:?}", err.trim());
+    assert!(
+        crash_frames + 25 >= sent,
+        "{p}: the crash copy decodes {crash_frames} of {sent} sent (more than 1 s lost)"
     );
 }
 

@@ -25,7 +25,9 @@
 //!
 //! Crash safety: a Matroska file is playable after any append (unknown-size Segment and
 //! Clusters, every block appended as it comes); an MP4 file after any whole fragment (at most
-//! 1 s). A clean [`RecordWriter::finish`] adds the index and sizes that make the file seek.
+//! 0.5 s, plus four frames of B-frame reordering). A clean [`RecordWriter::finish`] adds the
+//! index and sizes that make the file seek. The end-to-end test measures what a kill -9
+//! leaves: Matroska loses the frame in progress, MP4 about 0.6 s.
 
 pub mod container;
 pub mod depack;
