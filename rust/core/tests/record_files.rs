@@ -202,7 +202,8 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
     std::fs::write(&cut, &data[..data.len() * 7 / 10]).expect("write cut");
     let cut_frames = count_frames(&cut, "v");
     eprintln!(
-        "FFMPEG {}: duration {}s, video frames written {video_written}, decoded {decoded}, cut at 70%: {cut_frames}",
+        "FFMPEG {}: duration {}s, video frames written {video_written}, decoded {decoded}, \
+         cut at 70%: {cut_frames}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
         dur.trim()
     );
@@ -230,7 +231,11 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
             "-",
         ],
     );
-    eprintln!("FFMPEG crash copy of {name}: {sent} video frames sent, {crash_frames} decoded; errors: {:?}", err.trim());
+    eprintln!(
+        "FFMPEG crash copy of {name}: {sent} video frames sent, {crash_frames} decoded; \
+         errors: {:?}",
+        err.trim()
+    );
     assert!(
         crash_frames + 25 >= sent,
         "{p}: the crash copy decodes {crash_frames} of {sent} sent (more than 1 s lost)"
