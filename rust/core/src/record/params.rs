@@ -273,8 +273,9 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     v.push(0xfc | (s.chroma as u8 & 3));
     v.push(0xf8 | (s.bit_depth_luma.saturating_sub(8) as u8 & 7));
     v.push(0xf8 | (s.bit_depth_chroma.saturating_sub(8) as u8 & 7));
-    v.extend_from_slice(&[0, 0]); // avgFrameRate
-                                  // constantFrameRate 0, numTemporalLayers, temporalIdNested 1, lengthSizeMinusOne 3
+    // avgFrameRate 0; then constantFrameRate 0, numTemporalLayers, temporalIdNested 1,
+    // lengthSizeMinusOne 3.
+    v.extend_from_slice(&[0, 0]);
     v.push(((s.sub_layers & 7) << 3) | 0x04 | 0x03);
     v.push(3);
     for (t, nal) in [(32u8, vps), (33, sps), (34, pps)] {
