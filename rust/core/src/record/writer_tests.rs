@@ -144,3 +144,32 @@ fn bad_packets_and_unknown_tracks_are_counted_not_fatal() {
     w.finish();
     assert!(w.poll_output().is_none(), "never started: nothing to write");
 }
+
+#[test]
+fn sender_reports_place_tracks_before_the_first_frame_is_written() {
+    let mut w = RecordWriter::new(Container::Mkv, &specs()).expect("mkv");
+    let t0 = Instant::now();
+    // Both first packets arrive together; the reports say the audio's RTP 0 was captured
+    // 100 ms after the video's RTP 0.
+    let ntp = 5000u64 << 32;
+    w.handle_sender_report(0, ntp, 0);
+    w.handle_sender_report(1, ntp + (1u64 << 32) / 10, 0);
+    w.handle_rtp(t0, 1, &rtp(0, 0, true, &[0xfc])).expect("rtp");
+    w.handle_rtp(t0, 0, &rtp(0, 0, true, &VP8_KEY))
+        .expect("rtp");
+    w.finish();
+    let mut file = Vec::new();
+    drain(&mut w, &mut file);
+    // The audio block (track 2) is 100 ms into the cluster.
+    let at = file
+        .windows(3)
+        .position(|x| x == [0xa3, 0x85, 0x82])
+        .expect("audio block");
+    assert_eq!(i16::from_be_bytes([file[at + 3], file[at + 4]]), 100);
+}
+
+#[test]
+fn a_writer_can_move_to_a_worker_thread() {
+    fn send<T: Send>() {}
+    send::<RecordWriter>();
+}
