@@ -376,7 +376,13 @@ fn damaged_real_streams_never_make_corrupt_files() {
         ("dmg_av1_pcma.mkv", || vec![av1_source(), pcma_source()]),
     ];
     for (name, make) in cases {
-        for flip in [false, true] {
+        // PMS_RECORD_DAMAGE_ROUNDS=50 repeats the byte-flip run with other damage.
+        let rounds = std::env::var("PMS_RECORD_DAMAGE_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1usize);
+        let runs = std::iter::once(false).chain(std::iter::repeat_n(true, rounds));
+        for flip in runs {
             let sources = make();
             let specs: Vec<_> = sources.iter().map(|s| s.spec.clone()).collect();
             let mut pkts = schedule(&sources, &[0, 0]);
