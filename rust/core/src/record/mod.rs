@@ -15,7 +15,12 @@
 //! w.finish();                                       // then drain poll_output once more
 //! ```
 //!
-//! The pipeline, one module per step, none importing a later one:
+//! Appends queue and merge until polled: a caller that polls once per batch of packets (or on
+//! a short timer) makes one `write` per poll; what it has not polled and written is what a
+//! crash loses. Patches (`offset: Some`) only come from closed clusters and from the finish.
+//!
+//! The pipeline, one module per step (the imports run one way: `writer` uses the others,
+//! the containers use `container`, `sink` and `params`, nothing uses `writer` but `fuzz`):
 //! - [`depack`]: RTP payloads to frames per codec, dropping what loss broke;
 //! - [`timeline`]: RTP timestamps (wrapping) to one nanosecond timeline for all tracks;
 //! - [`writer`]: waits until every track's configuration is known, interleaves;
