@@ -66,6 +66,9 @@ pub struct RecordStats {
     pub bad_packets: u64,
     /// Bytes of the file (appends queued so far).
     pub bytes: u64,
+    /// Time of the latest frame handed to the container (ns on the recording's timeline):
+    /// the recording's duration so far, for the records list.
+    pub last_frame_ns: i64,
 }
 
 #[derive(Debug)]
@@ -96,6 +99,7 @@ pub struct RecordWriter {
     scratch: Vec<Frame>,
     written: Vec<u64>,
     bad_packets: u64,
+    last_frame_ns: i64,
 }
 
 impl RecordWriter {
@@ -155,6 +159,7 @@ impl RecordWriter {
             first_ready_ns: None,
             scratch: Vec::new(),
             bad_packets: 0,
+            last_frame_ns: 0,
         })
     }
 
@@ -227,6 +232,7 @@ impl RecordWriter {
                 .collect(),
             bad_packets: self.bad_packets,
             bytes: self.sink.len(),
+            last_frame_ns: self.last_frame_ns,
         }
     }
 
@@ -376,6 +382,7 @@ impl RecordWriter {
             let Some(out) = t.out_index else { continue };
             self.writer.frame(out, ns, key, &data, &mut self.sink);
             self.written[i] += 1;
+            self.last_frame_ns = self.last_frame_ns.max(ns);
         }
     }
 

@@ -197,6 +197,7 @@ fn h264_parameter_sets_from_the_fmtp_describe_the_track() {
     let mut file = Vec::new();
     drain(&mut w, &mut file);
     assert_eq!(w.stats().frames_written, vec![30]);
+    assert_eq!(w.stats().last_frame_ns, 29 * 40_000_000);
     let avcc = file.windows(4).position(|x| x == b"avcC").expect("avcC");
     assert_eq!(&file[avcc + 4..avcc + 8], &[1, 0x64, 0x00, 0x0d]);
     assert!(file.windows(4).any(|x| x == b"mfra"));
