@@ -42,6 +42,10 @@ use crate::media::{CodecName, MediaKind};
 
 /// Longest fragment.
 pub const FRAGMENT_MAX_NS: i64 = 500_000_000;
+/// A fragment is also cut at this many bytes or samples (timestamps that do not advance
+/// would otherwise grow it without end).
+pub const FRAGMENT_MAX_BYTES: usize = 16 << 20;
+pub const FRAGMENT_MAX_SAMPLES: usize = 2000;
 /// Frames held per H.264/H.265 track to order presentation times into decode times.
 pub const REORDER_WINDOW: usize = 4;
 
@@ -86,6 +90,9 @@ pub struct Mp4Writer {
     sequence: u32,
     /// Start of the fragment being built (ns), by the samples released into it.
     frag_start_ns: Option<i64>,
+    /// Bytes and samples of the fragment being built.
+    frag_bytes: usize,
+    frag_samples: usize,
     end_ns: i64,
     /// The init segment has been written.
     started: bool,
@@ -199,7 +206,9 @@ impl Mp4Writer {
                 .tracks
                 .iter()
                 .any(|t| !t.frag.is_empty() && (t.video || !has_video));
-            if any && (key_cut || too_long) {
+            let too_big =
+                self.frag_bytes >= FRAGMENT_MAX_BYTES || self.frag_samples >= FRAGMENT_MAX_SAMPLES;
+            if any && (key_cut || too_long || too_big) {
                 self.flush_fragment(out);
             }
             if self.frag_start_ns.is_none() {
@@ -208,11 +217,14 @@ impl Mp4Writer {
         }
         let end = ns + Mp4Writer::ns(&self.tracks[i], s.duration as i64);
         self.end_ns = self.end_ns.max(end);
+        self.frag_bytes += s.data.len();
+        self.frag_samples += 1;
         self.tracks[i].frag.push(s);
     }
 
     fn flush_fragment(&mut self, out: &mut Sink) {
         self.frag_start_ns = None;
+        (self.frag_bytes, self.frag_samples) = (0, 0);
         if self.tracks.iter().all(|t| t.frag.is_empty()) {
             return;
         }

@@ -149,3 +149,11 @@ fn audio_only_fragments_every_half_second() {
     assert_eq!(moofs, 6);
     assert!(!file.windows(4).any(|w| w == b"elst"), "no shift needed");
 }
+
+#[test]
+fn frozen_timestamps_still_cut_fragments() {
+    let frames: Vec<_> = (0..5000).map(|_| (0, 0, true)).collect();
+    let file = write(&[info(CodecName::Opus)], &frames);
+    let moofs = boxes(&file).iter().filter(|b| &b.0 == b"moof").count();
+    assert_eq!(moofs, 3, "2000 samples per fragment at most");
+}
