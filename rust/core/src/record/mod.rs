@@ -28,6 +28,12 @@
 //!   [`container::ContainerWriter`]; [`params`] builds their codec records;
 //! - [`sink`]: the write queue.
 //!
+//! Segments (`segmentSeconds`): the caller cuts with a new writer. Once a segment is due, the
+//! first video packet that starts a keyframe (`crate::codec::inspect(..).keyframe_start`,
+//! which is true for the parameter-set packet the router sends ahead of an IDR) and every
+//! packet after it go to a new `RecordWriter`, and the old one is finished. Each file then
+//! starts at zero with a keyframe, its audio from the same instant.
+//!
 //! Crash safety: a Matroska file is playable after any append (unknown-size Segment and
 //! Clusters, every block appended as it comes); an MP4 file after any whole fragment (at most
 //! 0.5 s, plus four frames of B-frame reordering). A clean [`RecordWriter::finish`] adds the
