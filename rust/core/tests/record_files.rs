@@ -36,9 +36,21 @@ fn record(
     let t0 = Instant::now();
     let mut file = Vec::new();
     let mut video_packets = 0;
-    for (track, at, pkt) in schedule(sources, ts_base) {
+    let pkts = schedule(sources, ts_base);
+    let crash_at = pkts.len() * 7 / 10;
+    let mut video_frames_sent = 0u64;
+    for (n, (track, at, pkt)) in pkts.into_iter().enumerate() {
+        if n == crash_at {
+            // What a kill -9 now leaves on disk: the writes so far, no finish.
+            let crash = out_dir().join(format!("crash.{name}"));
+            std::fs::write(&crash, &file).expect("write crash copy");
+            std::fs::write(crash.with_extension("sent"), video_frames_sent.to_string())
+                .expect("write count");
+        }
         if track == 0 {
             video_packets += 1;
+            // The marker bit ends a video frame.
+            video_frames_sent += (pkt[1] & 0x80 != 0) as u64;
             if Some(video_packets - 1) == lose {
                 continue;
             }
@@ -190,13 +202,43 @@ fn check_with_ffmpeg(path: &Path, video_written: u64, has_audio: bool) {
     std::fs::write(&cut, &data[..data.len() * 7 / 10]).expect("write cut");
     let cut_frames = count_frames(&cut, "v");
     eprintln!(
-        "FFMPEG {}: duration {}s, video frames written {video_written}, decoded {decoded}, cut at 70%: {cut_frames}",
+        "FFMPEG {}: duration {}s, video frames written {video_written}, decoded {decoded}, \
+         cut at 70%: {cut_frames}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or(""),
         dur.trim()
     );
     assert!(
         cut_frames * 10 >= video_written * 5,
         "{p}: cut file decodes {cut_frames} of {video_written}"
+    );
+    // The copy taken mid-recording (as a kill -9 leaves it) decodes all but the last second.
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let crash = path.with_file_name(format!("crash.{name}"));
+    let sent: u64 = std::fs::read_to_string(crash.with_extension("sent"))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let crash_frames = count_frames(&crash, "v");
+    let (_, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            &crash.to_string_lossy(),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    eprintln!(
+        "FFMPEG crash copy of {name}: {sent} video frames sent, {crash_frames} decoded; \
+         errors: {:?}",
+        err.trim()
+    );
+    assert!(
+        crash_frames + 25 >= sent,
+        "{p}: the crash copy decodes {crash_frames} of {sent} sent (more than 1 s lost)"
     );
 }
 
@@ -311,6 +353,8 @@ fn containers_refuse_what_they_cannot_hold() {
     assert!(RecordWriter::new(Container::Mkv, &[pcma_source().spec, h264_source().spec]).is_ok());
 }
 
+type MakeSources = fn() -> Vec<Source>;
+
 /// Loss, duplicates and reordering applied to real streams: the files still decode without a
 /// single FFmpeg error (what is written is never a broken frame); byte flips on top never
 /// panic the writer.
@@ -323,7 +367,7 @@ fn damaged_real_streams_never_make_corrupt_files() {
         seed ^= seed << 5;
         seed
     };
-    let cases: Vec<(&str, fn() -> Vec<Source>)> = vec![
+    let cases: Vec<(&str, MakeSources)> = vec![
         ("dmg_h264_aac.mkv", || vec![h264_source(), aac_source()]),
         ("dmg_h264_aac.mp4", || vec![h264_source(), aac_source()]),
         ("dmg_h265_opus.mp4", || vec![h265_source(), opus_source()]),
@@ -332,7 +376,13 @@ fn damaged_real_streams_never_make_corrupt_files() {
         ("dmg_av1_pcma.mkv", || vec![av1_source(), pcma_source()]),
     ];
     for (name, make) in cases {
-        for flip in [false, true] {
+        // PMS_RECORD_DAMAGE_ROUNDS=50 repeats the byte-flip run with other damage.
+        let rounds = std::env::var("PMS_RECORD_DAMAGE_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1usize);
+        let runs = std::iter::once(false).chain(std::iter::repeat_n(true, rounds));
+        for flip in runs {
             let sources = make();
             let specs: Vec<_> = sources.iter().map(|s| s.spec.clone()).collect();
             let mut pkts = schedule(&sources, &[0, 0]);

@@ -155,8 +155,13 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
+        // PMS_RECORD_FUZZ_ROUNDS=100000 for a longer run (a debug build checks overflows too).
+        let rounds = std::env::var("PMS_RECORD_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300u32);
         let mut started = 0;
-        for round in 0..300 {
+        for round in 0..rounds {
             let len = (rnd() % 4000) as usize;
             let mut d: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
             if let Some(first) = d.first_mut() {

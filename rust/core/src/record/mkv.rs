@@ -31,7 +31,8 @@ const INFO: u32 = 0x1549_A966;
 const TRACKS: u32 = 0x1654_AE6B;
 const CLUSTER: u32 = 0x1F43_B675;
 const CUES: u32 = 0x1C53_BB6B;
-/// Room kept at the start of the Segment for the SeekHead (3 entries of at most 21 bytes, 5 of header).
+/// Room kept at the start of the Segment for the SeekHead (3 entries of at most 21 bytes,
+/// 5 of header).
 const SEEK_HEAD_ROOM: usize = 96;
 /// `Duration` element: 2-byte ID, 1-byte size, 8-byte float.
 const DURATION_ROOM: usize = 11;

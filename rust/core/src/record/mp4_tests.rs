@@ -50,7 +50,7 @@ fn write(tracks: &[TrackInfo], frames: &[(usize, i64, bool)]) -> Vec<u8> {
 }
 
 #[test]
-fn fragments_at_keyframes_and_every_second() {
+fn fragments_at_keyframes_and_every_half_second() {
     let mut frames = Vec::new();
     for i in 0..100 {
         // 4 s at 25 fps, a keyframe every 2 s; audio every 20 ms.
@@ -77,7 +77,7 @@ fn fragments_at_keyframes_and_every_second() {
             u64::from_be_bytes(file[at + 8..at + 16].try_into().unwrap_or_default())
         })
         .collect();
-    assert_eq!(moofs, 4, "{starts:?}");
+    assert_eq!(moofs, 8, "{starts:?}");
     assert_eq!(b.last().map(|x| x.1 + x.2), Some(file.len()));
     // mfro's last word is the mfra size.
     assert_eq!(
@@ -142,10 +142,18 @@ fn b_frames_get_increasing_decode_times_and_non_negative_offsets() {
 }
 
 #[test]
-fn audio_only_fragments_every_second() {
+fn audio_only_fragments_every_half_second() {
     let frames: Vec<_> = (0..150).map(|i| (0, i * 20, true)).collect();
     let file = write(&[info(CodecName::Opus)], &frames);
     let moofs = boxes(&file).iter().filter(|b| &b.0 == b"moof").count();
-    assert_eq!(moofs, 3);
+    assert_eq!(moofs, 6);
     assert!(!file.windows(4).any(|w| w == b"elst"), "no shift needed");
+}
+
+#[test]
+fn frozen_timestamps_still_cut_fragments() {
+    let frames: Vec<_> = (0..5000).map(|_| (0, 0, true)).collect();
+    let file = write(&[info(CodecName::Opus)], &frames);
+    let moofs = boxes(&file).iter().filter(|b| &b.0 == b"moof").count();
+    assert_eq!(moofs, 3, "2000 samples per fragment at most");
 }

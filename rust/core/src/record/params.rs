@@ -74,24 +74,37 @@ fn h264_scaling_list(r: &mut Bits<'_>, size: usize) -> Option<()> {
     Some(())
 }
 
+/// What an H.264 SPS says that the containers repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H264Sps {
+    pub profile: u8,
+    pub chroma: u32,
+    pub bit_depth_luma: u32,
+    pub bit_depth_chroma: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// Picture size from an H.264 SPS NAL unit (header byte included), cropping applied.
 pub fn h264_size(sps: &[u8]) -> Option<(u32, u32)> {
+    h264_sps(sps).map(|s| (s.width, s.height))
+}
+
+/// Parses an H.264 SPS NAL unit (header byte included) as far as the frame cropping.
+pub fn h264_sps(sps: &[u8]) -> Option<H264Sps> {
     let rbsp = unescape(sps.get(1..)?);
     let r = &mut Bits { b: &rbsp, pos: 0 };
     let profile = r.bits(8)?;
     r.skip(16)?;
     r.ue()?;
-    let mut chroma = 1;
-    if matches!(
-        profile,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134
-    ) {
+    let (mut chroma, mut depth_l, mut depth_c) = (1, 8, 8);
+    if high_profile(profile as u8) {
         chroma = r.ue()?;
         if chroma == 3 {
             r.skip(1)?;
         }
-        r.ue()?;
-        r.ue()?;
+        depth_l = 8 + r.ue()?;
+        depth_c = 8 + r.ue()?;
         r.skip(1)?;
         if r.bit()? == 1 {
             let n = if chroma == 3 { 12 } else { 8 };
@@ -143,7 +156,22 @@ pub fn h264_size(sps: &[u8]) -> Option<(u32, u32)> {
     let crop_y = (if chroma == 0 { 1 } else { sub_h }) * (2 - frame_mbs_only);
     let w = (w_mbs * 16).checked_sub(crop_x * (cl + cr))?;
     let h = (h_units * 16 * (2 - frame_mbs_only)).checked_sub(crop_y * (ct + cb))?;
-    Some((w, h))
+    Some(H264Sps {
+        profile: profile as u8,
+        chroma,
+        bit_depth_luma: depth_l,
+        bit_depth_chroma: depth_c,
+        width: w,
+        height: h,
+    })
+}
+
+/// Profiles whose SPS carries chroma format and bit depths (and whose `avcC` repeats them).
+fn high_profile(p: u8) -> bool {
+    matches!(
+        p,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134
+    )
 }
 
 /// The `profile_tier_level` fields `hvcC` repeats (12 bytes: profile space/tier/idc,
@@ -152,6 +180,8 @@ pub struct H265Sps {
     pub ptl: [u8; 12],
     pub sub_layers: u8,
     pub chroma: u32,
+    pub bit_depth_luma: u32,
+    pub bit_depth_chroma: u32,
     pub width: u32,
     pub height: u32,
 }
@@ -200,16 +230,21 @@ pub fn h265_sps(sps: &[u8]) -> Option<H265Sps> {
         w = w.checked_sub(sw * (l + rt))?;
         h = h.checked_sub(sh * (t + b))?;
     }
+    let depth_l = 8 + r.ue()?;
+    let depth_c = 8 + r.ue()?;
     Some(H265Sps {
         ptl,
         sub_layers: max_sub as u8 + 1,
         chroma,
+        bit_depth_luma: depth_l,
+        bit_depth_chroma: depth_c,
         width: w,
         height: h,
     })
 }
 
-/// `AVCDecoderConfigurationRecord` from one SPS and one PPS (header bytes included).
+/// `AVCDecoderConfigurationRecord` from one SPS and one PPS (header bytes included); for the
+/// High profiles with the chroma format and bit depths that 14496-15 5.3.3.1 adds.
 pub fn avcc(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     let p = sps.get(1..4)?;
     let mut v = vec![1, p[0], p[1], p[2], 0xff, 0xe1];
@@ -218,6 +253,13 @@ pub fn avcc(sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     v.push(1);
     v.extend_from_slice(&u16::try_from(pps.len()).ok()?.to_be_bytes());
     v.extend_from_slice(pps);
+    if high_profile(p[0]) {
+        let s = h264_sps(sps)?;
+        v.push(0xfc | (s.chroma as u8 & 3));
+        v.push(0xf8 | (s.bit_depth_luma.saturating_sub(8) as u8 & 7));
+        v.push(0xf8 | (s.bit_depth_chroma.saturating_sub(8) as u8 & 7));
+        v.push(0); // no SPS extensions
+    }
     Some(v)
 }
 
@@ -229,10 +271,11 @@ pub fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8]) -> Option<Vec<u8>> {
     v.extend_from_slice(&[0xf0, 0x00]); // min_spatial_segmentation_idc = 0
     v.push(0xfc); // parallelismType = 0
     v.push(0xfc | (s.chroma as u8 & 3));
-    v.push(0xf8); // bit depth luma - 8 (unknown here: 8-bit assumed by players if wrong)
-    v.push(0xf8);
-    v.extend_from_slice(&[0, 0]); // avgFrameRate
-                                  // constantFrameRate 0, numTemporalLayers, temporalIdNested 1, lengthSizeMinusOne 3
+    v.push(0xf8 | (s.bit_depth_luma.saturating_sub(8) as u8 & 7));
+    v.push(0xf8 | (s.bit_depth_chroma.saturating_sub(8) as u8 & 7));
+    // avgFrameRate 0; then constantFrameRate 0, numTemporalLayers, temporalIdNested 1,
+    // lengthSizeMinusOne 3.
+    v.extend_from_slice(&[0, 0]);
     v.push(((s.sub_layers & 7) << 3) | 0x04 | 0x03);
     v.push(3);
     for (t, nal) in [(32u8, vps), (33, sps), (34, pps)] {
@@ -405,7 +448,12 @@ mod tests {
         assert_eq!(h264_size(&SPS), Some((320, 240)));
         let c = avcc(&SPS, &[0x68, 0xcb, 0x83, 0xcb, 0x20]).unwrap_or_default();
         assert_eq!(&c[..6], &[1, 0x64, 0x00, 0x0d, 0xff, 0xe1]);
-        assert_eq!(c.len(), 6 + 2 + 25 + 1 + 2 + 5);
+        assert_eq!(
+            c.len(),
+            6 + 2 + 25 + 1 + 2 + 5 + 4,
+            "High profile: 4 more bytes"
+        );
+        assert_eq!(&c[c.len() - 4..], &[0xfd, 0xf8, 0xf8, 0]);
         assert_eq!(h264_size(&[0x67]), None);
         assert_eq!(h264_size(&[0x67, 100, 0, 0, 0xff, 0xff]), None);
     }

@@ -64,6 +64,9 @@ pub struct Timeline {
     origin: Option<Instant>,
     /// The NTP time (RFC 3550 64-bit fixed point) of timeline zero, from the first report.
     ntp_zero: Option<u64>,
+    /// Added to every time, fixed when the first frame is placed: lifts a track that reports
+    /// put before the others' first packet (negative offset) back to zero.
+    base_ns: Option<i64>,
     tracks: Vec<TrackClock>,
 }
 
@@ -82,6 +85,7 @@ impl Timeline {
         Timeline {
             origin: None,
             ntp_zero: None,
+            base_ns: None,
             tracks: clock_rates
                 .iter()
                 .map(|&r| TrackClock {
@@ -142,22 +146,36 @@ impl Timeline {
         }
     }
 
-    /// The timeline time of `rtp_ts` on `track`, in ns; fixes the track's offset. `None`
-    /// for a track that has had no packet (or does not exist).
+    /// The timeline time of `rtp_ts` on `track`, in ns; fixes the track's offset (and, on the
+    /// first call, the base). `None` for a track that has had no packet (or does not exist).
     pub fn time_ns(&mut self, track: usize, rtp_ts: u32) -> Option<i64> {
+        let base = self.base();
+        self.base_ns = Some(base);
         let t = self.tracks.get_mut(track)?;
         let first = t.first?;
         t.fixed = true;
         let ext = t.unwrap.unwrap(rtp_ts);
-        Some(t.offset_ns + ticks_to_ns(ext as i64 - first as i64, t.clock_rate))
+        Some(base + t.offset_ns + ticks_to_ns(ext as i64 - first as i64, t.clock_rate))
     }
 
-    /// Like [`Timeline::time_ns`] without fixing the track's offset.
+    /// Like [`Timeline::time_ns`] without fixing anything.
     pub fn peek_ns(&mut self, track: usize, rtp_ts: u32) -> Option<i64> {
+        let base = self.base();
         let t = self.tracks.get_mut(track)?;
         let first = t.first?;
         let ext = t.unwrap.unwrap(rtp_ts);
-        Some(t.offset_ns + ticks_to_ns(ext as i64 - first as i64, t.clock_rate))
+        Some(base + t.offset_ns + ticks_to_ns(ext as i64 - first as i64, t.clock_rate))
+    }
+
+    fn base(&self) -> i64 {
+        self.base_ns.unwrap_or_else(|| {
+            let lowest = self
+                .tracks
+                .iter()
+                .filter(|t| t.first.is_some())
+                .map(|t| t.offset_ns);
+            -lowest.min().unwrap_or(0).min(0)
+        })
     }
 
     /// Whether a frame of the track has been placed (its offset can no longer change).
@@ -202,6 +220,20 @@ mod tests {
         assert_eq!(tl.time_ns(1, 77 + 48_000), Some(1_200_000_000));
         assert_eq!(tl.time_ns(1, 77u32.wrapping_sub(480)), Some(190_000_000));
         assert_eq!(tl.time_ns(5, 0), None);
+    }
+
+    #[test]
+    fn a_track_reported_earlier_than_the_first_lifts_the_timeline() {
+        let t0 = Instant::now();
+        let mut tl = Timeline::new(&[90_000, 48_000]);
+        let ntp = 1000u64 << 32;
+        tl.packet(t0, 1, 0);
+        tl.sender_report(1, ntp, 0);
+        tl.packet(t0, 0, 0);
+        tl.sender_report(0, ntp - (1u64 << 32) / 10, 0); // video 100 ms before audio
+        let v = tl.time_ns(0, 0).unwrap_or(-1);
+        let a = tl.time_ns(1, 0).unwrap_or(-1);
+        assert!(v.abs() < 2 && (a - 100_000_000).abs() < 2, "{v} {a}");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const START_WAIT_NS: i64 = 3_000_000_000;
 pub const INTERLEAVE_NS: i64 = 500_000_000;
 /// Most frames held before the header is written (bounds memory if a track never starts).
 const MAX_PENDING: usize = 4096;
+/// Most bytes held before the header is written or in the interleaver (frames are up to
+/// [`crate::record::depack::MAX_FRAME`] each, so a frame count alone does not bound memory).
+const MAX_HELD_BYTES: usize = 32 << 20;
 /// Most frames one track holds in the interleaver (bounds memory when a track's timestamps
 /// jump far ahead of the others').
 const MAX_QUEUED: usize = 512;
@@ -66,6 +69,9 @@ pub struct RecordStats {
     pub bad_packets: u64,
     /// Bytes of the file (appends queued so far).
     pub bytes: u64,
+    /// Time of the latest frame handed to the container (ns on the recording's timeline):
+    /// the recording's duration so far, for the records list.
+    pub last_frame_ns: i64,
 }
 
 #[derive(Debug)]
@@ -93,11 +99,12 @@ pub struct RecordWriter {
     /// Before the start: (track, frame), in arrival order.
     pending: VecDeque<(usize, Frame)>,
     first_ready_ns: Option<i64>,
+    /// Bytes in `pending` and in the tracks' queues.
+    held_bytes: usize,
     scratch: Vec<Frame>,
     written: Vec<u64>,
     bad_packets: u64,
-    /// Times of the first and the last frame handed to the container.
-    span_ns: Option<(i64, i64)>,
+    last_frame_ns: i64,
 }
 
 impl RecordWriter {
@@ -155,9 +162,10 @@ impl RecordWriter {
             finished: false,
             pending: VecDeque::new(),
             first_ready_ns: None,
+            held_bytes: 0,
             scratch: Vec::new(),
             bad_packets: 0,
-            span_ns: None,
+            last_frame_ns: 0,
         })
     }
 
@@ -215,12 +223,6 @@ impl RecordWriter {
         self.finished = true;
     }
 
-    /// From the first to the last frame written so far (0 before the second frame).
-    pub fn span(&self) -> std::time::Duration {
-        let ns = self.span_ns.map_or(0, |(a, b)| b.saturating_sub(a));
-        std::time::Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
-    }
-
     /// Whether the header has been written (every track ready, or the wait is over).
     pub fn started(&self) -> bool {
         self.started
@@ -236,6 +238,7 @@ impl RecordWriter {
                 .collect(),
             bad_packets: self.bad_packets,
             bytes: self.sink.len(),
+            last_frame_ns: self.last_frame_ns,
         }
     }
 
@@ -321,9 +324,11 @@ impl RecordWriter {
         }
         let now_ns = self.timeline.peek_ns(track, f.rtp_ts).unwrap_or(0);
         let first = *self.first_ready_ns.get_or_insert(now_ns);
+        self.held_bytes += f.data.len();
         self.pending.push_back((track, f));
         let all = self.tracks.iter().all(|t| t.info.is_some());
-        if all || now_ns - first >= START_WAIT_NS || self.pending.len() >= MAX_PENDING {
+        let full = self.pending.len() >= MAX_PENDING || self.held_bytes >= MAX_HELD_BYTES;
+        if all || now_ns - first >= START_WAIT_NS || full {
             self.start();
             self.release(false);
         }
@@ -340,6 +345,7 @@ impl RecordWriter {
         self.writer.start(&infos, &mut self.sink);
         self.started = true;
         while let Some((track, f)) = self.pending.pop_front() {
+            self.held_bytes = self.held_bytes.saturating_sub(f.data.len());
             self.enqueue(track, f);
         }
     }
@@ -350,12 +356,13 @@ impl RecordWriter {
         };
         let t = &mut self.tracks[track];
         t.newest_ns = Some(t.newest_ns.map_or(ns, |n| n.max(ns)));
+        self.held_bytes += f.data.len();
         t.queue.push_back((ns, f.keyframe, f.data));
     }
 
     /// Hands queued frames to the container, earliest head first, as far as no other live
     /// track can still bring an earlier frame (or everything, when `all`, or while a queue is
-    /// over [`MAX_QUEUED`]).
+    /// over [`MAX_QUEUED`] or the held bytes over [`MAX_HELD_BYTES`]).
     fn release(&mut self, all: bool) {
         loop {
             let head = self
@@ -374,7 +381,8 @@ impl RecordWriter {
             let waiting = self.tracks.iter().any(|t| {
                 t.out_index.is_some() && t.queue.is_empty() && t.newest_ns.is_none_or(|n| n < ns)
             });
-            let crowded = self.tracks.iter().any(|t| t.queue.len() > MAX_QUEUED);
+            let crowded = self.held_bytes >= MAX_HELD_BYTES
+                || self.tracks.iter().any(|t| t.queue.len() > MAX_QUEUED);
             if !all && !crowded && waiting && newest - ns < INTERLEAVE_NS {
                 return;
             }
@@ -382,13 +390,11 @@ impl RecordWriter {
             let Some((ns, key, data)) = t.queue.pop_front() else {
                 return;
             };
+            self.held_bytes = self.held_bytes.saturating_sub(data.len());
             let Some(out) = t.out_index else { continue };
             self.writer.frame(out, ns, key, &data, &mut self.sink);
             self.written[i] += 1;
-            self.span_ns = Some(
-                self.span_ns
-                    .map_or((ns, ns), |(a, b)| (a.min(ns), b.max(ns))),
-            );
+            self.last_frame_ns = self.last_frame_ns.max(ns);
         }
     }
 

@@ -144,3 +144,61 @@ fn bad_packets_and_unknown_tracks_are_counted_not_fatal() {
     w.finish();
     assert!(w.poll_output().is_none(), "never started: nothing to write");
 }
+
+#[test]
+fn sender_reports_place_tracks_before_the_first_frame_is_written() {
+    let mut w = RecordWriter::new(Container::Mkv, &specs()).expect("mkv");
+    let t0 = Instant::now();
+    // Both first packets arrive together; the reports say the audio's RTP 0 was captured
+    // 100 ms after the video's RTP 0.
+    let ntp = 5000u64 << 32;
+    w.handle_sender_report(0, ntp, 0);
+    w.handle_sender_report(1, ntp + (1u64 << 32) / 10, 0);
+    w.handle_rtp(t0, 1, &rtp(0, 0, true, &[0xfc])).expect("rtp");
+    w.handle_rtp(t0, 0, &rtp(0, 0, true, &VP8_KEY))
+        .expect("rtp");
+    w.finish();
+    let mut file = Vec::new();
+    drain(&mut w, &mut file);
+    // The audio block (track 2) is 100 ms into the cluster.
+    let at = file
+        .windows(3)
+        .position(|x| x == [0xa3, 0x85, 0x82])
+        .expect("audio block");
+    assert_eq!(i16::from_be_bytes([file[at + 3], file[at + 4]]), 100);
+}
+
+#[test]
+fn a_writer_can_move_to_a_worker_thread() {
+    fn send<T: Send>() {}
+    send::<RecordWriter>();
+}
+
+#[test]
+fn h264_parameter_sets_from_the_fmtp_describe_the_track() {
+    let spec = TrackSpec {
+        codec: CodecName::H264,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "packetization-mode=1;sprop-parameter-sets=Z2QADazZQUH7ARAAAAMAEAAAAwMg8UKZYA==,aOvjyyLA".to_string(),
+    };
+    let mut w = RecordWriter::new(Container::Mp4, &[spec]).expect("mp4");
+    let t0 = Instant::now();
+    // IDR slices only, no SPS/PPS in band.
+    w.handle_rtp(t0, 0, &rtp(0, 0, true, &[0x65, 0x88, 0x80]))
+        .expect("rtp");
+    assert!(w.started(), "the fmtp's sets and the IDR are enough");
+    for i in 1..30u16 {
+        let at = t0 + Duration::from_millis(40 * i as u64);
+        w.handle_rtp(at, 0, &rtp(i, 3600 * i as u32, true, &[0x41, 0x9a, 0x02]))
+            .expect("rtp");
+    }
+    w.finish();
+    let mut file = Vec::new();
+    drain(&mut w, &mut file);
+    assert_eq!(w.stats().frames_written, vec![30]);
+    assert_eq!(w.stats().last_frame_ns, 29 * 40_000_000);
+    let avcc = file.windows(4).position(|x| x == b"avcC").expect("avcC");
+    assert_eq!(&file[avcc + 4..avcc + 8], &[1, 0x64, 0x00, 0x0d]);
+    assert!(file.windows(4).any(|x| x == b"mfra"));
+}

@@ -258,7 +258,8 @@ pub fn aac_source() -> Source {
         at += h.frame_len;
     }
     let fmtp = format!(
-        "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config={config}"
+        "streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;\
+         indexdeltalength=3;config={config}"
     );
     Source {
         spec: spec(CodecName::Aac, 44_100, 2, &fmtp),

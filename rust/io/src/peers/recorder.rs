@@ -249,7 +249,7 @@ impl Recorder {
             id,
             path: f.path.to_string_lossy().into_owned(),
             bytes: f.on_disk,
-            duration_ms: self.writer.span().as_millis() as u64,
+            duration_ms: u64::try_from(self.writer.stats().last_frame_ns / 1_000_000).unwrap_or(0),
             error,
         });
     }

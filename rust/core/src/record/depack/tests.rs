@@ -239,3 +239,21 @@ fn garbage_never_panics() {
         assert!(out.iter().all(|f| f.data.len() <= MAX_FRAME));
     }
 }
+
+#[test]
+fn vp8_extended_descriptors_as_browsers_send_them() {
+    let mut d = Depacketizer::new(CodecName::Vp8, "").expect("vp8");
+    // X=1 S=1; I=1 L=1 T=1; 15-bit picture id; TL0PICIDX; TID/KEYIDX; then the key frame.
+    let mut first = vec![0x90, 0xe0, 0x81, 0x23, 0x05, 0x40];
+    first.extend_from_slice(&[0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+    let mut second = vec![0x80, 0xe0, 0x81, 0x23, 0x05, 0x40];
+    second.extend_from_slice(&[0xde, 0xad]);
+    let out = feed(
+        &mut d,
+        &[pkt(7, 3000, false, &first), pkt(8, 3000, true, &second)],
+    );
+    assert_eq!(out.len(), 1);
+    assert!(out[0].keyframe);
+    assert_eq!(out[0].data.len(), 10 + 2);
+    assert_eq!(d.vpx_size(), Some((640, 360)));
+}
