@@ -5,12 +5,15 @@ and the mapping of startup failures to :class:`StartupError` (the CLI turns it i
 
 Start order: the core (binds the WebRTC UDP ports) -> the event pump -> each enabled service, one
 ``await nursery.start(serve...)`` at a time, each reporting its bound address -> ``ready``.
-Services not written yet (the recorder's command port, cascade pulls) have their
-place below in :func:`_start_services`; their ports are not bound, and the log says so.
+The recording service (its ``execRecordDone`` jobs and retention sweep) runs beside them, and its
+command port is one of the services. Cascade pulls are not written yet; their place is marked in
+:func:`_start_services`.
 
 Stop: SIGINT or SIGTERM cancels the root nursery. Every signaling session's ``finally`` closes its
-transports (bounded: a WebSocket close handshake gets 1 s), then ``core.shutdown()`` runs. A watchdog
-ends the process if all this takes more than 5 s.
+transports (bounded: a WebSocket close handshake gets 1 s), then ``core.shutdown()`` runs: the
+workers close every peer, so each recorder finishes its file; the last events are dispatched and
+each finished file's ``execRecordDone`` runs in what is left of the budget. A watchdog ends the
+process if all this takes more than 5 s.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -29,10 +33,13 @@ import trio
 
 from . import _core
 from .config import Config
+from .events import drain as drain_events
 from .events import pump_events
 from .gb28181 import service as gb_service
 from .http import server as http_server
 from .http.api import Api
+from .record import cmdport as record_cmdport
+from .record.service import RecordingService
 from .rtsp import server as rtsp_server
 from .signaling import server as signaling_server
 from .streams import StreamRegistry
@@ -110,19 +117,44 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
     sessions: dict[str, Any] = {}
     rtsp_sessions: dict[str, Any] = {}
     api = Api(core, registry, sessions, rtsp_sessions)
+    rtsp_ports: set[int] = set()
+    rec = config.record
+    recorder = RecordingService(folder=rec.record_path, exec_record_done=rec.exec_record_done,
+                                segment_seconds=rec.segment_seconds, delete_after_hours=rec.delete_after_hours,
+                                target_host=rec.target_host, target_port=rec.target_port,
+                                local_rtsp_ports=lambda: rtsp_ports, core=core, registry=registry)
+    api.recorder = recorder
     startup_error: StartupError | None = None
-    async with trio.open_nursery() as root:
-        root.start_soon(_watch_signals, root.cancel_scope, watchdog_box)
-        await root.start(pump_events, core, registry)
-        try:
-            bound = await _start_services(root, config, core, registry, sessions, rtsp_sessions, api)
-        except StartupError as e:
-            startup_error = e
-            root.cancel_scope.cancel()
-        else:
-            _report_ready(config, core, bound, ready_file)
+    try:
+        async with trio.open_nursery() as root:
+            root.start_soon(_watch_signals, root.cancel_scope, watchdog_box)
+            await root.start(partial(pump_events, core, registry, recordings=recorder))
+            await root.start(recorder.run)
+            try:
+                bound = await _start_services(root, config, core, registry, sessions, rtsp_sessions, api)
+            except StartupError as e:
+                startup_error = e
+                root.cancel_scope.cancel()
+            else:
+                rtsp_ports.add(bound["rtsp"][1])
+                _report_ready(config, core, bound, ready_file)
+    finally:
+        _finish_recordings(core, registry, recorder)
     if startup_error is not None:
         raise startup_error
+
+
+def _finish_recordings(core: _core.Core, registry: StreamRegistry, recorder: RecordingService) -> None:
+    """Shutdown: the core finishes every recorder's file (its workers close every peer), the
+    last events are handed out, then each finished file's ``execRecordDone`` runs within what is
+    left of the stop budget."""
+    started = time.monotonic()
+    try:
+        core.shutdown()
+        drain_events(core, registry, recorder)
+    except Exception:
+        log.exception("core shutdown failed")
+    recorder.run_pending_hooks_blocking(max(0.5, STOP_GRACE - 1.0 - (time.monotonic() - started)))
 
 
 async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, registry: StreamRegistry,
@@ -162,10 +194,13 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
         bound["sip"] = gb.address
         api.ports["sip"] = bound["sip"][1]
 
-    # Not written yet; their ports are left unbound. Each will be started here the same way:
-    #   record (SPEC 5): record.serve(config.record, core, registry, *, task_status) on record.cmdPort
-    #   cascade (SPEC 6): registry.locate() starts pulls from config.pull on demand
-    log.warning("record: not implemented yet (record.cmdPort %d not bound)", config.record.cmd_port)
+    rec = config.record
+    record_ip = config.http.listen_ip  # the command port listens where the HTTP API does
+    bound["record"] = await _start(root, "record", "record.cmdPort", record_ip, rec.cmd_port,
+                                   partial(record_cmdport.serve, record_ip, rec.cmd_port, api.recorder.execute))
+    api.ports["record"] = bound["record"][1]
+
+    # Not written yet: cascade (SPEC 6): registry.locate() will start pulls from config.pull on demand
     if config.pull:
         log.warning("pull: cascade is not implemented yet; %d peers ignored", len(config.pull))
     return bound
@@ -230,6 +265,8 @@ def _report_ready(config: Config, core: _core.Core, bound: dict[str, tuple[str, 
             document["sip"] = bound["sip"][1]
         if "sip_media" in bound:
             document["sip_media"] = [bound["sip_media"][1], bound["sip_media_udp"][1]]
+        if "record" in bound:
+            document["record"] = f"http://{_client_host(config.http.listen_ip)}:{bound['record'][1]}/"
         write_atomically(ready_file, json.dumps(document) + "\n")
 
 

@@ -127,17 +127,23 @@ def ffmpeg_decode_errors(path: Path | str) -> str:
     return result.stderr.decode(errors="replace").strip()
 
 
-def seek_middle(path: Path | str) -> float:
-    """Seek to the middle of the file and decode the next video frame; returns its time."""
+def seek_middle(path: Path | str) -> tuple[float, float]:
+    """Seek to the middle of the file (to the keyframe at or before it, as players do) and decode
+    on until the middle; returns (the first frame's time after the seek, the frame reached). A
+    stream whose only keyframe is the first lands at its start and decodes on from there."""
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         duration = float(container.duration or 0) / av.time_base
         assert duration > 0, f"{path}: no duration"
         target = duration / 2
         container.seek(int(target / video.time_base), stream=video, backward=True, any_frame=False)
+        first: float | None = None
         for frame in container.decode(video):
-            return float(frame.time or 0.0)
-    raise AssertionError(f"{path}: nothing decoded after seeking to the middle")
+            t = float(frame.time or 0.0)
+            first = t if first is None else first
+            if t >= target - 0.05:
+                return first, t
+    raise AssertionError(f"{path}: decoding after seeking to the middle never reached it")
 
 
 # --------------------------------------------------------------------------------------------

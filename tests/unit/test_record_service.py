@@ -12,6 +12,7 @@ import time
 import pytest
 import trio
 
+from pms_trio._core import CoreError
 from pms_trio.record.protocol import CommandError, StartRecording
 from pms_trio.record.service import RecordingService
 from pms_trio.streams import StreamRegistry
@@ -33,9 +34,7 @@ class FakeCore:
 
     def create_recorder(self, stream, folder, pattern, *, container, segment_seconds=0.0):
         if self.refuse:
-            err = Exception("no")
-            err.code, err.message = self.refuse, "the container cannot hold H264"
-            raise err
+            raise CoreError(self.refuse, "H264 cannot be recorded to .webm")
         self.next_id += 1
         path = os.path.join(folder, time.strftime(pattern))
         open(path, "wb").write(b"x" * 10)

@@ -18,6 +18,7 @@ import trio
 from .. import __version__
 from ..config import HttpConfig
 from .api import Api, Response, error_response
+from .responses import FileResponse
 
 log = logging.getLogger("pms_trio.http")
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import trio
 
+from ..core_errors import core_error_status
 from . import protocol as p
 from .done import done_command, done_environment
 from .retention import RecordFile, expired
@@ -46,6 +47,7 @@ log = logging.getLogger("pms_trio.record")
 DONE_TIME_LIMIT = 60.0
 STOP_WAIT = 5.0
 LOCATE_TIMEOUT = 10.0
+MAX_WAITING_HOOKS = 1000
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
 
 
@@ -117,8 +119,9 @@ class RecordingService:
         self._by_id: dict[int, Recording] = {}
         self._files: dict[str, FileInfo] = {}  # file name -> what this run knows of it
         self._starting: set[str] = set()  # streams between record.start and the recorder
-        self._hooks: trio.MemorySendChannel[FileInfo] | None = None
-        self._hook_queue: list[FileInfo] = []  # files finished before run() started
+        self._hook_queue: list[FileInfo] = []  # finished files whose execRecordDone has not started
+        self._hook_wakeup = trio.Event()
+        self._hooks_spawned: set[int] = set()  # ids of queued files whose job task exists
         self.counters = Counters()
 
     # -- the command port and the HTTP API
@@ -166,9 +169,8 @@ class RecordingService:
                 tid = self._core.create_recorder(stream, self.folder, pattern, container=command.container,
                                                  segment_seconds=segment)
             except Exception as e:  # the core's CoreError carries the reply code
-                code = getattr(e, "code", p.INTERNAL)
-                raise p.CommandError(code if isinstance(code, int) else p.INTERNAL,
-                                     getattr(e, "message", str(e)), method=method, stream=stream) from None
+                code, message = core_error_status(e, "signaling", f"record {stream}")
+                raise p.CommandError(code, message, method=method, stream=stream) from None
             try:
                 self._registry.add_player(stream, tid, self)
             except RuntimeError:
@@ -258,40 +260,44 @@ class RecordingService:
     # -- execRecordDone
 
     def _queue_hook(self, info: FileInfo) -> None:
+        """Runs ``execRecordDone`` for a finished file: soon by :meth:`run`, or at shutdown by
+        :meth:`run_pending_hooks_blocking` when it had not started by then."""
         if not self.exec_record_done:
             return
-        if self._hooks is None:
-            self._hook_queue.append(info)
-            return
-        try:
-            self._hooks.send_nowait(info)
-        except trio.WouldBlock:
+        if len(self._hook_queue) >= MAX_WAITING_HOOKS:
             self.counters.hooks_failed += 1
             log.error("record %s: execRecordDone not run for %s: %d commands already waiting", info.stream,
                       info.name, len(self._hook_queue))
-        except trio.ClosedResourceError:
-            self._hook_queue.append(info)
+            return
+        self._hook_queue.append(info)
+        self._hook_wakeup.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The service's background work: ``execRecordDone`` jobs (at most 4 at once) and the
         retention sweep. Runs until cancelled."""
-        send, receive = trio.open_memory_channel[FileInfo](1000)
-        self._hooks = send
-        for info in self._hook_queue:
-            send.send_nowait(info)
-        self._hook_queue.clear()
         limiter = trio.CapacityLimiter(4)
         async with trio.open_nursery() as nursery:
             if self.delete_after_hours > 0:
                 nursery.start_soon(self._sweep_forever)
             task_status.started()
-            async for info in receive:
-                nursery.start_soon(self._run_hook, info, limiter, DONE_TIME_LIMIT)
+            while True:
+                await self._hook_wakeup.wait()
+                self._hook_wakeup = trio.Event()
+                for info in self._hook_queue:
+                    if id(info) not in self._hooks_spawned:
+                        self._hooks_spawned.add(id(info))
+                        nursery.start_soon(self._run_hook, info, limiter, DONE_TIME_LIMIT)
 
     async def _run_hook(self, info: FileInfo, limiter: trio.CapacityLimiter, limit: float) -> None:
-        async with limiter:
-            await run_done_command(self.exec_record_done, os.path.join(self.folder, info.name), info.stream, limit,
-                                   self.counters)
+        try:
+            async with limiter:
+                # Out of the queue only once it runs: one cancelled before (shutdown) runs then.
+                self._hook_queue.remove(info)
+                self._hooks_spawned.discard(id(info))
+                await run_done_command(self.exec_record_done, os.path.join(self.folder, info.name), info.stream,
+                                       limit, self.counters)
+        finally:
+            self._hooks_spawned.discard(id(info))
 
     def run_pending_hooks_blocking(self, limit: float) -> None:
         """At shutdown, after the core finished every file: run the hooks still queued, one after
