@@ -126,10 +126,24 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+VIDEO_PAGE = """<!doctype html>
+<html><body>
+<video id="v" muted autoplay playsinline></video>
+<script>
+function videoState() {
+  const v = document.getElementById("v");
+  return {time: v.currentTime, width: v.videoWidth, height: v.videoHeight, paused: v.paused,
+          error: v.error ? v.error.code + " " + v.error.message : null};
+}
+</script>
+</body></html>
+"""
+
+
 @contextlib.contextmanager
-def _serve_page(folder: Path) -> Any:
+def _serve_page(folder: Path, page: str = PAGE) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "index.html").write_text(PAGE, encoding="utf-8")
+    (folder / "index.html").write_text(page, encoding="utf-8")
     handler = functools.partial(_Quiet, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -150,8 +164,8 @@ class BrowserPlayer:
 
 
 @contextlib.asynccontextmanager
-async def _chromium_page(folder: Path, timeout: float) -> AsyncIterator[Page]:
-    with _serve_page(folder) as url:
+async def _chromium_page(folder: Path, timeout: float, page_text: str = PAGE) -> AsyncIterator[Page]:
+    with _serve_page(folder, page_text) as url:
         async with async_playwright() as pw:
             browser: Browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                                         headless=True, timeout=timeout * 1000)
@@ -161,6 +175,15 @@ async def _chromium_page(folder: Path, timeout: float) -> AsyncIterator[Page]:
                 yield page
             finally:
                 await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def chromium_video(folder: Path, src: str, *, timeout: float = 20.0) -> AsyncIterator[Page]:
+    """A Chromium page whose ``<video>`` plays the file at ``src`` (muted, autoplay); read it
+    with ``page.evaluate("videoState()")``."""
+    async with _chromium_page(folder, timeout, VIDEO_PAGE) as page:
+        await page.evaluate("(src) => { const v = document.getElementById('v'); v.src = src; v.play(); }", src)
+        yield page
 
 
 @contextlib.asynccontextmanager
