@@ -5,14 +5,12 @@ program reads, and the conversion back to the file's own key names (``pms-trio c
 
 Rules:
 
-- JSON or YAML with the same keys. ``.yaml``/``.yml`` files are read as YAML; anything else is tried
-  as JSON first, then as YAML. An empty document is ``{}``.
+- JSON or YAML, same keys: ``.yaml``/``.yml`` are YAML, anything else JSON then YAML; empty is ``{}``.
 - Every key has a default; an unknown key is a warning (``warnings`` of :func:`load`), never an error.
 - Validation never stops at the first problem: :class:`ConfigError` carries one line per invalid
   field, each naming it (``pull[1].port: expected integer 1-65535, got "x"``).
-- Paths are resolved relative to the folder of the config file.
-- ``master.numOfWorkerProcess`` is accepted as an alias of ``master.numOfWorkProcess``.
-- ``record.targetPort`` defaults to ``rtsp.port``.
+- Paths are resolved relative to the folder of the config file; ``record.targetPort`` defaults to ``rtsp.port``.
+- The seeds' spellings are aliases: ``master.numOfWorkerProcess``, ``log.consolLevel``, ``websocket.cerFile``.
 
 This module does no I/O beyond reading the file and checking that named certificate files exist.
 """
@@ -226,11 +224,9 @@ def _positive_number(value: Any) -> float:
 
 def _non_negative_number(limit: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
-        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-                or not 0 <= value <= limit):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= limit:
             raise _Invalid(f"expected a number from 0 to {limit:g}, got {_got(value)}")
         return float(value)
-
     return check
 
 
@@ -399,9 +395,8 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
     ]),
 }
 _ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http")
-# The seed documents' own spellings (SPEC section 2).
 _ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}, "log": {"consolLevel": "consoleLevel"},
-            "websocket": {"cerFile": "certFile"}}
+            "websocket": {"cerFile": "certFile"}}  # the seed documents' own spellings (SPEC section 2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -412,8 +412,7 @@ async def publish(
     timeout: float = DEFAULT_TIMEOUT,
     video_track: ColourVideoTrack | None = None,
 ) -> Publisher:
-    """The whole publish flow; returns once the peer connection is connected. ``video_track``
-    replaces the solid colour (e.g. a frame counter)."""
+    """The whole publish flow; returns once connected. ``video_track`` replaces the solid colour."""
     sig = signaling or await SignalingClient.connect(url, ssl_context=ssl_context)
     pc, video, audio = build_publisher_pc(video_codec, audio_codec, colour, video_track)
     pub = Publisher(sig, pc, stream, video, audio)
