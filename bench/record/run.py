@@ -279,9 +279,10 @@ def measure(n: int, args: argparse.Namespace, sender: Path, ps: Path, sender_sec
                 return
             time.sleep(0.05 if not sample_state else 0.02)
 
-    # Every stream live, then a short settling.
+    # Every stream live and at least --warmup s since the sender started (at least 1 s after the last).
+    t_start = time.monotonic()
     wait(args.warmup + 10, until=lambda: len(live) >= n)
-    wait(1.0)
+    wait(max(1.0, args.warmup - (time.monotonic() - t_start)))
     if len(live) < n:
         log(f"  only {len(live)}/{n} streams live")
     # Window A: the ingests alone.
