@@ -4,22 +4,27 @@
 //! ```text
 //! pms-gb-sender --addr 127.0.0.1:PORT --ps FILE --streams N [--bitrate 2000000]
 //!               [--seconds 10] [--ssrc-base 1] [--threads 1] [--payload 1400]
+//!               [--start-within 0] [--stdin-stop 0]
 //! ```
 //!
 //! The file is cut once into RTP payloads of at most `--payload` bytes (each pack starts a new
 //! packet, as cameras do; the timestamp is the pack's SCR); every stream replays that list in a
-//! loop from its own random starting pack (so IDRs do not all arrive at once), with its own
+//! loop from its own random starting pack (so IDRs do not all arrive at once; with
+//! `--start-within S` > 0, a pack among the first S seconds of the file, so that a run shorter
+//! than the file minus S never wraps around to the file's start and its timestamps), with its own
 //! SSRC (`ssrc-base + i`) and contiguous sequence numbers. Pacing is by bytes: every 10 ms
 //! each stream writes, in one `write`, the whole packets its budget (`bitrate` x elapsed)
 //! allows. Connections are blocking; a server that reads slowly slows the sender down, which
 //! shows as `behind_ms` (how far the last round ran past its deadline) and as fewer packets
-//! than the budget. Prints one JSON line: packets and bytes sent (total, min and max per
+//! than the budget. With `--stdin-stop 1` it also stops, early, when its standard input closes
+//! (the caller ends the run when it likes and still gets the figures). Prints one JSON line: packets and bytes sent (total, min and max per
 //! stream), elapsed seconds, `behind_ms`.
 //!
 //! Standard library only; no code from the server.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -31,6 +36,8 @@ struct Args {
     ssrc_base: u32,
     threads: usize,
     payload: usize,
+    start_within: f64,
+    stdin_stop: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
         ssrc_base: 1,
         threads: 1,
         payload: 1400,
+        start_within: 0.0,
+        stdin_stop: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -58,6 +67,8 @@ fn parse_args() -> Result<Args, String> {
             "--ssrc-base" => a.ssrc_base = v.parse().map_err(|e| bad(&e))?,
             "--threads" => a.threads = v.parse().map_err(|e| bad(&e))?,
             "--payload" => a.payload = v.parse().map_err(|e| bad(&e))?,
+            "--start-within" => a.start_within = v.parse().map_err(|e| bad(&e))?,
+            "--stdin-stop" => a.stdin_stop = v != "0",
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -139,6 +150,9 @@ struct Totals {
     behind_ms: f64,
 }
 
+/// Set when standard input closes (`--stdin-stop`).
+static STOP: AtomicBool = AtomicBool::new(false);
+
 fn run_thread(args: &Args, ps: &[u8], list: &[Chunk], ssrcs: Vec<u32>, seed: u64) -> Totals {
     let mut rng = seed | 1;
     let mut rand = move || {
@@ -147,7 +161,12 @@ fn run_thread(args: &Args, ps: &[u8], list: &[Chunk], ssrcs: Vec<u32>, seed: u64
         rng ^= rng << 17;
         rng
     };
-    let packs: Vec<usize> = (0..list.len()).filter(|i| list[*i].pack).collect();
+    let first_ts = list.iter().find(|c| c.pack).map_or(0, |c| c.ts);
+    let window = (args.start_within * 90_000.0) as u32;
+    let packs: Vec<usize> = (0..list.len())
+        .filter(|i| list[*i].pack)
+        .filter(|i| window == 0 || list[*i].ts.wrapping_sub(first_ts) < window)
+        .collect();
     let mut streams: Vec<Stream> = ssrcs
         .into_iter()
         .filter_map(|ssrc| {
@@ -173,7 +192,7 @@ fn run_thread(args: &Args, ps: &[u8], list: &[Chunk], ssrcs: Vec<u32>, seed: u64
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut behind = Duration::ZERO;
     let mut round = 0u32;
-    while Instant::now() < end {
+    while Instant::now() < end && !STOP.load(Ordering::Relaxed) {
         round += 1;
         let deadline = t0 + Duration::from_millis(10) * round;
         let budget = (per_sec * deadline.duration_since(t0).as_secs_f64()) as u64;
@@ -238,6 +257,13 @@ fn main() {
     if list.is_empty() {
         eprintln!("pms-gb-sender: {} is empty", args.ps);
         std::process::exit(2);
+    }
+    if args.stdin_stop {
+        std::thread::spawn(|| {
+            let mut sink = [0u8; 256];
+            while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+            STOP.store(true, Ordering::Relaxed);
+        });
     }
     let t0 = Instant::now();
     let totals: Vec<Totals> = std::thread::scope(|scope| {
