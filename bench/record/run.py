@@ -448,7 +448,7 @@ def main() -> int:
     sender_seconds = args.warmup + 10 + 1 + 2 * (args.seconds + 0.4) + args.rec_warmup + longest / 50 + 15
     ps_seconds = 30 * math.ceil((sender_seconds + 4) / 30)
     ps = Path(tempfile.gettempdir()) / f"pms-rec-bench-{args.bitrate}-{args.audio}-{ps_seconds}s.ps"
-    ps_rate = make_ps(ps, args.bitrate, args.audio, ps_seconds)
+    make_ps(ps, args.bitrate, args.audio, ps_seconds)
     rows = []
     for n in steps:
         log(f"N = {n} ...")
