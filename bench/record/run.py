@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from benchlib import rss_kib  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TARGET_STREAMS = 500
@@ -141,14 +143,6 @@ def vmstat() -> dict[str, int]:
             k, v = line.split()
             out[k] = int(v)
     return out
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Sample:
@@ -292,7 +286,7 @@ def measure(n: int, args: argparse.Namespace, sender: Path, ps: Path, sender_sec
     time.sleep(0.2)
     a1 = Sample(core, tid)
     base = rates(a0, a1)
-    rss0 = rss_kib()
+    rss0 = rss_kib(os.getpid())
     # The recorders.
     t_create = time.monotonic()
     for i in range(n):
@@ -315,7 +309,7 @@ def measure(n: int, args: argparse.Namespace, sender: Path, ps: Path, sender_sec
     time.sleep(0.2)
     b1 = Sample(core, tid)
     rec = rates(b0, b1)
-    rss1 = rss_kib()
+    rss1 = rss_kib(os.getpid())
     # Close every recorder; wait for its file.
     t_close = time.monotonic()
     for rid in recorders:
