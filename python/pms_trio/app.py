@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from . import _core
+from .cascade.pull import Pulls
 from .config import Config
 from .events import drain as drain_events
 from .events import pump_events
@@ -118,18 +119,21 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
     rtsp_sessions: dict[str, Any] = {}
     api = Api(core, registry, sessions, rtsp_sessions)
     rtsp_ports: set[int] = set()
+    pulls = Pulls([(peer.ip, peer.port) for peer in config.pull], core, registry)
     rec = config.record
     recorder = RecordingService(folder=rec.record_path, exec_record_done=rec.exec_record_done,
                                 segment_seconds=rec.segment_seconds, delete_after_hours=rec.delete_after_hours,
                                 target_host=rec.target_host, target_port=rec.target_port,
-                                local_rtsp_ports=lambda: rtsp_ports, core=core, registry=registry)
+                                local_rtsp_ports=lambda: rtsp_ports, core=core, registry=registry, remote=pulls)
     api.recorder = recorder
+    api.cascade = pulls
     startup_error: StartupError | None = None
     try:
         async with trio.open_nursery() as root:
             root.start_soon(_watch_signals, root.cancel_scope, watchdog_box)
             await root.start(partial(pump_events, core, registry, recordings=recorder))
             await root.start(recorder.run)
+            await root.start(pulls.run)
             try:
                 bound = await _start_services(root, config, core, registry, sessions, rtsp_sessions, api)
             except StartupError as e:
@@ -200,9 +204,10 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
                                    partial(record_cmdport.serve, record_ip, rec.cmd_port, api.recorder.execute))
     api.ports["record"] = bound["record"][1]
 
-    # Not written yet: cascade (SPEC 6): registry.locate() will start pulls from config.pull on demand
-    if config.pull:
-        log.warning("pull: cascade is not implemented yet; %d peers ignored", len(config.pull))
+    if api.cascade is not None:
+        registry.add_resolver(api.cascade)  # after GB28181's: a camera registered here is INVITEd here
+        if config.pull:
+            log.info("cascade: pulls from %s on demand", ", ".join(f"{p.ip}:{p.port}" for p in config.pull))
     return bound
 
 

@@ -24,10 +24,11 @@ Rules:
   (``transport_closed(..., reason="producer-closed")``). The core closes the players' transports
   itself; their later ``transport_closed`` events find nothing here and are ignored.
 - :meth:`locate` is the hook for other sources: local live streams, then the :class:`Resolver`
-  (the GB28181 plays: a channel id is INVITEd, once, shared by every consumer). Signaling (WebRTC
-  play) and RTSP DESCRIBE call it before answering 404. The resolver hears every change of a
-  stream's player count (``players_changed``) to end an on-demand source after its last consumer,
-  and the core's ``keyframe_wanted``. Cascade pulls (SPEC 6) will be a second resolver.
+  (the GB28181 plays: a channel id is INVITEd, once, shared by every consumer; the cascade: pulled
+  from another server, once, shared). Signaling (WebRTC play), RTSP DESCRIBE and the recorder call
+  it before answering 404. Every resolver hears every change of a stream's player count
+  (``players_changed``) to end an on-demand source after its last consumer, and the core's
+  ``keyframe_wanted``; each ignores names it did not bring in.
 - Owners' callbacks must not block: the event pump calls them synchronously. The registry is the
   event pump's :class:`~pms_trio.events.EventSink`.
 """
@@ -65,11 +66,14 @@ class TransportOwner(Protocol):
 
 
 class Resolver(Protocol):
-    """A source of streams that are not live until someone asks (GB28181 channels; later cascade
+    """A source of streams that are not live until someone asks (GB28181 channels, cascade
     pulls). It publishes what it starts with ``add_publisher(..., source=<its kind>, pending=True)``;
-    ``resolve`` returning True is its word that the stream is live (the registry marks it so)."""
+    ``resolve`` returning True is its word that the stream is live (the registry marks it so).
+    ``knows(name, from_peer)``: whether it may bring ``name`` in; ``from_peer`` is True for a
+    request from another server of the cascade (``X-Pms-Cascade: 1``), which must never start a
+    pull (SPEC section 6) but may start a camera's INVITE."""
 
-    def knows(self, name: str) -> bool: ...
+    def knows(self, name: str, from_peer: bool) -> bool: ...
 
     async def resolve(self, name: str, timeout: float) -> bool: ...
 
@@ -89,6 +93,7 @@ class LiveStream:
     pending: bool = False  # claimed (RTSP ANNOUNCE) but not live until RECORD
     live_at_media: bool = False  # a pending stream goes live at its producer_started
     parameter_sets: dict[str, tuple[bytes, ...]] = field(default_factory=dict)  # "H264" -> (SPS, PPS)
+    origin: str = ""  # where a pulled stream comes from (shown, never tested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +119,12 @@ class StreamRegistry:
         self._streams: dict[str, LiveStream] = {}
         self._transports: dict[int, _Entry] = {}
         self._changed = trio.Event()  # set (and replaced) on every change a waiter may care about
-        self._resolver: Resolver | None = None
+        self._resolvers: list[Resolver] = []
 
-    def set_resolver(self, resolver: Resolver | None) -> None:
-        self._resolver = resolver
+    def add_resolver(self, resolver: Resolver) -> None:
+        """Resolvers are asked in the order they were added (GB28181 before the cascade: a
+        channel id of a camera registered here is brought in here)."""
+        self._resolvers.append(resolver)
 
     # -- questions
 
@@ -133,10 +140,11 @@ class StreamRegistry:
     def get(self, name: str) -> LiveStream | None:
         return self._streams.get(name)
 
-    async def locate(self, name: str, timeout: float = 10.0) -> Location | None:
+    async def locate(self, name: str, timeout: float = 10.0, *, from_peer: bool = False) -> Location | None:
         """Where stream ``name`` comes from, or ``None``. A stream being published (ANNOUNCE
-        done, RECORD pending) is waited for up to ``timeout`` s; a cascade pull or a GB28181 INVITE
-        (later) will wait here the same way until the stream's codecs are known."""
+        done, RECORD pending) is waited for up to ``timeout`` s; then the first resolver that
+        knows the name brings it in (a GB28181 INVITE, a cascade pull), waited for the same way.
+        ``from_peer``: the request comes from another server of the cascade (no pull)."""
         deadline = trio.current_time() + timeout
         with trio.move_on_at(deadline):
             while True:
@@ -146,8 +154,8 @@ class StreamRegistry:
                 if not stream.pending:
                     return Location("local", name)
                 await self.wait_changed()
-        resolver = self._resolver
-        if resolver is not None and resolver.knows(name):
+        resolver = next((r for r in self._resolvers if r.knows(name, from_peer)), None)
+        if resolver is not None:
             remaining = max(0.0, deadline - trio.current_time())
             with trio.move_on_after(remaining):
                 if await resolver.resolve(name, remaining):
@@ -178,7 +186,8 @@ class StreamRegistry:
                     codecs = []
             out.append({"name": s.name, "source": s.source, "codecs": codecs, "players": len(s.players),
                         "publisher": s.publisher, "live": not s.pending,
-                        "age": round(time.monotonic() - s.started_at, 3)})
+                        "age": round(time.monotonic() - s.started_at, 3),
+                        **({"origin": s.origin} if s.origin else {})})
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -188,13 +197,14 @@ class StreamRegistry:
     # -- changes made by services
 
     def add_publisher(self, name: str, transport_id: int, owner: TransportOwner, *, source: str = "webrtc",
-                      pending: bool = False, live_at_media: bool = False) -> None:
-        """``source`` is a label for listings. ``pending``: claimed, not live until :meth:`mark_live`
-        (or, with ``live_at_media``, until its first media)."""
+                      pending: bool = False, live_at_media: bool = False, origin: str = "") -> None:
+        """``source`` is a label for listings, ``origin`` where it comes from (a pull's URL).
+        ``pending``: claimed, not live until :meth:`mark_live` (or, with ``live_at_media``, until
+        its first media)."""
         if name in self._streams:
             raise RuntimeError(f"stream {name!r} is already live")  # callers check is_claimed() first
         self._streams[name] = LiveStream(name, source, transport_id, time.monotonic(), pending=pending,
-                                         live_at_media=live_at_media)
+                                         live_at_media=live_at_media, origin=origin)
         self._transports[transport_id] = _Entry(name, PUBLISH, owner)
         log.info("stream %s: %s (%s, transport %d)", name, "being published" if pending else "live", source,
                  transport_id)
@@ -218,11 +228,11 @@ class StreamRegistry:
         self._players_changed(name, len(stream.players))
 
     def _players_changed(self, name: str, players: int) -> None:
-        if self._resolver is not None:
+        for resolver in self._resolvers:
             try:
-                self._resolver.players_changed(name, players)
+                resolver.players_changed(name, players)
             except Exception:
-                log.exception("stream %s: the resolver failed on a player change", name)
+                log.exception("stream %s: a resolver failed on a player change", name)
 
     def remove_transport(self, transport_id: int, reason: str = "closed") -> None:
         """A transport ends (its owner closed it, or the core says so). Idempotent."""
@@ -273,8 +283,9 @@ class StreamRegistry:
     def on_keyframe_wanted(self, name: str) -> None:
         """A player of GB28181 stream ``name`` waits for a keyframe the cache lacks: the resolver
         (the GB28181 service) answers with DeviceControl ``IFameCmd``."""
-        if self._resolver is not None and name in self._streams:
-            self._resolver.keyframe_wanted(name)
+        if name in self._streams:
+            for resolver in self._resolvers:
+                resolver.keyframe_wanted(name)
 
     def on_parameter_sets(self, name: str, codec: str, nals: list[bytes]) -> None:
         stream = self._streams.get(name)

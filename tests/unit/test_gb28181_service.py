@@ -129,7 +129,7 @@ class FakeResolver:
         self.players: list[tuple[str, int]] = []
         self.keyframes: list[str] = []
 
-    def knows(self, name: str) -> bool:
+    def knows(self, name: str, from_peer: bool) -> bool:
         return name.startswith("3402")
 
     async def resolve(self, name: str, timeout: float) -> bool:
@@ -158,7 +158,7 @@ def test_registry_resolver_hook() -> None:
     async def main() -> None:
         registry = StreamRegistry()
         resolver = FakeResolver(registry)
-        registry.set_resolver(resolver)
+        registry.add_resolver(resolver)
         assert await registry.locate("unknown-name") is None and resolver.resolved == []
         found = await registry.locate("34020000001310000001")
         assert found is not None and found.kind == "gb28181" and registry.is_live("34020000001310000001")

@@ -55,7 +55,7 @@ class Pull:
     def __init__(self, registry: StreamRegistry) -> None:
         self.registry = registry
 
-    def knows(self, name: str) -> bool:
+    def knows(self, name: str, from_peer: bool) -> bool:
         return name.startswith("edge/")
 
     async def resolve(self, name: str, timeout: float) -> bool:
@@ -92,7 +92,7 @@ def test_live_at_media_goes_live_at_producer_started_only() -> None:
 def test_a_resolver_marks_its_stream_live_and_names_its_kind() -> None:
     async def main() -> None:
         reg = StreamRegistry()
-        reg.set_resolver(Pull(reg))
+        reg.add_resolver(Pull(reg))
         found = await reg.locate("edge/cam")
         assert found is not None and found.kind == "cascade" and reg.is_live("edge/cam")
         assert await reg.locate("other") is None

@@ -127,8 +127,8 @@ class Plays:
 
     # -- the registry's resolver hook
 
-    def knows(self, name: str) -> bool:
-        return self.service.knows_channel(name)
+    def knows(self, name: str, from_peer: bool) -> bool:
+        return self.service.knows_channel(name)  # a peer's request may INVITE a camera registered here
 
     async def resolve(self, name: str, timeout: float) -> bool:
         """INVITE channel ``name`` (once, shared) and wait until it is live."""

@@ -116,7 +116,7 @@ class GbService:
             await nursery.start(self.transport.serve, self.config.listen_ip, self.config.port)
             nursery.start_soon(self._sender)
             nursery.start_soon(self._timers)
-            self.registry.set_resolver(self.plays)
+            self.registry.add_resolver(self.plays)
             task_status.started(self)
             try:
                 await trio.sleep_forever()

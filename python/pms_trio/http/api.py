@@ -43,6 +43,7 @@ class Api:
 
     gb: gb_api.GbApi | None = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
     recorder: Any = None  # the recording service (record_api.Recordings; also its counters)
+    cascade: Any = None  # the cascade's pulls (cascade.pull.Pulls: snapshot() and counters)
 
     async def handle_async(self, method: str, target: str, body: bytes = b"",
                            headers: dict[str, str] | None = None) -> Response | FileResponse:
@@ -123,6 +124,11 @@ class Api:
             metric("pms_record_bytes_total", "counter", "Bytes of finished recording files.", c.bytes)
             metric("pms_record_hooks_failed_total", "counter", "execRecordDone runs that failed or timed out.",
                    c.hooks_failed)
+        if self.cascade is not None:
+            c = self.cascade.counters
+            metric("pms_pulls", "gauge", "Streams pulled from other servers now.", len(self.cascade.by_name))
+            metric("pms_pulls_total", "counter", "Pulls started.", c.started)
+            metric("pms_pulls_failed_total", "counter", "Pulls that found no source or failed to start.", c.failed)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
             if key in CORE_GAUGES:

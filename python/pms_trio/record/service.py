@@ -21,8 +21,12 @@ Rules:
   ``{file}``/``{stream}`` substituted and quoted and ``PMS_RECORD_FILE``/``PMS_RECORD_STREAM`` set,
   under a time limit (60 s; at shutdown whatever is left of the stop budget). Its exit status and
   output are logged; its failure changes nothing else.
-- ``record.targetHost``/``targetPort`` other than this server need the RTSP client of the cascade,
-  which does not exist yet: such a start is refused with 501 and a message saying so.
+- ``record.targetHost``/``targetPort`` (or ``targetHost``/``targetPort`` in ``record.start`` data)
+  other than this server: the stream is pulled from ``rtsp://HOST:PORT/STREAM`` by the cascade
+  (:meth:`~pms_trio.cascade.pull.Pulls.pull_from`) and published here under its name, and the
+  recorder records that. The pull is shared with local players and ends 10 s after its last
+  consumer. A stream of that name live here from another source: 409; the target does not have it:
+  404; the target unreachable or broken: 502.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ import logging
 import os
 import signal
 import time
+from urllib.parse import quote
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
+from ..cascade.pull import PullError
 from ..core_errors import core_error_status
 from . import protocol as p
 from .done import done_command, done_environment
@@ -49,6 +55,12 @@ STOP_WAIT = 5.0
 LOCATE_TIMEOUT = 10.0
 MAX_WAITING_HOOKS = 1000
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"})
+
+
+class RemoteSource(Protocol):
+    """Brings a stream in from another server (the cascade's pulls)."""
+
+    async def pull_from(self, name: str, url: str, timeout: float) -> None: ...
 
 
 class RecorderCore(Protocol):
@@ -104,7 +116,8 @@ class Counters:
 class RecordingService:
     def __init__(self, *, folder: str, exec_record_done: str, segment_seconds: float, delete_after_hours: float,
                  target_host: str, target_port: int, local_rtsp_ports: Callable[[], set[int]],
-                 core: RecorderCore, registry: StreamSource, wall_clock: Callable[[], float] = time.time) -> None:
+                 core: RecorderCore, registry: StreamSource, remote: RemoteSource | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.folder = os.path.abspath(folder)
         self.exec_record_done = exec_record_done
         self.segment_seconds = segment_seconds
@@ -114,6 +127,7 @@ class RecordingService:
         self._local_rtsp_ports = local_rtsp_ports
         self._core = core
         self._registry = registry
+        self._remote = remote
         self._wall = wall_clock
         self._by_stream: dict[str, Recording] = {}
         self._by_id: dict[int, Recording] = {}
@@ -146,10 +160,7 @@ class RecordingService:
                                  method=method, stream=stream)
         host = command.target_host or self.target_host
         port = command.target_port or self.target_port
-        if not self._is_local(host, port):
-            raise p.CommandError(501, f"recording from another server (rtsp://{host}:{port}) needs the cascade's "
-                                 "RTSP client, which this version does not have yet; record on that server",
-                                 method=method, stream=stream)
+        remote_url = None if self._is_local(host, port) else _rtsp_url(host, port, stream)
         segment = self.segment_seconds if command.segment_seconds is None else command.segment_seconds
         pattern = p.segment_pattern(command.file_name) if segment > 0 else p.single_pattern(command.file_name)
         try:
@@ -162,7 +173,9 @@ class RecordingService:
                                  "name or delete it", method=method, stream=stream)
         self._starting.add(stream)
         try:
-            if await self._registry.locate(stream, LOCATE_TIMEOUT) is None:
+            if remote_url is not None:
+                await self._pull(stream, remote_url)
+            elif await self._registry.locate(stream, LOCATE_TIMEOUT) is None:
                 raise p.CommandError(p.NOT_FOUND, f"stream {stream} is not live here and no source has it",
                                      method=method, stream=stream)
             try:
@@ -198,6 +211,15 @@ class RecordingService:
         files = [self._files[n] for n in recording.files if n in self._files]
         return {"files": [{"name": f.name, "state": f.state, "bytes": f.bytes, "duration": f.duration}
                           for f in files]}
+
+    async def _pull(self, stream: str, url: str) -> None:
+        if self._remote is None:
+            raise p.CommandError(501, f"recording from another server ({url}) needs the cascade, which is not "
+                                 "running", method=p.START, stream=stream)
+        try:
+            await self._remote.pull_from(stream, url, LOCATE_TIMEOUT)
+        except PullError as e:
+            raise p.CommandError(e.code, e.message, method=p.START, stream=stream) from None
 
     def _is_local(self, host: str, port: int) -> bool:
         return host in LOCAL_HOSTS and (port == 0 or port == self.target_port or port in self._local_rtsp_ports())
@@ -419,3 +441,7 @@ def _log_result(stream: str, command: str, status: int, output: bytes, counters:
     else:
         counters.hooks_failed += 1
         log.error("record %s: execRecordDone exited %d: %s%s", stream, status, command, f"\n{text}" if text else "")
+
+
+def _rtsp_url(host: str, port: int, stream: str) -> str:
+    return f"rtsp://{f'[{host}]' if ':' in host else host}:{port}/{quote(stream, safe='')}"

@@ -38,6 +38,11 @@ SUPPORTED_TRANSPORTS = "RTP/AVP/TCP;unicast;interleaved=N-M or RTP/AVP;unicast;c
 # Transport
 
 
+# A request from another pms-trio server of the cascade (SPEC section 6): answered only from
+# streams live on the server it asks, never by pulling further.
+CASCADE_HEADER = "X-Pms-Cascade"
+
+
 @dataclass(frozen=True, slots=True)
 class TransportSpec:
     lower: str = "UDP"  # "UDP" or "TCP" (the profile is always RTP/AVP)

@@ -1,9 +1,10 @@
 """SDP for RTSP, sans-IO: the DESCRIBE answer we build and the ANNOUNCE offer a publisher sends.
 
-Owns: :func:`describe_sdp` (track descriptions -> SDP text) and :func:`parse_announce_sdp` (SDP
-text -> track descriptions), which use the same dict shape, so an announced stream can be described
-back. It may not do I/O or import trio or the rest of the package (the WebRTC SDP lives in the Rust
-core; this is the much smaller RTSP dialect: one payload type per ``m=`` line, ``a=control`` per track).
+Owns: :func:`describe_sdp` (track descriptions -> SDP text) and :func:`parse_announce_sdp` /
+:func:`parse_describe_sdp` (SDP text -> track descriptions), which use the same dict shape, so an
+announced stream can be described back. It may not do I/O or import trio or the rest of the package
+(the WebRTC SDP lives in the Rust core; this is the much smaller RTSP dialect: one payload type
+per ``m=`` line, ``a=control`` per track).
 
 A track description is a dict:
 
@@ -23,7 +24,9 @@ A track description is a dict:
 (not ``v=0``, a malformed line, a track without ``a=control``, bad base64/hex) and 415 for a track
 it cannot carry (another codec or profile, ``m=application``, AAC without ``config``): the whole
 ANNOUNCE is refused, naming the track, rather than publishing half a stream. An absolute control URL
-is reduced to its last path segment, the form SETUP URLs are matched against.
+is reduced to its last path segment, the form SETUP URLs are matched against (``control_uri`` keeps
+it as written). :func:`parse_describe_sdp` reads a DESCRIBE answer as a client (a cascade pull):
+the same rules, except that a track it cannot carry is left out instead of refusing the stream.
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ def _track(index: int, media: str, proto: str, pt_text: str, attrs: list[tuple[s
     pt = int(pt_text) if pt_text.isdigit() and len(pt_text) <= 3 else -1
     if not 0 <= pt <= 127:
         raise SdpError(f"track {index}: payload type {pt_text[:10]!r} is not 0-127")
-    rtpmap = fmtp = control = None
+    rtpmap = fmtp = control = control_uri = None
     for key, value in attrs:
         if key == "rtpmap" and value.split(" ", 1)[0] == str(pt):
             m = _RTPMAP.fullmatch(value.strip())
@@ -216,6 +219,7 @@ def _track(index: int, media: str, proto: str, pt_text: str, attrs: list[tuple[s
             fmtp = value.partition(" ")[2].strip()
         elif key == "control":
             control = _control(value, index)
+            control_uri = value.strip()
     if rtpmap is None:
         if pt not in STATIC_PAYLOAD_TYPES:
             raise SdpError(f"track {index}: dynamic payload type {pt} has no a=rtpmap")
@@ -230,7 +234,7 @@ def _track(index: int, media: str, proto: str, pt_text: str, attrs: list[tuple[s
     params = parse_fmtp(fmtp)
     track: dict[str, Any] = {"kind": media, "codec": codec, "payload_type": pt, "clock_rate": rate,
                              "channels": channels if media == "audio" else None, "fmtp": fmtp,
-                             "control": control}
+                             "control": control, "control_uri": control_uri}
     if media == "audio" and channels is None:
         track["channels"] = 2 if codec == "Opus" else 1
     if codec == "H264":
@@ -262,8 +266,8 @@ def _track(index: int, media: str, proto: str, pt_text: str, attrs: list[tuple[s
     return track
 
 
-def parse_announce_sdp(text: str | bytes) -> list[dict[str, Any]]:
-    """The tracks of a publisher's SDP (see the module docstring for what is refused)."""
+def _sections(text: str | bytes) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The ``m=`` sections of an SDP: (media line, its attributes)."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -285,13 +289,45 @@ def parse_announce_sdp(text: str | bytes) -> list[dict[str, Any]]:
             sections[-1][1].append((key.strip().lower(), rest.strip()))
     if not sections:
         raise SdpError("the SDP has no m= line (no tracks)")
-    tracks = []
-    for index, (media_line, attrs) in enumerate(sections):
-        m = _MEDIA.fullmatch(media_line.strip())
-        if m is None:
-            raise SdpError(f"track {index}: m={media_line[:60]} is not MEDIA PORT PROTO FORMAT")
-        tracks.append(_track(index, m.group(1), m.group(3), m.group(4).split()[0], attrs))
+    return sections
+
+
+def _section_track(index: int, media_line: str, attrs: list[tuple[str, str]]) -> dict[str, Any]:
+    m = _MEDIA.fullmatch(media_line.strip())
+    if m is None:
+        raise SdpError(f"track {index}: m={media_line[:60]} is not MEDIA PORT PROTO FORMAT")
+    return _track(index, m.group(1), m.group(3), m.group(4).split()[0], attrs)
+
+
+def _check_controls(tracks: list[dict[str, Any]]) -> None:
     controls = [t["control"] for t in tracks]
     if len(set(controls)) != len(controls):
         raise SdpError(f"two tracks share a control ({', '.join(controls)})")
+
+
+def parse_announce_sdp(text: str | bytes) -> list[dict[str, Any]]:
+    """The tracks of a publisher's SDP (see the module docstring for what is refused)."""
+    tracks = [_section_track(i, media, attrs) for i, (media, attrs) in enumerate(_sections(text))]
+    _check_controls(tracks)
     return tracks
+
+
+def parse_describe_sdp(text: str | bytes) -> tuple[list[dict[str, Any]], list[str]]:
+    """The tracks of a server's DESCRIBE answer, as a client (a pull) reads it: like
+    :func:`parse_announce_sdp`, but a track we do not serve (another codec or media, status 415) is
+    left out rather than refusing the whole stream: returns (the tracks we can take, why each other
+    one was left out). Each track keeps ``control_uri``, its ``a=control`` as written, for SETUP.
+    An SDP with no track we can take is an :class:`SdpError` 415 naming them all."""
+    tracks: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for index, (media, attrs) in enumerate(_sections(text)):
+        try:
+            tracks.append(_section_track(index, media, attrs))
+        except SdpError as e:
+            if e.status_hint != 415:
+                raise
+            skipped.append(str(e))
+    if not tracks:
+        raise SdpError("no track we can take: " + "; ".join(skipped), 415)
+    _check_controls(tracks)
+    return tracks, skipped

@@ -384,7 +384,8 @@ class RtspConnection:
             raise p.RemoteProtocolError("DESCRIBE needs a stream: rtsp://HOST:PORT/NAME", 404)
         if self.role == PUBLISHER:
             raise p.RemoteProtocolError("DESCRIBE on a publishing session (it was ANNOUNCEd)", 455)
-        if await self._registry.locate(url.stream, DESCRIBE_WAIT) is None:
+        from_peer = (request.header(h.CASCADE_HEADER) or "").strip() == "1"  # a cascade peer: never pull
+        if await self._registry.locate(url.stream, DESCRIBE_WAIT, from_peer=from_peer) is None:
             raise p.RemoteProtocolError(f"stream {url.stream} is not live here; publish it first or check "
                                         f"its name", 404)
         tracks = await self._describable_tracks(url.stream)
