@@ -28,6 +28,12 @@ class:
   owns, any datagram from the client's address on a UDP pair: RTCP receiver reports, a
   publisher's media). At most one per transport every 2 s. The session timeout counts it like a
   request (SPEC 4: sessions expire after 60 s without a request or RTCP).
+- :class:`RtspDisconnected`: the connection of a pull (``create_rtsp_publisher(...,
+  resumable=True)``) to its origin broke (``reason`` ``"eof"``, ``"stalled"``,
+  ``"protocol-error"``); the transport and its players stay until :meth:`Core.rtsp_resume` or
+  :meth:`Core.close_transport`. A pull whose origin sends an RTCP BYE closes instead
+  (``transport_closed`` with ``"origin-ended"``), and an RTSP player whose stream ends gets one
+  BYE per track before its connection closes.
 - :class:`ParameterSets`: the H.264 ``[SPS, PPS]`` or H.265 ``[VPS, SPS, PPS]`` of a producer track
   changed in band (``codec`` is ``"H264"``/``"H265"``); raised when they change, not per packet,
   and not for the sets of the SDP ``fmtp``.
@@ -102,6 +108,13 @@ class RtspAlive:
     @property
     def transport_id(self) -> int: ...
 
+class RtspDisconnected:
+    def __init__(self, transport_id: int, reason: str) -> None: ...
+    @property
+    def transport_id(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
 class ParameterSets:
     def __init__(self, stream: str, codec: str, nals: Sequence[bytes]) -> None: ...
     @property
@@ -152,8 +165,8 @@ class LogRecord:
     @property
     def message(self) -> str: ...
 
-Event = (TransportConnected | TransportClosed | ProducerStarted | RtspMessage | RtspAlive | ParameterSets
-         | KeyframeWanted | RecordingFileStarted | RecordingFile | RecordingEnded | LogRecord)
+Event = (TransportConnected | TransportClosed | ProducerStarted | RtspMessage | RtspAlive | RtspDisconnected
+         | ParameterSets | KeyframeWanted | RecordingFileStarted | RecordingFile | RecordingEnded | LogRecord)
 
 class Core:
     def __init__(
@@ -219,7 +232,7 @@ class Core:
         transport id. Add tracks with :meth:`rtsp_add_track`, then :meth:`rtsp_start`. Raises
         :class:`CoreError` (404 when the stream is not live)."""
 
-    def create_rtsp_publisher(self, stream: str, tracks: Sequence[PublishTrack]) -> int:
+    def create_rtsp_publisher(self, stream: str, tracks: Sequence[PublishTrack], *, resumable: bool = False) -> int:
         """An RTSP publisher of ``stream`` (ANNOUNCE); the stream is live at once. ``tracks`` as
         parsed from the ANNOUNCE SDP, in order: ``{"kind", "codec", "payload_type", "clock_rate",
         "channels", "fmtp"}`` (the last three optional). ``sprop-parameter-sets`` in an H.264
@@ -227,7 +240,8 @@ class Core:
         added when absent. Tracks with codecs we do not forward are accepted and their packets
         dropped; AAC (``MPEG4-GENERIC``) is forwarded to RTSP players only. Raises
         :class:`CoreError` (409 already live, 415 no track with a codec we forward, 400 bad
-        payload type)."""
+        payload type). ``resumable``: a cascade pull, whose broken connection raises
+        :class:`RtspDisconnected` and waits for :meth:`rtsp_resume`."""
 
     def rtsp_add_track(
         self,
@@ -257,6 +271,14 @@ class Core:
         flowing to the client ports / is accepted from the client's IP only. Called again after
         :meth:`rtsp_pause`, it resumes (``reply`` is written first when the core owns the
         connection). Raises :class:`CoreError` (404 unknown transport, 400 not a TCP socket)."""
+
+    def rtsp_resume(self, transport_id: int, *, fd: int, channels: Sequence[tuple[int, int]],
+                    pending: bytes = b"") -> None:
+        """A pull's new connection after :class:`RtspDisconnected`: the core takes the connected
+        TCP socket ``fd`` (closed on error), with each track's interleaved ``channels`` (in SETUP
+        order) and the bytes read past the PLAY reply. The producer's source restarts: players
+        stay, and go on at the next keyframe with contiguous sequence numbers and timestamps.
+        Raises :class:`CoreError` (404 unknown transport, 400 not a TCP socket)."""
 
     def rtsp_pause(self, transport_id: int) -> None:
         """PAUSE: stop forwarding to an RTSP player; :meth:`rtsp_start` resumes at a keyframe

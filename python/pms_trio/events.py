@@ -36,6 +36,8 @@ class EventSink(Protocol):
 
     def on_rtsp_alive(self, transport_id: int) -> None: ...
 
+    def on_rtsp_disconnected(self, transport_id: int, reason: str) -> None: ...
+
     def on_keyframe_wanted(self, name: str) -> None: ...
 
     def on_rtsp_message(self, transport_id: int, data: bytes) -> None: ...
@@ -75,6 +77,8 @@ def dispatch(event: _core.Event, sink: EventSink, recordings: RecordingSink | No
             sink.on_parameter_sets(event.stream, event.codec, list(event.nals))
         elif isinstance(event, _core.RtspAlive):
             sink.on_rtsp_alive(event.transport_id)
+        elif isinstance(event, _core.RtspDisconnected):
+            sink.on_rtsp_disconnected(event.transport_id, event.reason)
         elif isinstance(event, _core.KeyframeWanted):
             sink.on_keyframe_wanted(event.stream)
         elif isinstance(event, _core.RtspMessage):

@@ -64,6 +64,9 @@ class TransportOwner(Protocol):
     def rtsp_alive(self, transport_id: int) -> None:
         """The core read something from the transport's peer (a sign of life)."""
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        """A pull's connection broke; the transport waits for a new one (only pulls get it)."""
+
 
 class Resolver(Protocol):
     """A source of streams that are not live until someone asks (GB28181 channels, cascade
@@ -304,6 +307,17 @@ class StreamRegistry:
             entry.owner.rtsp_message(transport_id, data)
         except Exception:
             log.exception("stream %s: owner of transport %d failed on an RTSP message", entry.stream,
+                          transport_id)
+
+    def on_rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        """A pull's connection to its origin broke (the stream stays live): to its owner."""
+        entry = self._transports.get(transport_id)
+        if entry is None:
+            return
+        try:
+            entry.owner.rtsp_disconnected(transport_id, reason)
+        except Exception:
+            log.exception("stream %s: owner of transport %d failed on a disconnection", entry.stream,
                           transport_id)
 
     def on_rtsp_alive(self, transport_id: int) -> None:

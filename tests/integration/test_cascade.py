@@ -11,6 +11,8 @@ a live one; a recording on the edge of a stream on another server (``targetHost`
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import time
 from typing import Any
@@ -213,3 +215,63 @@ def test_record_a_stream_of_another_server(server: ServerFactory) -> None:
         assert decoded.video_frames >= 4 * peers.FPS * 0.8, decoded.video_frames
 
     run(scenario(), 90)
+
+
+def test_edge_players_resume_after_the_origin_restarts(server: ServerFactory) -> None:
+    port = _free_tcp_port()
+    origin = server({"rtsp": {"port": port}}, graceful=False)
+    edge = edge_of(server, origin)
+
+    async def scenario() -> None:
+        pub = await publish(origin.ws_url, "cam", colour=RED)
+        player = await peers.play(edge.ws_url, "cam")
+        av_player = AvPlayer(f"{edge.rtsp_url}/cam").start()
+        pub2 = None
+        try:
+            await player.wait_video_frames(30, timeout=20)
+            await av_player.wait_colour(RED, timeout=20)
+            os.kill(origin.pid, signal.SIGKILL)
+            origin.stop()
+            await pub.close()
+            killed = time.monotonic()
+            restarted = await asyncio.to_thread(server, {"rtsp": {"port": port}})
+            pub2 = await publish(restarted.ws_url, "cam", colour=BLUE)
+            back = await player.wait_colour(BLUE, timeout=30)
+            await av_player.wait_colour(BLUE, timeout=30)
+            assert back - killed < 20, f"frames came back {back - killed:.1f} s after the origin died"
+            closed = [m for m in player.signaling.received if m.get("method") == "stream.closed"]
+            assert not closed, closed
+            assert av_player.error is None and not av_player.ended
+            assert metric(edge, "pms_pull_retries_total") >= 1
+            assert metric(edge, "pms_pulls_total") == 1  # the same pull, reconnected
+            sent = [s.rgb for s in player.video if s.t >= back]
+            assert all_match(sent[:10], BLUE)
+        finally:
+            await av_player.astop()
+            await peers.close_all(player, pub2)
+
+    run(scenario(), 120)
+
+
+def test_edge_players_are_told_when_the_origin_ends_the_stream(server: ServerFactory) -> None:
+    origin = server()
+    edge = edge_of(server, origin)
+
+    async def scenario() -> None:
+        pub = await publish(origin.ws_url, "short", colour=RED)
+        player = await peers.play(edge.ws_url, "short")
+        try:
+            await player.wait_video_frames(20, timeout=20)
+            await pub.close(signal=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                    m.get("method") == "stream.closed" for m in player.signaling.received):
+                await asyncio.sleep(0.1)
+            closed = [m for m in player.signaling.received if m.get("method") == "stream.closed"]
+            assert closed, "the edge's player was not told that the stream ended"
+            assert time.monotonic() - (deadline - 10) < 5
+            assert metric(edge, "pms_pull_retries_total") == 0  # an end, not a broken connection
+        finally:
+            await player.close()
+
+    run(scenario(), 60)

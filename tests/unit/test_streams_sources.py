@@ -48,6 +48,9 @@ class Owner:
     def rtsp_alive(self, transport_id: int) -> None:
         self.events.append(("alive", transport_id))
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        self.events.append(("disconnected", transport_id, reason))
+
 
 class Pull:
     """A resolver of another kind (a cascade pull): it publishes as "cascade" and goes live by its word."""
@@ -106,7 +109,7 @@ def test_serve_hands_back_the_service() -> None:
         async with trio.open_nursery() as nursery:
             service = await nursery.start(serve, config(port=0), None, registry)
             assert isinstance(service, GbService) and service.address[1] > 0
-            assert registry._resolver is service.plays
+            assert registry._resolvers == [service.plays]
             nursery.cancel_scope.cancel()
 
     trio.run(main)

@@ -25,14 +25,21 @@ Rules (where the spec is silent, the decision is written here):
   the stream or closes the connection (local players get ``stream.closed``); after
   :data:`MEDIA_TIMEOUT` (10 s) without a byte from the origin; when the origin refuses a keep-alive
   (its session is gone); at shutdown.
-- Not in this version: retrying a broken pull while consumers are left (SPEC section 6's backoff)
-  needs the core's producer to outlive its connection; today a broken pull ends the stream here
-  and its players get ``stream.closed``.
+- A broken connection (the origin crashed or restarted, the network failed: EOF, reset, a stall)
+  is not an end: the core keeps the stream and its players (``RtspDisconnected``) while the pull
+  connects again with backoff (:data:`RETRY_FIRST` 1 s doubling to :data:`RETRY_MAX` 30 s) to the
+  same origin, and hands the new connection over (``rtsp_resume``); players go on at the next
+  keyframe with contiguous sequence numbers and timestamps, without a new ``stream.play``. An
+  origin that ends the stream says so with an RTCP BYE (ours does, as gst-rtsp-server does): the
+  pull ends at once and local players get ``stream.closed``. Retrying stops when the last
+  consumer leaves, when the origin's tracks changed (another codec: players would need a new
+  negotiation), or after :data:`RETRY_GIVE_UP` (60 s) of failed attempts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +63,9 @@ SOURCE_TIMEOUT = 3.0
 SETUP_TIMEOUT = 5.0
 LINGER = 10.0
 MEDIA_TIMEOUT = 10.0
+RETRY_FIRST = 1.0
+RETRY_MAX = 30.0
+RETRY_GIVE_UP = 60.0
 SOURCE = "cascade"
 
 
@@ -84,6 +94,10 @@ class Pull:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     replies: p.Connection = field(default_factory=lambda: p.Connection(p.CLIENT))
     client: RtspClient | None = None  # after PLAY: builds the keep-alives and TEARDOWN the core writes
+    tracks: list[tuple[str, str, int, int]] = field(default_factory=list)  # (kind, codec, pt, rate) pulled
+    broken: str = ""  # why the connection broke (RtspDisconnected), until it is replaced
+    wake: trio.Event = field(default_factory=trio.Event)  # set on a disconnection
+    retries: int = 0
 
     def end(self, reason: str) -> None:
         if not self.reason:
@@ -96,6 +110,7 @@ class Counters:
     started: int = 0
     failed: int = 0
     ended: int = 0
+    retries: int = 0
 
 
 class Pulls:
@@ -201,7 +216,9 @@ class Pulls:
                 client, description = found
                 await self._start(pull, client, description)
                 client = None  # the core owns the connection now
-                await self._follow(pull)
+                while True:
+                    await self._follow(pull)
+                    await self._reconnect(pull)
         except PullError as e:
             pull.error = e
             pull.reason = pull.reason or e.message
@@ -257,7 +274,7 @@ class Pulls:
         if self._registry.is_claimed(name):
             raise PullError(409, f"stream {name} was published here meanwhile")
         try:
-            tid = core.create_rtsp_publisher(name, [core_track(t) for t in description.tracks])
+            tid = core.create_rtsp_publisher(name, [core_track(t) for t in description.tracks], resumable=True)
         except Exception as e:  # CoreError: 409 (published meanwhile), 415 (no track we forward)
             code, message = core_error_status(e, "http", f"cannot pull {name}")
             raise PullError(code, message) from None
@@ -269,19 +286,12 @@ class Pulls:
             nals = [t.get(k) for k in keys]
             if t["codec"] in ("H264", "H265") and all(nals):
                 self._registry.on_parameter_sets(name, t["codec"], [bytes(n) for n in nals if n])
-        client.timeout = SETUP_TIMEOUT
-        try:
-            for index, track in enumerate(description.tracks):
-                channels = await client.setup(track)
-                core.rtsp_add_track(tid, index, channels=channels)
-            await client.play(description.play_url)
-        except RtspClientError as e:
-            raise PullError(502, e.message) from None
-        fd, pending = client.detach()
+        fd, pending, _ = await self._setup_and_play(client, description, tid)
         try:
             core.rtsp_start(tid, fd=fd, pending=pending)
         except Exception as e:  # the transport ended meanwhile; the core closed the fd
             raise PullError(502, f"the core could not take the pulled connection: {e}") from None
+        pull.tracks = _signature(description)
         pull.client = client
         pull.last_alive = trio.current_time()
         self._registry.mark_live(name)
@@ -292,12 +302,32 @@ class Pulls:
         live = self._registry.get(name)
         self.players_changed(name, len(live.players) if live is not None else 0)
 
+    async def _setup_and_play(self, client: RtspClient, description: Description,
+                              tid: int | None) -> tuple[int, bytes, list[tuple[int, int]]]:
+        """SETUP every track (telling the core each track's channels when ``tid`` is a new
+        transport) and PLAY; returns the detached socket, bytes read past PLAY's reply, and the
+        channels."""
+        client.timeout = SETUP_TIMEOUT
+        channels: list[tuple[int, int]] = []
+        try:
+            for index, track in enumerate(description.tracks):
+                pair = await client.setup(track)
+                channels.append(pair)
+                if tid is not None:
+                    self._core.rtsp_add_track(tid, index, channels=pair)
+            await client.play(description.play_url)
+        except RtspClientError as e:
+            raise PullError(502, e.message) from None
+        fd, pending = client.detach()
+        return fd, pending, channels
+
     async def _follow(self, pull: Pull) -> None:
-        """Keep the origin's session alive and watch for silence, until the pull ends."""
+        """Keep the origin's session alive and watch for silence; returns when the connection
+        broke (the pull itself ends by cancellation)."""
         client = pull.client
         assert client is not None
         next_keepalive = trio.current_time() + client.keepalive_interval
-        while True:
+        while not pull.broken:
             now = trio.current_time()
             if now - pull.last_alive > MEDIA_TIMEOUT:
                 pull.end("media-timeout")
@@ -309,7 +339,55 @@ class Pulls:
                     self._core.rtsp_send(pull.transport_id, client.keepalive())
                 except Exception:  # noqa: BLE001 - the transport is closing; its event ends the pull
                     pass
-            await trio.sleep(min(1.0, max(0.0, next_keepalive - now)))
+            with trio.move_on_after(min(1.0, max(0.0, next_keepalive - now))):
+                await pull.wake.wait()
+
+    async def _reconnect(self, pull: Pull) -> None:
+        """The connection broke: connect again with backoff while consumers are left."""
+        log.info("cascade: %s: the connection to %s broke (%s); reconnecting", pull.name, pull.url, pull.broken)
+        delay, started = RETRY_FIRST, trio.current_time()
+        while True:
+            live = self._registry.get(pull.name)
+            if live is None or not live.players:
+                pull.end("no consumer")
+                await trio.sleep_forever()  # cancelled by end()
+            await trio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)
+            client = RtspClient(pull.url, extra_headers=((CASCADE_HEADER, "1"),), timeout=SOURCE_TIMEOUT)
+            try:
+                with trio.fail_after(SOURCE_TIMEOUT):
+                    await client.connect()
+                    await client.options()
+                    description = await client.describe()
+                if _signature(description) != pull.tracks:
+                    await client.aclose()
+                    raise PullError(502, f"the origin's tracks of {pull.name} changed; players must play again")
+                fd, pending, channels = await self._setup_and_play(client, description, None)
+            except (RtspClientError, PullError, trio.TooSlowError) as e:
+                await client.aclose()
+                if isinstance(e, PullError) and "changed" in e.message:
+                    raise
+                message = e.message if isinstance(e, (RtspClientError, PullError)) else "no answer"
+                pull.retries += 1
+                self.counters.retries += 1
+                if trio.current_time() - started >= RETRY_GIVE_UP:
+                    raise PullError(502, f"the origin of {pull.name} has been unreachable for "
+                                         f"{RETRY_GIVE_UP:g} s ({message})") from None
+                log.info("cascade: %s: retry %d failed (%s); next in %g s", pull.name, pull.retries, message, delay)
+                continue
+            if pull.transport_id is None:
+                os.close(fd)
+                raise PullError(502, f"the pull of {pull.name} ended while reconnecting")
+            try:
+                self._core.rtsp_resume(pull.transport_id, fd=fd, channels=channels, pending=pending)
+            except Exception as e:  # noqa: BLE001 - the transport ended meanwhile (the core closed the fd)
+                raise PullError(502, f"the core could not take the new connection: {e}") from None
+            pull.retries += 1
+            self.counters.retries += 1
+            pull.client, pull.broken, pull.wake = client, "", trio.Event()
+            pull.last_alive = trio.current_time()
+            log.info("cascade: %s: pulled again from %s", pull.name, pull.url)
+            return
 
     async def _linger(self, pull: Pull, scope: trio.CancelScope) -> None:
         with scope:
@@ -377,13 +455,24 @@ class Pulls:
         if pull is not None:
             pull.last_alive = trio.current_time()
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        pull = self.by_transport.get(transport_id)
+        if pull is not None:
+            pull.broken = reason
+            pull.wake.set()
+
     # -- listings
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = trio.current_time()
         return [{"stream": pull.name, "from": pull.url or None, "state": "live" if pull.live.is_set() else "starting",
-                 "age": round(now - pull.started_at, 3), "transport_id": pull.transport_id}
+                 "age": round(now - pull.started_at, 3), "transport_id": pull.transport_id, "retries": pull.retries,
+                 "broken": pull.broken or None}
                 for pull in sorted(self.by_name.values(), key=lambda p_: p_.name)]
+
+
+def _signature(description: Description) -> list[tuple[str, str, int, int]]:
+    return [(t["kind"], t["codec"], t["payload_type"], t.get("clock_rate") or 0) for t in description.tracks]
 
 
 def _refusal(name: str, refusals: list[tuple[int, str]]) -> PullError:

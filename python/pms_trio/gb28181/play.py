@@ -367,6 +367,9 @@ class Plays:
     def rtsp_alive(self, transport_id: int) -> None:
         """Never sent for an ingest (the core times it out itself: ``media-timeout``)."""
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        """Never sent for an ingest (only pulls)."""
+
     # -- ending
 
     def end(self, play: Play, reason: str, *, bye: bool = True) -> None:

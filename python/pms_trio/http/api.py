@@ -88,7 +88,10 @@ class Api:
 
     def _streams(self) -> Response:
         recording = self.recorder.recording_streams() if self.recorder is not None else set()
-        streams = [{**s, "recording": s["name"] in recording} for s in self.registry.snapshot()]
+        pulls = {p["stream"]: p for p in self.cascade.snapshot()} if self.cascade is not None else {}
+        streams = [{**s, "recording": s["name"] in recording,
+                    **({"pull": pulls[s["name"]]} if s["name"] in pulls else {})}
+                   for s in self.registry.snapshot()]
         return json_response(200, {"streams": streams})
 
     def _sessions(self) -> Response:
@@ -129,6 +132,7 @@ class Api:
             metric("pms_pulls", "gauge", "Streams pulled from other servers now.", len(self.cascade.by_name))
             metric("pms_pulls_total", "counter", "Pulls started.", c.started)
             metric("pms_pulls_failed_total", "counter", "Pulls that found no source or failed to start.", c.failed)
+            metric("pms_pull_retries_total", "counter", "Reconnections of broken pulls (attempts).", c.retries)
         for key, value in sorted(self._core_stats().items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
             if key in CORE_GAUGES:

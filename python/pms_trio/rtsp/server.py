@@ -314,6 +314,9 @@ class RtspConnection:
         if transport_id == self.transport_id:
             self.session.touch(trio.current_time())
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        """Never sent for a server session (only pulls)."""
+
     def describe(self, now: float) -> dict[str, Any]:
         """This connection for ``/api/v1/sessions``: ``kind`` "rtsp", ``role`` "play"/"publish" (None
         before SETUP/ANNOUNCE), ``transport`` "tcp"/"udp" (None before SETUP), ``state`` the RTSP

@@ -159,6 +159,9 @@ class SessionHandler:
     def rtsp_alive(self, transport_id: int) -> None:
         """Never sent for a WebRTC transport (ICE consent is the core's)."""
 
+    def rtsp_disconnected(self, transport_id: int, reason: str) -> None:
+        """Never sent for a WebRTC transport (only pulls)."""
+
     def transport_closed(self, transport_id: int, stream: str, role: str, reason: str) -> None:
         if self.session.forget(transport_id) is None:
             return

@@ -29,6 +29,15 @@ pub enum Event {
     /// An RTSP text message read on a connection the core owns (after PLAY/RECORD over TCP):
     /// headers, empty line and body, as received.
     RtspMessage { id: TransportId, data: Vec<u8> },
+    /// A pull's connection to its origin broke (`eof`, `stalled`, `protocol-error`): the
+    /// transport and its players stay, waiting for [`Engine::rtsp_resume`] with a new
+    /// connection, or for its close.
+    ///
+    /// [`Engine::rtsp_resume`]: crate::engine::Engine::rtsp_resume
+    RtspDisconnected {
+        id: TransportId,
+        reason: &'static str,
+    },
     /// The core read something from an RTSP peer (interleaved frames or text on a TCP connection
     /// it owns, a datagram from the client on a UDP pair): the session is alive. At most one per
     /// peer every two seconds.

@@ -157,11 +157,11 @@ fn tcp_publish_and_play() {
     let (engine, q) = engine();
     let mut seen = Vec::new();
     let p = engine
-        .create_rtsp_publisher("cam", &[h264_track()])
+        .create_rtsp_publisher("cam", &[h264_track()], false)
         .unwrap();
     assert_eq!(
         engine
-            .create_rtsp_publisher("cam", &[h264_track()])
+            .create_rtsp_publisher("cam", &[h264_track()], false)
             .unwrap_err()
             .code(),
         409
@@ -348,13 +348,13 @@ fn udp_publish_and_play() {
     };
     assert_eq!(
         engine
-            .create_rtsp_publisher("mic", std::slice::from_ref(&unknown))
+            .create_rtsp_publisher("mic", std::slice::from_ref(&unknown), false)
             .unwrap_err()
             .code(),
         415
     );
     let p = engine
-        .create_rtsp_publisher("mic", &[unknown, aac])
+        .create_rtsp_publisher("mic", &[unknown, aac], false)
         .unwrap();
     let tracks = engine.stream_tracks("mic").unwrap();
     assert_eq!(tracks.len(), 1);
@@ -449,7 +449,7 @@ fn slow_tcp_reader_loses_packets_then_is_dropped() {
     let (engine, q) = engine();
     let mut seen = Vec::new();
     let p = engine
-        .create_rtsp_publisher("big", &[h264_track()])
+        .create_rtsp_publisher("big", &[h264_track()], false)
         .unwrap();
     engine.rtsp_add_track(p, 0, Some((0, 1)), None).unwrap();
     let (mut pub_c, pub_s) = tcp_pair();
@@ -528,7 +528,7 @@ fn merged_writes_and_signs_of_life() {
     engine.set_rtsp_merge_write(300);
     let mut seen = Vec::new();
     let p = engine
-        .create_rtsp_publisher("cam", &[h264_track()])
+        .create_rtsp_publisher("cam", &[h264_track()], false)
         .unwrap();
     engine.rtsp_add_track(p, 0, Some((0, 1)), None).unwrap();
     let (mut pub_c, pub_s) = tcp_pair();

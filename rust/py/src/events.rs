@@ -140,6 +140,33 @@ impl RtspAlive {
     }
 }
 
+/// A pull's connection to its origin broke; the transport and its players wait for
+/// `Core.rtsp_resume` with a new connection (or `close_transport`).
+#[pyclass(module = "pms_trio._core", frozen, eq, get_all)]
+#[derive(Clone, PartialEq)]
+pub struct RtspDisconnected {
+    transport_id: u64,
+    reason: String,
+}
+
+#[pymethods]
+impl RtspDisconnected {
+    #[new]
+    fn new(transport_id: u64, reason: String) -> Self {
+        Self {
+            transport_id,
+            reason,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RtspDisconnected(transport_id={}, reason={:?})",
+            self.transport_id, self.reason
+        )
+    }
+}
+
 /// A producer track's H.264 `[SPS, PPS]` or H.265 `[VPS, SPS, PPS]` changed in band.
 #[pyclass(module = "pms_trio._core", frozen, eq)]
 #[derive(Clone, PartialEq)]
@@ -341,6 +368,14 @@ pub fn to_python(py: Python<'_>, event: Event) -> PyResult<Bound<'_, PyAny>> {
         )?
         .into_any(),
         Event::RtspAlive { id } => Bound::new(py, RtspAlive { transport_id: id })?.into_any(),
+        Event::RtspDisconnected { id, reason } => Bound::new(
+            py,
+            RtspDisconnected {
+                transport_id: id,
+                reason: reason.to_string(),
+            },
+        )?
+        .into_any(),
         Event::ParameterSets {
             stream,
             codec,
@@ -411,6 +446,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ProducerStarted>()?;
     m.add_class::<RtspMessage>()?;
     m.add_class::<RtspAlive>()?;
+    m.add_class::<RtspDisconnected>()?;
     m.add_class::<ParameterSets>()?;
     m.add_class::<KeyframeWanted>()?;
     m.add_class::<RecordingFileStarted>()?;

@@ -205,11 +205,15 @@ impl Core {
     }
 
     /// An RTSP publisher with the tracks of its ANNOUNCE; the stream is live at once.
+    /// `resumable`: a cascade pull (a broken connection raises `RtspDisconnected` and waits
+    /// for `rtsp_resume`).
+    #[pyo3(signature = (stream, tracks, *, resumable=false))]
     fn create_rtsp_publisher(
         &self,
         py: Python<'_>,
         stream: &str,
         tracks: Vec<Bound<'_, PyDict>>,
+        resumable: bool,
     ) -> PyResult<u64> {
         let mut specs = Vec::with_capacity(tracks.len());
         for (i, d) in tracks.iter().enumerate() {
@@ -236,7 +240,7 @@ impl Core {
             });
         }
         self.engine
-            .create_rtsp_publisher(stream, &specs)
+            .create_rtsp_publisher(stream, &specs, resumable)
             .map_err(|e| core_error(py, e))
     }
 
@@ -291,6 +295,28 @@ impl Core {
         };
         self.engine
             .rtsp_start(transport_id, tcp, reply, pending)
+            .map_err(|e| core_error(py, e))
+    }
+
+    /// A pull's new connection after `RtspDisconnected`: the core takes `fd` (closed on
+    /// error); `channels` per track as the new SETUPs answered; `pending` read past PLAY's reply.
+    #[pyo3(signature = (transport_id, *, fd, channels, pending=b"".to_vec()))]
+    fn rtsp_resume(
+        &self,
+        py: Python<'_>,
+        transport_id: u64,
+        fd: i32,
+        channels: Vec<(u8, u8)>,
+        pending: Vec<u8>,
+    ) -> PyResult<()> {
+        if fd < 0 {
+            return Err(PyValueError::new_err("fd must be a connected TCP socket"));
+        }
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: the caller detached the socket and hands us its only reference.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        self.engine
+            .rtsp_resume(transport_id, std::net::TcpStream::from(owned), channels, pending)
             .map_err(|e| core_error(py, e))
     }
 

@@ -94,6 +94,26 @@ fn inject_params<S: Sink>(
     }
 }
 
+/// The restarted source's first media packet (`seq`, `ts` as sent): the shifts that make it
+/// follow the track's last packet, one sequence number and the time between them later.
+fn rebase(track: &mut ProducerTrackState, seq: u16, ts: u32, now: Instant) {
+    track.rebase = false;
+    let next_seq = track
+        .seq
+        .highest()
+        .map_or(seq, |h| (h as u16).wrapping_add(1));
+    track.seq_shift = next_seq.wrapping_sub(seq);
+    let next_ts = match track.last_ts {
+        Some((last, at)) => {
+            let gap = now.saturating_duration_since(at).as_nanos();
+            let ticks = gap * u128::from(track.cfg.codec.clock_rate.max(1)) / 1_000_000_000;
+            last.wrapping_add(ticks.max(1) as u32)
+        }
+        None => ts,
+    };
+    track.ts_shift = next_ts.wrapping_sub(ts);
+}
+
 /// Which producer track a packet belongs to, and whether it is RTX.
 fn identify(tracks: &mut [ProducerTrackState], ssrc: u32, pt: u8) -> Option<(usize, bool)> {
     for (i, t) in tracks.iter().enumerate() {
@@ -161,16 +181,27 @@ impl Router {
         }
         let sender_ssrc = prod.sender_ssrc;
         let track = &mut prod.tracks[ti];
+        if track.rebase {
+            if is_rtx {
+                return; // the old source's retransmission, or the new one's before its media
+            }
+            rebase(track, seq, v.timestamp, now);
+        }
+        let seq = seq.wrapping_add(track.seq_shift);
+        let ts = v.timestamp.wrapping_add(track.ts_shift);
+        if !is_rtx {
+            track.last_ts = Some((ts, now));
+        }
         let prev_highest = track.seq.highest();
         let ext = track.seq.unwrap(seq);
         if !track
             .buffer
-            .insert(ext, v.timestamp, v.marker, v.csrcs, payload, v.padding)
+            .insert(ext, ts, v.marker, v.csrcs, payload, v.padding)
         {
             return; // duplicate
         }
         let since_epoch = now.saturating_duration_since(self.epoch.unwrap_or(now));
-        track.stats.on_packet(ext, v.timestamp, since_epoch, is_rtx);
+        track.stats.on_packet(ext, ts, since_epoch, is_rtx);
         if track.kf_pending && track.ssrc.is_some() && track.last_kf_request.is_none() {
             // First packet of a track someone already asked a keyframe of.
             feedback::send_keyframe_request(
@@ -193,7 +224,7 @@ impl Router {
             let before = ps.generation();
             ps.update_from_payload(payload);
             if info.has_sps {
-                track.params_ts = Some(v.timestamp);
+                track.params_ts = Some(ts);
             }
             if ps.generation() != before && ps.complete() {
                 self.events.push_back(RouterEvent::ParameterSets {
@@ -208,7 +239,7 @@ impl Router {
             let same_frame = track
                 .last_keyframe
                 .and_then(|k| track.buffer.get(k))
-                .is_some_and(|k| k.timestamp == v.timestamp);
+                .is_some_and(|k| k.timestamp == ts);
             if !same_frame {
                 track.last_keyframe = Some(ext);
             }
@@ -219,7 +250,7 @@ impl Router {
         };
         let frame = Frame {
             ext,
-            ts: v.timestamp,
+            ts: ts,
             marker: v.marker,
             csrcs: v.csrcs,
             payload,
@@ -254,7 +285,7 @@ impl Router {
         let track = &mut prod.tracks[ti];
         if info.idr_start && track.params.as_ref().is_some_and(|p| p.complete()) {
             // Every consumer that needed parameter sets for this frame got them.
-            track.params_ts = Some(v.timestamp);
+            track.params_ts = Some(ts);
         }
     }
 

@@ -333,6 +333,33 @@ impl Router {
         }
     }
 
+    /// The producer's source starts over (a cascade pull that reconnected to its origin): a
+    /// new SSRC, sequence numbers and timestamps. Its tracks learn the new SSRCs and map the new
+    /// source onto their timeline, one sequence number and the elapsed time after the last
+    /// packet; the keyframe cache (the old source's) is dropped; every consumer track restarts at
+    /// the next keyframe (video) or packet (audio) with contiguous sequence numbers, so players
+    /// see one stream with a gap in time, not a new one.
+    pub fn restart_producer(&mut self, id: TransportId) {
+        let Some(prod) = self.producers.get_mut(&id) else {
+            return;
+        };
+        for t in &mut prod.tracks {
+            t.ssrc = t.cfg.ssrc;
+            t.rtx_ssrc = t.cfg.rtx_ssrc;
+            t.rebase = true;
+            t.last_keyframe = None;
+            t.kf_pending = false;
+            t.last_kf_request = None;
+        }
+        for cid in &prod.consumers {
+            if let Some(c) = self.consumers.get_mut(cid) {
+                for t in &mut c.tracks {
+                    t.started = false;
+                }
+            }
+        }
+    }
+
     /// Removes a producer or consumer. Removing a producer also removes its consumers and
     /// returns their ids (the I/O layer closes them). Unknown ids: no-op.
     pub fn remove(&mut self, id: TransportId) -> Vec<TransportId> {

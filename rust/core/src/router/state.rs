@@ -53,6 +53,15 @@ pub(super) struct ProducerTrackState {
     pub(super) nack_upstream: bool,
     pub(super) last_kf_request: Option<Instant>,
     pub(super) kf_pending: bool,
+    /// Added to the sequence numbers and timestamps of the source: zero until the source
+    /// restarts ([`Router::restart_producer`](super::Router::restart_producer)), then what maps
+    /// the new source onto the track's timeline where the old one stopped.
+    pub(super) seq_shift: u16,
+    pub(super) ts_shift: u32,
+    /// The (mapped) timestamp of the last media packet and when it arrived.
+    pub(super) last_ts: Option<(u32, Instant)>,
+    /// The next media packet is the restarted source's first: it sets the shifts.
+    pub(super) rebase: bool,
 }
 
 impl ProducerTrackState {
@@ -83,6 +92,10 @@ impl ProducerTrackState {
             nack_upstream,
             last_kf_request: None,
             kf_pending: false,
+            seq_shift: 0,
+            ts_shift: 0,
+            last_ts: None,
+            rebase: false,
             cfg,
         }
     }

@@ -31,10 +31,13 @@ impl Engine {
     }
 
     /// An RTSP publisher of `stream` with the tracks of its ANNOUNCE; the stream is live at once.
+    /// `resumable`: a cascade pull, whose broken connection raises `RtspDisconnected` and waits
+    /// for [`rtsp_resume`](Engine::rtsp_resume) instead of ending the stream.
     pub fn create_rtsp_publisher(
         &self,
         stream: &str,
         tracks: &[RtspTrackSpec],
+        resumable: bool,
     ) -> Result<TransportId, EngineError> {
         let mut producer_tracks = Vec::new();
         let mut announce_map = Vec::with_capacity(tracks.len());
@@ -82,7 +85,11 @@ impl Engine {
             worker,
             id,
             PeerInfo::transport(stream, true),
-            Box::new(RtspServerPeer::publisher(producer_tracks)),
+            Box::new(if resumable {
+                RtspServerPeer::pull(producer_tracks)
+            } else {
+                RtspServerPeer::publisher(producer_tracks)
+            }),
         );
         Ok(id)
     }
@@ -200,18 +207,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let worker = self.rtsp_worker(id)?;
         if let Some(s) = &tcp {
-            let sock = socket2::SockRef::from(s);
-            let tcp_ok = matches!(sock.r#type(), Ok(t) if t == socket2::Type::STREAM)
-                && matches!(sock.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6)
-                && sock.peer_addr().is_ok();
-            if !tcp_ok {
-                return Err(EngineError::BadRequest(
-                    "fd is not a connected TCP socket".into(),
-                ));
-            }
-            s.set_nonblocking(true)
-                .map_err(|e| EngineError::BadRequest(format!("not a usable socket: {e}")))?;
-            let _ = s.set_nodelay(true);
+            check_tcp(s)?;
         }
         self.message(
             worker,
@@ -219,6 +215,30 @@ impl Engine {
             RtspMessage::Start {
                 tcp,
                 reply,
+                pending,
+            },
+        );
+        Ok(())
+    }
+
+    /// A pull's new connection after `RtspDisconnected`: `channels` per track (in SETUP order)
+    /// as the new SETUPs answered, `pending` the bytes read past the PLAY reply. The producer's
+    /// source restarts (see `Router::restart_producer`); its players stay.
+    pub fn rtsp_resume(
+        &self,
+        id: TransportId,
+        tcp: std::net::TcpStream,
+        channels: Vec<(u8, u8)>,
+        pending: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let worker = self.rtsp_worker(id)?;
+        check_tcp(&tcp)?;
+        self.message(
+            worker,
+            id,
+            RtspMessage::Resume {
+                tcp,
+                channels,
                 pending,
             },
         );
@@ -248,4 +268,21 @@ impl Engine {
             .map(|t| t.worker)
             .ok_or_else(|| EngineError::NotFound(format!("no RTSP transport {id}")))
     }
+}
+
+/// A socket handed in for RTSP media: a connected TCP stream, made non-blocking.
+fn check_tcp(s: &std::net::TcpStream) -> Result<(), EngineError> {
+    let sock = socket2::SockRef::from(s);
+    let tcp_ok = matches!(sock.r#type(), Ok(t) if t == socket2::Type::STREAM)
+        && matches!(sock.domain(), Ok(d) if d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6)
+        && sock.peer_addr().is_ok();
+    if !tcp_ok {
+        return Err(EngineError::BadRequest(
+            "fd is not a connected TCP socket".into(),
+        ));
+    }
+    s.set_nonblocking(true)
+        .map_err(|e| EngineError::BadRequest(format!("not a usable socket: {e}")))?;
+    let _ = s.set_nodelay(true);
+    Ok(())
 }

@@ -47,7 +47,7 @@ impl RtspServerPeer {
             }
         }
         if failed {
-            ctx.close_me("protocol-error");
+            self.connection_lost(ctx, "protocol-error");
             return;
         }
         if let Some(c) = self.conn.as_mut() {
@@ -61,6 +61,10 @@ impl RtspServerPeer {
             .and_then(|(i, _)| self.tracks.get(i))
             .and_then(|t| t.source);
         match hit {
+            Some((_, true)) if self.resumable && has_bye(pkt) => {
+                // The origin's stream ended (a broken connection would not say so): no retry.
+                ctx.close_me("origin-ended");
+            }
             Some((_, true)) if self.started => ctx.route(self, pkt, true),
             Some((_, false)) if self.publisher && self.started && source.is_some() => {
                 ctx.route(self, pkt, false)
@@ -120,7 +124,7 @@ impl RtspServerPeer {
             };
             match read {
                 Ok(0) | Err(_) => {
-                    ctx.close_me("eof");
+                    self.connection_lost(ctx, "eof");
                     break;
                 }
                 Ok(n) => {
@@ -140,5 +144,41 @@ impl RtspServerPeer {
         if self.alive(ctx.now()) {
             ctx.event(Event::RtspAlive { id: ctx.id() });
         }
+    }
+}
+
+/// Whether an RTCP compound packet holds a BYE (packet type 203). Walks the packets by their
+/// length fields; a malformed compound is simply not a BYE.
+fn has_bye(mut pkt: &[u8]) -> bool {
+    while pkt.len() >= 4 {
+        if pkt[0] >> 6 != 2 {
+            return false;
+        }
+        if pkt[1] == 203 {
+            return true;
+        }
+        let len = (usize::from(u16::from_be_bytes([pkt[2], pkt[3]])) + 1) * 4;
+        let Some(rest) = pkt.get(len..) else {
+            return false;
+        };
+        pkt = rest;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_bye;
+
+    #[test]
+    fn bye_is_found_in_a_compound_and_garbage_is_not_one() {
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 1];
+        let bye = [0x81, 203, 0, 1, 0, 0, 0, 2];
+        assert!(has_bye(&bye));
+        assert!(has_bye(&[&rr[..], &bye[..]].concat()));
+        assert!(!has_bye(&rr));
+        assert!(!has_bye(&[0x80, 201, 0xff, 0xff, 0, 0, 0, 1, 0x81, 203]));
+        assert!(!has_bye(&[0x00, 203, 0, 1]));
+        assert!(!has_bye(&[]));
     }
 }

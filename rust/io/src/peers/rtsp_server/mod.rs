@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Token};
 use pms_core::media::{ConsumerTrack, ProducerTrack, TransportId};
 
+use crate::events::Event;
 use crate::stats;
 use crate::worker::{MediaOut, MediaSink, Message, Peer, PeerCtx, Readiness};
 
@@ -65,6 +66,14 @@ pub(crate) enum RtspMessage {
     Pause,
     Send {
         data: Vec<u8>,
+    },
+    /// A pull's new connection to its origin after [`Event::RtspDisconnected`]: the tracks'
+    /// channels (in the order of AddTrack) as the new SETUPs answered them, and bytes already
+    /// read past the PLAY reply.
+    Resume {
+        tcp: std::net::TcpStream,
+        channels: Vec<(u8, u8)>,
+        pending: Vec<u8>,
     },
 }
 
@@ -95,6 +104,10 @@ enum Join {
 
 pub(crate) struct RtspServerPeer {
     publisher: bool,
+    /// A cascade pull (a publisher whose connection is ours, to an origin): a broken
+    /// connection waits for a new one ([`RtspMessage::Resume`]) instead of ending the stream,
+    /// and an RTCP BYE from the origin ends it (`origin-ended`).
+    resumable: bool,
     join: Join,
     tracks: Vec<RtspTrack>,
     conn: Option<TcpConn>,
@@ -122,9 +135,17 @@ impl RtspServerPeer {
         RtspServerPeer::new(true, Join::Publisher(tracks))
     }
 
+    /// A cascade pull: a publisher whose connection may be replaced ([`RtspMessage::Resume`]).
+    pub(crate) fn pull(tracks: Vec<ProducerTrack>) -> RtspServerPeer {
+        let mut peer = RtspServerPeer::new(true, Join::Publisher(tracks));
+        peer.resumable = true;
+        peer
+    }
+
     fn new(publisher: bool, join: Join) -> RtspServerPeer {
         RtspServerPeer {
             publisher,
+            resumable: false,
             join,
             tracks: Vec::new(),
             conn: None,
@@ -141,11 +162,54 @@ impl RtspServerPeer {
     fn send_text(&mut self, ctx: &mut PeerCtx<'_>, data: &[u8]) {
         if let Some(conn) = self.conn.as_mut() {
             if conn.send_text(data).is_err() {
-                self.closing = Some("eof");
-                ctx.close_me("eof");
+                self.connection_lost(ctx, "eof");
+                if ctx.closing() {
+                    self.closing = Some("eof");
+                }
+                return;
             }
         }
         self.arm(ctx);
+    }
+
+    /// The TCP connection broke (`reason`): a pull drops it and waits for a new one (its
+    /// players stay); any other peer closes.
+    pub(super) fn connection_lost(&mut self, ctx: &mut PeerCtx<'_>, reason: &'static str) {
+        if !(self.resumable && self.started) {
+            ctx.close_me(reason);
+            return;
+        }
+        if let (Some(mut c), Some(token)) = (self.conn.take(), self.tcp_token.take()) {
+            ctx.deregister(&mut c.stream, token);
+        }
+        self.started = false;
+        self.merge_due = None;
+        self.stall_check = None;
+        self.arm(ctx);
+        log::info!(target: "pms_io::rtsp", "pull {}: connection lost ({reason}); waiting for a new one", ctx.id());
+        ctx.event(Event::RtspDisconnected {
+            id: ctx.id(),
+            reason,
+        });
+    }
+
+    /// A pull's new connection: new channels, the producer's source restarted.
+    fn resume(
+        &mut self,
+        ctx: &mut PeerCtx<'_>,
+        tcp: std::net::TcpStream,
+        channels: Vec<(u8, u8)>,
+        pending: &[u8],
+    ) {
+        if !self.resumable || self.conn.is_some() {
+            return;
+        }
+        for (t, ch) in self.tracks.iter_mut().zip(channels) {
+            t.channels = Some(ch);
+        }
+        let id = ctx.id();
+        ctx.router().restart_producer(id);
+        self.start_media(ctx, Some(tcp), &[], pending);
     }
 
     /// Whether a sign of life read now is to be reported (at most one per [`ALIVE_INTERVAL`]).
@@ -261,6 +325,26 @@ impl RtspServerPeer {
     }
 }
 
+impl RtspServerPeer {
+    /// One RTCP BYE for each of a player's tracks, on its RTCP channel, written now if the
+    /// socket takes it.
+    fn send_byes(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mut frames = Vec::new();
+        for t in &self.tracks {
+            if let (Some(ssrc), Some((_, rtcp))) = (t.ssrc, t.channels) {
+                frames.extend_from_slice(&[b'$', rtcp, 0, 8, 0x81, 203, 0, 1]);
+                frames.extend_from_slice(&ssrc.to_be_bytes());
+            }
+        }
+        if !frames.is_empty() {
+            let _ = conn.send_text(&frames);
+        }
+    }
+}
+
 impl MediaSink for RtspServerPeer {
     /// The router's output towards this peer: by SSRC to the track's channel or UDP socket.
     /// TCP frames are queued and written at the end of the poll iteration (see [`conn`]).
@@ -352,6 +436,11 @@ impl Peer for RtspServerPeer {
                 ctx.router().pause_consumer(id);
             }
             RtspMessage::Send { data } => self.send_text(ctx, &data),
+            RtspMessage::Resume {
+                tcp,
+                channels,
+                pending,
+            } => self.resume(ctx, tcp, channels, &pending),
         }
     }
 
@@ -360,7 +449,7 @@ impl Peer for RtspServerPeer {
             if ready.writable {
                 if let Some(c) = self.conn.as_mut() {
                     if c.flush().is_err() {
-                        ctx.close_me("eof");
+                        self.connection_lost(ctx, "eof");
                         return;
                     }
                 }
@@ -389,7 +478,7 @@ impl Peer for RtspServerPeer {
             self.merge_due = None;
             if let Some(c) = self.conn.as_mut() {
                 if c.waiting_since.is_none() && c.flush().is_err() {
-                    ctx.close_me("eof");
+                    self.connection_lost(ctx, "eof");
                     return;
                 }
             }
@@ -398,7 +487,7 @@ impl Peer for RtspServerPeer {
             self.stall_check = None;
             let since = self.conn.as_ref().and_then(|c| c.waiting_since);
             if since.is_some_and(|t| now.duration_since(t) >= STALL_TIMEOUT) {
-                ctx.close_me("stalled");
+                self.connection_lost(ctx, "stalled");
                 return;
             }
             self.stall_check = since.map(|t| t + STALL_TIMEOUT);
@@ -415,15 +504,22 @@ impl Peer for RtspServerPeer {
         }
         let merge = self.flush_queued(ctx);
         if let Err(()) = merge {
-            self.closing = Some("eof");
-            ctx.close_me("eof");
+            self.connection_lost(ctx, "eof");
+            if ctx.closing() {
+                self.closing = Some("eof");
+            }
             return;
         }
         self.arm(ctx);
     }
 
-    /// Releases the poll tokens (the sockets close when the peer is dropped).
-    fn close(&mut self, ctx: &mut PeerCtx<'_>, _reason: &'static str) {
+    /// Releases the poll tokens (the sockets close when the peer is dropped). A TCP player
+    /// whose stream ended gets an RTCP BYE per track first (RFC 3550 6.6), best effort: a
+    /// cascade edge pulling from us tells that from a broken connection, which it would retry.
+    fn close(&mut self, ctx: &mut PeerCtx<'_>, reason: &'static str) {
+        if !self.publisher && reason == "producer-closed" {
+            self.send_byes();
+        }
         if let (Some(c), Some(token)) = (self.conn.as_mut(), self.tcp_token) {
             ctx.deregister(&mut c.stream, token);
         }
