@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from typing import Any
 import trio
 
 from . import _core
+from .cascade.directory import Directory
 from .cascade.pull import Pulls
 from .config import Config
 from .events import drain as drain_events
@@ -182,6 +184,11 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
     api.ports["rtsp"] = bound["rtsp"][1]
 
     api.rtsp_host = _client_host(r.listen_ip)
+    if config.cluster.redis and api.cascade is not None:
+        directory = _directory(config, registry, bound["rtsp"][1])
+        await root.start(directory.run)
+        api.cascade.directory = directory
+        log.info("cascade: directory %s as node %s (%s)", directory.url, directory.node_id, directory.rtsp)
     if config.sip.enable:
         sip = config.sip
         if not sip.password:
@@ -209,6 +216,22 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
         if config.pull:
             log.info("cascade: pulls from %s on demand", ", ".join(f"{p.ip}:{p.port}" for p in config.pull))
     return bound
+
+
+def _directory(config: Config, registry: StreamRegistry, rtsp_port: int) -> Directory:
+    """The Redis directory with SPEC 6's defaults: ``nodeId`` HOSTNAME:PORT, ``advertiseRtsp``
+    rtsp://HOST:PORT where HOST is ``webrtc.announcedIp`` (first), else ``rtsp.listenIp`` unless
+    it is a wildcard, else the host name."""
+    cluster = config.cluster
+    node_id = cluster.node_id or f"{socket.gethostname()}:{rtsp_port}"
+    rtsp = cluster.advertise_rtsp
+    if not rtsp:
+        announced = config.webrtc.announced_ip
+        host = announced[0] if announced else config.rtsp.listen_ip
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        rtsp = f"rtsp://{f'[{host}]' if ':' in host else host}:{rtsp_port}"
+    return Directory(cluster.redis, node_id, rtsp, registry)
 
 
 async def _start(root: trio.Nursery, name: str, key: str, ip: str, port: int,

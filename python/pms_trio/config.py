@@ -17,16 +17,16 @@ This module does no I/O beyond reading the file and checking that named certific
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from . import config_checks as c
+from .config_checks import WORKER_TAGS
 
 __all__ = [
     "Config",
@@ -40,14 +40,12 @@ __all__ = [
     "PullPeer",
     "SipConfig",
     "HttpConfig",
+    "ClusterConfig",
     "load",
     "resolve",
     "parse_text",
 ]
 
-LEVELS = ("debug", "info", "warn", "error", "none")
-WORKER_TAGS = ("info", "ice", "dtls", "rtp", "srtp", "rtcp", "rtx", "bwe", "score", "simulcast", "svc",
-               "sctp", "message")
 MEDIA_TRANSPORTS = ("tcp-passive", "tcp-active", "udp")
 
 
@@ -57,10 +55,6 @@ class ConfigError(Exception):
     def __init__(self, messages: list[str]) -> None:
         super().__init__("\n".join(messages))
         self.messages = list(messages)
-
-
-class _Invalid(Exception):
-    """One field's problem; the text follows ``FIELD: `` in the final message."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +146,13 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    redis: str  # "" (no directory) or redis://HOST[:PORT][/DB]
+    node_id: str  # "": HOSTNAME:rtsp.port (the bound port)
+    advertise_rtsp: str  # "": rtsp://ANNOUNCED_OR_LISTEN_IP:rtsp.port
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     log: LogConfig
     websocket: WebSocketConfig
@@ -162,6 +163,7 @@ class Config:
     pull: tuple[PullPeer, ...]
     sip: SipConfig
     http: HttpConfig
+    cluster: ClusterConfig
     base_dir: str  # the folder relative paths were resolved against
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,150 +182,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------------------------------
-# Checks: each takes the raw value and returns the resolved one, or raises _Invalid(reason).
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int_range(lo: int, hi: int | None) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if not _is_int(value) or value < lo or (hi is not None and value > hi):
-            what = f"integer {lo}-{hi}" if hi is not None else f"integer >= {lo}"
-            raise _Invalid(f"expected {what}, got {_got(value)}")
-        return int(value)
-
-    return check
-
-
-_port = _int_range(0, 65535)  # 0: pick a free port
-_peer_port = _int_range(1, 65535)
-
-
-def _positive_number(value: Any) -> float:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value <= 0):
-        raise _Invalid(f"expected a number of seconds > 0, got {_got(value)}")
-    return float(value)
-
-
-def _non_negative_number(limit: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= limit:
-            raise _Invalid(f"expected a number from 0 to {limit:g}, got {_got(value)}")
-        return float(value)
-    return check
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"expected true or false, got {_got(value)}")
-    return value
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected a string, got {_got(value)}")
-    return value
-
-
-def _nonempty_string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"expected a non-empty string, got {_got(value)}")
-    return value.strip()
-
-
-def _ip(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"expected an IP address such as \"0.0.0.0\", got {_got(value)}")
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise _Invalid(f"expected an IP address such as \"0.0.0.0\", got {_got(value)}") from None
-
-
-def _optional_ip(value: Any) -> str:
-    if isinstance(value, str) and not value.strip():
-        return ""
-    return _ip(value)
-
-
-def _announced_ips(value: Any) -> tuple[str, ...]:
-    """A string (one address, or several separated by commas) or a list of addresses."""
-    if isinstance(value, str):
-        items: list[Any] = [v for v in value.split(",") if v.strip()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        raise _Invalid(f"expected an IP address or a list of them, got {_got(value)}")
-    out = []
-    for item in items:
-        if not isinstance(item, str):
-            raise _Invalid(f"expected an IP address or a list of them, got {_got(value)}")
-        try:
-            out.append(str(ipaddress.ip_address(item.strip())))
-        except ValueError:
-            raise _Invalid(f"expected an IP address or a list of them, got {_got(item)}") from None
-    return tuple(out)
-
-
-def _level(value: Any) -> str:
-    if isinstance(value, str) and value.lower() == "warning":
-        return "warn"
-    if not isinstance(value, str) or value.lower() not in LEVELS:
-        raise _Invalid(f"expected one of {', '.join(LEVELS)}, got {_got(value)}")
-    return value.lower()
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise _Invalid(f"expected a list of strings from {', '.join(WORKER_TAGS)}, got {_got(value)}")
-    return tuple(value)
-
-
-def _location(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in " ?#"):
-        raise _Invalid(f"expected a URL path starting with \"/\", got {_got(value)}")
-    return value
-
-
-def _digits(count_lo: int, count_hi: int) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if _is_int(value) and value >= 0:
-            value = str(value)
-        if (not isinstance(value, str) or not value.isascii() or not value.isdigit()
-                or not count_lo <= len(value) <= count_hi):
-            n = f"{count_lo}" if count_lo == count_hi else f"{count_lo}-{count_hi}"
-            raise _Invalid(f"expected a string of {n} digits, got {_got(value)}")
-        return value
-
-    return check
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise _Invalid(f"expected one of {', '.join(choices)}, got {_got(value)}")
-        return value
-
-    return check
-
-
 _PATH = "path"  # marker: a string resolved relative to the config folder when non-empty
 
 # section -> (dataclass, [(key, attribute, check, default)])
@@ -331,70 +189,75 @@ _Schema = list[tuple[str, str, Any, Any]]
 _SECTIONS: dict[str, tuple[type, _Schema]] = {
     "log": (LogConfig, [
         ("file", "file", _PATH, "./logs/pms.log"),
-        ("workerLevel", "worker_level", _level, "warn"),
-        ("fileLevel", "file_level", _level, "info"),
-        ("consoleLevel", "console_level", _level, "info"),
-        ("workerTags", "worker_tags", _tags, list(WORKER_TAGS)),
+        ("workerLevel", "worker_level", c.level, "warn"),
+        ("fileLevel", "file_level", c.level, "info"),
+        ("consoleLevel", "console_level", c.level, "info"),
+        ("workerTags", "worker_tags", c.tags, list(WORKER_TAGS)),
     ]),
     "websocket": (WebSocketConfig, [
-        ("port", "port", _port, 8889),
-        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
-        ("ssl", "ssl", _bool, False),
+        ("port", "port", c.port, 8889),
+        ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
+        ("ssl", "ssl", c.boolean, False),
         ("keyFile", "key_file", _PATH, ""),
         ("certFile", "cert_file", _PATH, ""),
-        ("passPhrase", "pass_phrase", _string, ""),
-        ("location", "location", _location, "/"),
-        ("heartbeatTimeout", "heartbeat_timeout", _positive_number, 30),
+        ("passPhrase", "pass_phrase", c.string, ""),
+        ("location", "location", c.location, "/"),
+        ("heartbeatTimeout", "heartbeat_timeout", c.positive_number, 30),
     ]),
     "master": (MasterConfig, [
-        ("numOfWorkProcess", "num_of_work_process", _int_range(0, 1024), 0),
-        ("execPath", "exec_path", _string, "./"),
-        ("workerName", "worker_name", _string, "mediasoup-worker"),
-        ("unixSocketPath", "unix_socket_path", _string, ""),
+        ("numOfWorkProcess", "num_of_work_process", c.int_range(0, 1024), 0),
+        ("execPath", "exec_path", c.string, "./"),
+        ("workerName", "worker_name", c.string, "mediasoup-worker"),
+        ("unixSocketPath", "unix_socket_path", c.string, ""),
     ]),
     "webrtc": (WebRtcConfig, [
-        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
-        ("announcedIp", "announced_ip", _announced_ips, ""),
-        ("minPort", "min_port", _port, 20000),
-        ("maxPort", "max_port", _port, 30000),
+        ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
+        ("announcedIp", "announced_ip", c.announced_ips, ""),
+        ("minPort", "min_port", c.port, 20000),
+        ("maxPort", "max_port", c.port, 30000),
         ("dtlsCertificateFile", "dtls_certificate_file", _PATH, ""),
         ("dtlsPrivateKeyFile", "dtls_private_key_file", _PATH, ""),
     ]),
     "rtsp": (RtspConfig, [
-        ("port", "port", _port, 8554),
-        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        ("port", "port", c.port, 8554),
+        ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
         # SPEC 4's 60 s; at least 5 s since the core reports signs of life at most every 2 s.
-        ("sessionTimeout", "session_timeout", _int_range(5, 86400), 60),
+        ("sessionTimeout", "session_timeout", c.int_range(5, 86400), 60),
         # ZLMediaKit's mergeWriteMS: fewer system calls per player for up to this much latency.
-        ("mergeWriteMs", "merge_write_ms", _int_range(0, 1000), 0),
+        ("mergeWriteMs", "merge_write_ms", c.int_range(0, 1000), 0),
     ]),
     "record": (RecordConfig, [
-        ("targetHost", "target_host", _nonempty_string, "127.0.0.1"),
-        ("targetPort", "target_port", _peer_port, None),  # None: rtsp.port
+        ("targetHost", "target_host", c.nonempty_string, "127.0.0.1"),
+        ("targetPort", "target_port", c.peer_port, None),  # None: rtsp.port
         ("recordPath", "record_path", _PATH, "./record/"),
-        ("execRecordDone", "exec_record_done", _string, ""),
-        ("cmdPort", "cmd_port", _port, 8888),
-        ("segmentSeconds", "segment_seconds", _non_negative_number(86400), 0),
-        ("deleteAfterHours", "delete_after_hours", _non_negative_number(24 * 365 * 100), 0),
+        ("execRecordDone", "exec_record_done", c.string, ""),
+        ("cmdPort", "cmd_port", c.port, 8888),
+        ("segmentSeconds", "segment_seconds", c.non_negative_number(86400), 0),
+        ("deleteAfterHours", "delete_after_hours", c.non_negative_number(24 * 365 * 100), 0),
     ]),
     "sip": (SipConfig, [
-        ("enable", "enable", _bool, True),
-        ("serial", "serial", _digits(20, 20), "34020000002000000001"),
-        ("realm", "realm", _digits(8, 20), "3402000000"),
-        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
-        ("port", "port", _port, 5060),
-        ("announcedIp", "announced_ip", _optional_ip, ""),
-        ("password", "password", _string, ""),
-        ("keepaliveTimeout", "keepalive_timeout", _positive_number, 180),
-        ("mediaPort", "media_port", _port, 9000),
-        ("mediaTransport", "media_transport", _one_of(MEDIA_TRANSPORTS), "tcp-passive"),
+        ("enable", "enable", c.boolean, True),
+        ("serial", "serial", c.digits(20, 20), "34020000002000000001"),
+        ("realm", "realm", c.digits(8, 20), "3402000000"),
+        ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
+        ("port", "port", c.port, 5060),
+        ("announcedIp", "announced_ip", c.optional_ip, ""),
+        ("password", "password", c.string, ""),
+        ("keepaliveTimeout", "keepalive_timeout", c.positive_number, 180),
+        ("mediaPort", "media_port", c.port, 9000),
+        ("mediaTransport", "media_transport", c.one_of(MEDIA_TRANSPORTS), "tcp-passive"),
     ]),
     "http": (HttpConfig, [
-        ("port", "port", _port, 8025),
-        ("listenIp", "listen_ip", _ip, "0.0.0.0"),
+        ("port", "port", c.port, 8025),
+        ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
+    ]),
+    "cluster": (ClusterConfig, [
+        ("redis", "redis", c.redis_url, ""),
+        ("nodeId", "node_id", c.string, ""),
+        ("advertiseRtsp", "advertise_rtsp", c.rtsp_url, ""),
     ]),
 }
-_ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http")
+_ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "cluster")
 _ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}, "log": {"consolLevel": "consoleLevel"},
             "websocket": {"cerFile": "certFile"}}  # the seed documents' own spellings (SPEC section 2)
 
@@ -453,7 +316,7 @@ def resolve(raw: Any, *, base_dir: str | os.PathLike[str], check_files: bool = T
     errors: list[str] = []
     warnings: list[str] = []
     if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): expected an object of sections, got {_got(raw)}"])
+        raise ConfigError([f"(top level): expected an object of sections, got {c.got(raw)}"])
     for key in raw:
         if key not in _ORDER:
             warnings.append(f"{key}: unknown section, ignored")
@@ -464,7 +327,7 @@ def resolve(raw: Any, *, base_dir: str | os.PathLike[str], check_files: bool = T
         if section_raw is None:
             section_raw = {}
         if not isinstance(section_raw, dict):
-            errors.append(f"{name}: expected an object, got {_got(section_raw)}")
+            errors.append(f"{name}: expected an object, got {c.got(section_raw)}")
             section_raw = {}
         section_raw, spelled = _apply_aliases(name, section_raw, errors)
         known = {key for key, *_ in schema}
@@ -480,7 +343,7 @@ def resolve(raw: Any, *, base_dir: str | os.PathLike[str], check_files: bool = T
                 continue
             try:
                 values[attr] = _path(value, base) if check is _PATH else check(value)
-            except _Invalid as e:
+            except c.Invalid as e:
                 errors.append(f"{where}: {e}")
                 values[attr] = None
         sections[name] = values
@@ -509,7 +372,7 @@ def _apply_aliases(section: str, values: dict[str, Any], errors: list[str]
             alias_value = values.pop(alias)
             if key in values and values[key] != alias_value:
                 errors.append(f"{section}.{alias}: is an alias of {section}.{key}, and the two disagree "
-                              f"({_got(alias_value)} vs {_got(values[key])}); keep one")
+                              f"({c.got(alias_value)} vs {c.got(values[key])}); keep one")
             elif key not in values:
                 values[key] = alias_value
                 spelled[key] = alias
@@ -518,7 +381,7 @@ def _apply_aliases(section: str, values: dict[str, Any], errors: list[str]
 
 def _path(value: Any, base: Path) -> str:
     if not isinstance(value, str):
-        raise _Invalid(f"expected a file path as a string, got {_got(value)}")
+        raise c.Invalid(f"expected a file path as a string, got {c.got(value)}")
     if not value:
         return ""
     p = Path(os.path.expanduser(value))
@@ -533,13 +396,13 @@ def _resolve_pull(raw: Any, errors: list[str], warnings: list[str]) -> tuple[Pul
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        errors.append(f"pull: expected a list of {{\"ip\": ..., \"port\": ...}}, got {_got(raw)}")
+        errors.append(f"pull: expected a list of {{\"ip\": ..., \"port\": ...}}, got {c.got(raw)}")
         return ()
     peers = []
     for i, item in enumerate(raw):
         where = f"pull[{i}]"
         if not isinstance(item, dict):
-            errors.append(f"{where}: expected an object {{\"ip\": ..., \"port\": ...}}, got {_got(item)}")
+            errors.append(f"{where}: expected an object {{\"ip\": ..., \"port\": ...}}, got {c.got(item)}")
             continue
         for key in item:
             if key not in ("ip", "port"):
@@ -551,13 +414,13 @@ def _resolve_pull(raw: Any, errors: list[str], warnings: list[str]) -> tuple[Pul
             ok = False
         else:
             try:
-                ip = _nonempty_string(item["ip"])
-            except _Invalid as e:
+                ip = c.nonempty_string(item["ip"])
+            except c.Invalid as e:
                 errors.append(f"{where}.ip: {e}")
                 ok = False
         try:
-            port = _peer_port(item.get("port", 8554))
-        except _Invalid as e:
+            port = c.peer_port(item.get("port", 8554))
+        except c.Invalid as e:
             errors.append(f"{where}.port: {e}")
             ok = False
         if ok:

@@ -41,7 +41,8 @@ def test_empty_object_gives_every_default():
 
 def test_to_dict_has_every_spec_key():
     doc = resolve({})[0].to_dict()
-    assert set(doc) == {"log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http"}
+    assert set(doc) == {"log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "cluster"}
+    assert doc["cluster"] == {"redis": "", "nodeId": "", "advertiseRtsp": ""}
     assert set(doc["websocket"]) == {"port", "listenIp", "ssl", "keyFile", "certFile", "passPhrase", "location",
                                      "heartbeatTimeout"}
     assert set(doc["sip"]) == {"enable", "serial", "realm", "listenIp", "port", "announcedIp", "password",
@@ -230,3 +231,12 @@ def test_cli_run_with_bad_config_exits_2_before_binding(tmp_path: Path):
     bad = tmp_path / "bad.conf"
     bad.write_text(json.dumps({"websocket": {"port": "x"}}))
     assert main(["run", "-c", str(bad)]) == 2
+
+
+def test_cluster_urls_are_checked():
+    ok = resolve({"cluster": {"redis": "redis://10.0.0.5:6380/2", "advertiseRtsp": "rtsp://edge1:8554"}})[0]
+    assert ok.cluster.redis == "redis://10.0.0.5:6380/2" and ok.cluster.advertise_rtsp == "rtsp://edge1:8554"
+    with pytest.raises(c.ConfigError) as e:
+        resolve({"cluster": {"redis": "http://x", "advertiseRtsp": "rtsp://h:99999"}})
+    assert any(m.startswith("cluster.redis:") for m in e.value.messages), e.value.messages
+    assert any(m.startswith("cluster.advertiseRtsp:") for m in e.value.messages), e.value.messages

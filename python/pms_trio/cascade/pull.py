@@ -10,9 +10,12 @@ never touches a packet: after PLAY the core owns the connection and feeds the pr
 
 Rules (where the spec is silent, the decision is written here):
 
-- Looking for a name asks every source in parallel with ``DESCRIBE rtsp://PEER/NAME`` carrying
-  ``X-Pms-Cascade: 1``; each source gets at most :data:`SOURCE_TIMEOUT` (3 s) to connect and
-  answer; the first 200 with a track we can carry wins and the other attempts are cancelled.
+- Looking for a name asks the directory first when there is one (``cluster.redis``: one GET, and
+  a pull from the node it names), then every ``pull`` peer in parallel, with
+  ``DESCRIBE rtsp://PEER/NAME`` carrying ``X-Pms-Cascade: 1``; each source gets at most
+  :data:`SOURCE_TIMEOUT` (3 s) to connect and answer (so a directory entry naming a dead node
+  costs at most 3 s); the first 200 with a track we can carry wins and the other attempts are
+  cancelled.
   A request that itself carries ``X-Pms-Cascade`` never starts a pull (``knows`` says no), so two
   servers that list each other cannot loop.
 - The winner's connection goes on: SETUP of every track we carry (TCP interleaved), PLAY, and the
@@ -53,6 +56,7 @@ from ..rtsp.headers import CASCADE_HEADER
 from ..rtsp.tracks import core_track
 from ..streams import StreamRegistry
 from .client import Description, RtspClient, RtspClientError
+from .directory import Directory
 
 if TYPE_CHECKING:
     from .. import _core
@@ -82,6 +86,7 @@ class PullError(Exception):
 class Pull:
     name: str
     urls: tuple[str, ...]  # where it may come from (the first to answer wins)
+    use_directory: bool = False  # ask the directory before ``urls``
     url: str = ""  # where it comes from, once found
     transport_id: int | None = None
     live: trio.Event = field(default_factory=trio.Event)
@@ -114,8 +119,10 @@ class Counters:
 
 
 class Pulls:
-    def __init__(self, peers: Sequence[tuple[str, int]], core: _core.Core, registry: StreamRegistry) -> None:
+    def __init__(self, peers: Sequence[tuple[str, int]], core: _core.Core, registry: StreamRegistry,
+                 directory: Directory | None = None) -> None:
         self.peers = tuple(peers)
+        self.directory = directory
         self._core = core
         self._registry = registry
         self._nursery: trio.Nursery | None = None
@@ -133,11 +140,12 @@ class Pulls:
     # -- the registry's resolver
 
     def knows(self, name: str, from_peer: bool) -> bool:
-        return not from_peer and bool(self.peers) and bool(name)
+        return not from_peer and bool(name) and (bool(self.peers) or self.directory is not None)
 
     async def resolve(self, name: str, timeout: float) -> bool:
         try:
-            await self._ensure(name, tuple(self._peer_url(ip, port, name) for ip, port in self.peers), timeout)
+            await self._ensure(name, tuple(self._peer_url(ip, port, name) for ip, port in self.peers), timeout,
+                               use_directory=True)
         except PullError as e:
             log.info("cascade: %s: %s", name, e.message)
             return False
@@ -180,13 +188,14 @@ class Pulls:
 
     # -- starting
 
-    async def _ensure(self, name: str, urls: tuple[str, ...], timeout: float) -> Pull:
+    async def _ensure(self, name: str, urls: tuple[str, ...], timeout: float, *, use_directory: bool = False) -> Pull:
         """Join the pull of ``name`` or start one; wait until it is live (or failed/ended)."""
         pull = self.by_name.get(name)
         if pull is None:
             if self._registry.is_claimed(name):
                 raise PullError(409, f"stream {name} is being published here")
-            pull = Pull(name, urls, started_at=trio.current_time())
+            pull = Pull(name, urls, use_directory=use_directory and self.directory is not None,
+                        started_at=trio.current_time())
             self.by_name[name] = pull
             self.counters.started += 1
             self._spawn(self._run, pull)
@@ -255,9 +264,15 @@ class Pulls:
                 if winner is None or winner[0] is not client:
                     await client.aclose()
 
-        async with trio.open_nursery() as nursery:
-            for url in pull.urls:
-                nursery.start_soon(attempt, url, nursery.cancel_scope)
+        if pull.use_directory and self.directory is not None:
+            url = await self.directory.lookup(pull.name)
+            if url is not None:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(attempt, url, nursery.cancel_scope)
+        if winner is None:
+            async with trio.open_nursery() as nursery:
+                for url in pull.urls:
+                    nursery.start_soon(attempt, url, nursery.cancel_scope)
         if winner is None:
             pull.error = _refusal(pull.name, refusals)
             pull.reason = pull.error.message
@@ -478,7 +493,7 @@ def _signature(description: Description) -> list[tuple[str, str, int, int]]:
 def _refusal(name: str, refusals: list[tuple[int, str]]) -> PullError:
     """The error for a name no source had: 404 when every source answered and none has it."""
     if not refusals:
-        return PullError(404, f"stream {name} is not live here and no cascade peer is configured")
+        return PullError(404, f"stream {name} is not live here, not in the directory, and no pull peer is listed")
     statuses = {status for status, _ in refusals}
     code = 404 if statuses <= {404} else (415 if statuses <= {404, 415} and 415 in statuses else 502)
     return PullError(code, f"no peer has stream {name}: " + "; ".join(m for _, m in refusals))

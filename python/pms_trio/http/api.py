@@ -55,7 +55,25 @@ class Api:
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)
         if record_api.owns(path):
             return await record_api.handle(self.recorder, method, path, body, headers or {})
+        if path == "/api/v1/cluster":
+            if method not in ("GET", "HEAD"):
+                return error_response(405, f"{path} answers GET only")
+            return await self._cluster()
         return self.handle(method, target)
+
+    async def _cluster(self) -> Response:
+        """This node, and every node of the Redis directory with its streams (``cluster.redis``);
+        503 when the directory does not answer."""
+        directory = self.cascade.directory if self.cascade is not None else None
+        if directory is None:
+            local = [s["name"] for s in self.registry.snapshot() if s["live"] and s["source"] != "cascade"]
+            return json_response(200, {"redis": None, "node": None, "nodes": [{"node": None, "streams": local}]})
+        try:
+            nodes = await directory.nodes()
+        except Exception as e:  # noqa: BLE001 - DirectoryUnavailable, or a client error
+            return error_response(503, str(e))
+        return json_response(200, {"redis": directory.url, "node": directory.node_id, "up": directory.up,
+                                   "nodes": nodes})
 
     def handle(self, method: str, target: str) -> Response:
         path = urlsplit(target).path.rstrip("/") or "/"
@@ -68,7 +86,7 @@ class Api:
         route = routes.get(path)
         if route is None:
             return error_response(404, f"no such resource: {path}; see /api/v1/server, /api/v1/streams, "
-                                       f"/api/v1/sessions, /api/v1/records, /metrics")
+                                       f"/api/v1/sessions, /api/v1/records, /api/v1/cluster, /metrics")
         if method not in ("GET", "HEAD"):
             return error_response(405, f"{path} answers GET only")
         return route()
