@@ -275,3 +275,27 @@ def test_edge_players_are_told_when_the_origin_ends_the_stream(server: ServerFac
             await player.close()
 
     run(scenario(), 60)
+
+
+def test_gb28181_channel_of_the_origin_played_on_the_edge(server: ServerFactory) -> None:
+    from .test_gb28181_media import CHANNEL, gb_media_server, registered_camera
+
+    origin = gb_media_server(server)
+    edge = edge_of(server, origin)
+
+    async def scenario() -> None:
+        cam = await registered_camera(origin, colour=(200, 0, 200), codec="h264")
+        player = None
+        try:
+            player = await peers.play(edge.ws_url, CHANNEL, audio=False, timeout=20)
+            await player.wait_video_frames(30, timeout=20)
+            assert all(peers.colour_matches(c, (200, 0, 200)) for c in player.colours_since(player.video[-5].t))
+            assert len(cam.sessions) == 1  # one INVITE on the origin, reached through the cascade
+            streams = {s["name"]: s for s in (await edge.api_async("/api/v1/streams"))["streams"]}
+            assert streams[CHANNEL]["source"] == "cascade", streams
+        finally:
+            if player is not None:
+                await player.close()
+            await cam.close()
+
+    run(scenario(), 90)

@@ -13,9 +13,11 @@ Rules (where the spec is silent, the decision is written here):
 - Looking for a name asks the directory first when there is one (``cluster.redis``: one GET, and
   a pull from the node it names), then every ``pull`` peer in parallel, with
   ``DESCRIBE rtsp://PEER/NAME`` carrying ``X-Pms-Cascade: 1``; each source gets at most
-  :data:`SOURCE_TIMEOUT` (3 s) to connect and answer (so a directory entry naming a dead node
-  costs at most 3 s); the first 200 with a track we can carry wins and the other attempts are
-  cancelled.
+  :data:`SOURCE_TIMEOUT` (3 s) to connect and answer OPTIONS (so a peer that is down or hangs, or
+  a directory entry naming a dead node, costs at most 3 s), then up to :data:`DESCRIBE_TIMEOUT`
+  (10 s, a player's own wait) to answer DESCRIBE: a live peer may be bringing the stream in itself
+  (a GB28181 camera's INVITE on the origin). The first 200 with a track we can carry wins and
+  the other attempts are cancelled.
   A request that itself carries ``X-Pms-Cascade`` never starts a pull (``knows`` says no), so two
   servers that list each other cannot loop.
 - The winner's connection goes on: SETUP of every track we carry (TCP interleaved), PLAY, and the
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pms_trio.cascade")
 
 SOURCE_TIMEOUT = 3.0
+DESCRIBE_TIMEOUT = 10.0
 SETUP_TIMEOUT = 5.0
 LINGER = 10.0
 MEDIA_TIMEOUT = 10.0
@@ -250,7 +253,8 @@ class Pulls:
                 with trio.fail_after(SOURCE_TIMEOUT):
                     await client.connect()
                     await client.options()
-                    description = await client.describe()
+                client.timeout = DESCRIBE_TIMEOUT
+                description = await client.describe()
             except trio.TooSlowError:
                 refusals.append((504, f"{client.peer}: no answer in {SOURCE_TIMEOUT:g} s"))
             except RtspClientError as e:
