@@ -29,20 +29,8 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "Config",
-    "ConfigError",
-    "LogConfig",
-    "WebSocketConfig",
-    "MasterConfig",
-    "WebRtcConfig",
-    "RtspConfig",
-    "RecordConfig",
-    "PullPeer",
-    "SipConfig",
-    "HttpConfig",
-    "load",
-    "resolve",
-    "parse_text",
+    "Config", "ConfigError", "LogConfig", "WebSocketConfig", "MasterConfig", "WebRtcConfig", "RtspConfig",
+    "RecordConfig", "PullPeer", "SipConfig", "HttpConfig", "load", "resolve", "parse_text",
 ]
 
 LEVELS = ("debug", "info", "warn", "error", "none")
@@ -123,6 +111,7 @@ class RecordConfig:
     cmd_port: int
     segment_seconds: float = 0.0  # > 0: a new file at the first keyframe after every N seconds
     delete_after_hours: float = 0.0  # > 0: finished recordings older than this are deleted
+    exec_record_done_timeout: float = 60.0  # s an execRecordDone may run before it is killed
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +365,7 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("cmdPort", "cmd_port", _port, 8888),
         ("segmentSeconds", "segment_seconds", _non_negative_number(86400), 0),
         ("deleteAfterHours", "delete_after_hours", _non_negative_number(24 * 365 * 100), 0),
+        ("execRecordDoneTimeout", "exec_record_done_timeout", _positive_number, 60),
     ]),
     "sip": (SipConfig, [
         ("enable", "enable", _bool, True),
