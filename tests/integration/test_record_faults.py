@@ -357,8 +357,10 @@ async def _not_recording(srv: Any, stream: str) -> bool:
 
 
 FLOOD_CONNECTIONS = 4  # of each kind: HTTP keep-alive and WebSocket
-FLOOD_ROUNDS = 60  # per connection, each round the whole of FLOOD_COMMANDS
-FLOOD_TIME = 45.0
+FLOOD_SECONDS = 8.0  # each connection sends back to back for this long...
+FLOOD_MAX_ROUNDS = 3000  # ...or this many rounds of flood_commands(), whichever comes first
+FLOOD_MIN_COMMANDS = 3000  # fewer in all is not a flood: the test fails
+FLOOD_TIME = 30.0
 
 
 def flood_commands(stream: str) -> list[tuple[bytes, int]]:
@@ -376,10 +378,12 @@ def flood_commands(stream: str) -> list[tuple[bytes, int]]:
     ]
 
 
-async def _flood_http(host: str, port: int, stream: str, counts: dict[str, int]) -> None:
+async def _flood_http(host: str, port: int, stream: str, counts: dict[str, int], stop: float) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        for _ in range(FLOOD_ROUNDS):
+        for _ in range(FLOOD_MAX_ROUNDS):
+            if time.monotonic() >= stop:
+                break
             for body, want in flood_commands(stream):
                 writer.write(b"POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                              b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body))
@@ -394,11 +398,13 @@ async def _flood_http(host: str, port: int, stream: str, counts: dict[str, int])
         writer.close()
 
 
-async def _flood_ws(url: str, stream: str, counts: dict[str, int]) -> None:
+async def _flood_ws(url: str, stream: str, counts: dict[str, int], stop: float) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(url, max_queue=None) as ws:
-        for _ in range(FLOOD_ROUNDS):
+        for _ in range(FLOOD_MAX_ROUNDS):
+            if time.monotonic() >= stop:
+                break
             for body, want in flood_commands(stream):
                 await ws.send(body.decode())
                 reply = json.loads(await ws.recv())
@@ -412,8 +418,10 @@ async def flood(url: str, stream: str) -> dict[str, int]:
 
     counts: Counter[str] = Counter()
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    tasks = [_flood_http(host, int(port), stream, counts) for _ in range(FLOOD_CONNECTIONS)]
-    tasks += [_flood_ws(url.replace("http://", "ws://") + "/", stream, counts) for _ in range(FLOOD_CONNECTIONS)]
+    stop = time.monotonic() + FLOOD_SECONDS
+    tasks = [_flood_http(host, int(port), stream, counts, stop) for _ in range(FLOOD_CONNECTIONS)]
+    tasks += [_flood_ws(url.replace("http://", "ws://") + "/", stream, counts, stop)
+              for _ in range(FLOOD_CONNECTIONS)]
     await asyncio.wait_for(asyncio.gather(*tasks), FLOOD_TIME)
     return dict(counts)
 
@@ -421,7 +429,6 @@ async def flood(url: str, stream: str) -> dict[str, int]:
 def test_command_flood_does_not_slow_media(server):
     srv = server()
     url, folder = record_url(srv.ready), record_path(srv)
-    total = 2 * FLOOD_CONNECTIONS * FLOOD_ROUNDS * len(flood_commands("cam"))
 
     async def main() -> None:
         pub = await publish(srv.ws_url, "cam", video_codec="video/VP8", video_track=CounterVideoTrack())
@@ -443,8 +450,9 @@ def test_command_flood_does_not_slow_media(server):
             rate = (player.video_frames - before) / elapsed
             assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
             counts = json.loads(out)
-            assert counts == {"ok": total}, counts
-            assert elapsed >= 2, f"the flood took {elapsed:.1f} s: too short to judge"
+            total = counts.get("ok", 0)
+            assert set(counts) == {"ok"}, f"replies other than expected: {counts}"
+            assert total >= FLOOD_MIN_COMMANDS, f"only {total} commands answered in {elapsed:.1f} s"
             assert rate >= 0.7 * FPS, f"the player decoded {rate:.1f} fps during a {elapsed:.1f} s flood"
 
             # Afterwards the server answers as usual.
