@@ -233,7 +233,7 @@ def test_disk_full_fails_the_recording_and_nothing_else(server, tmp_path):
 # execRecordDone that hangs or fails
 
 
-HOOK_LIMIT = 2.0
+HOOK_LIMIT = 4.0
 HOOK = ("case {stream} in "
         "hang) echo $$ > hang.pid; sleep 120 & echo $! > sleep.pid; echo {file} > hang.txt; wait;; "
         "fail) echo {file} > fail.txt; echo failing >&2; exit 1;; "
@@ -249,9 +249,28 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def _marked(path: Path, content: str) -> bool:
+    try:
+        return path.read_text().strip() == content
+    except OSError:
+        return False
+
+
+async def _hung_hook(cwd: Path, file: Path) -> tuple[float, list[int]]:
+    """Wait for the hanging hook of ``file`` to be running: when it was seen, and its pids (the
+    shell and its ``sleep``)."""
+    await wait_until(lambda: _marked(cwd / "hang.txt", str(file)), 5, f"the hook of {file.name} to start",
+                     interval=0.02)
+    seen = time.monotonic()
+    pids = [int((cwd / f).read_text()) for f in ("hang.pid", "sleep.pid")]
+    assert not any(_gone(pid) for pid in pids), "the hanging hook is not running"
+    return seen, pids
+
+
 def test_exec_record_done_that_hangs_or_fails_changes_nothing_else(server):
     srv = server({"record": {"execRecordDone": HOOK, "execRecordDoneTimeout": HOOK_LIMIT}})
     url, folder, cwd = record_url(srv.ready), record_path(srv), srv.config_path.parent
+    last_hang: list[int] = []
 
     async def main() -> None:
         pubs = [await publish(srv.ws_url, s, video_codec="video/VP8", video_track=CounterVideoTrack())
@@ -264,10 +283,8 @@ def test_exec_record_done_that_hangs_or_fails_changes_nothing_else(server):
                 t0 = time.monotonic()
                 [done] = await stop_ok(url, s)
                 assert done["state"] == "done" and time.monotonic() - t0 < 2, done
-            await wait_until(lambda: (cwd / "hang.txt").exists() and (cwd / "fail.txt").exists(), 5,
-                             "both hooks to start")
-            hung = [int((cwd / f).read_text()) for f in ("hang.pid", "sleep.pid")]
-            assert not any(_gone(pid) for pid in hung), "the hanging hook is not running"
+            started, hung = await _hung_hook(cwd, folder / "hang.webm")
+            await wait_until(lambda: _marked(cwd / "fail.txt", str(folder / "fail.webm")), 5, "the failing hook")
 
             # While a hook hangs, commands and recordings go on as before.
             t0 = time.monotonic()
@@ -275,21 +292,31 @@ def test_exec_record_done_that_hangs_or_fails_changes_nothing_else(server):
             await asyncio.sleep(1)
             [done] = await stop_ok(url, "ok")
             assert done["state"] == "done" and time.monotonic() - t0 < 3, done
-            await wait_until(lambda: (cwd / "ok.txt").exists(), 5, "the third hook to run")
+            await wait_until(lambda: _marked(cwd / "ok.txt", str(folder / "ok.webm")), 5, "the third hook")
+            assert not any(_gone(pid) for pid in hung), "the hanging hook was killed before its time limit"
 
             # The hanging one is killed, with its children, at its time limit.
-            await wait_until(lambda: all(_gone(pid) for pid in hung), HOOK_LIMIT + 3, "the hung hook to be killed")
+            await wait_until(lambda: all(_gone(pid) for pid in hung), HOOK_LIMIT + 2, "the hung hook to be killed",
+                             interval=0.02)
+            killed_after = time.monotonic() - started
+            assert HOOK_LIMIT - 0.5 <= killed_after <= HOOK_LIMIT + 1.5, f"killed after {killed_after:.1f} s"
             m = await poll(lambda: _hooks_failed(srv, 2), 5, "two failed hooks in the metrics")
             assert m["pms_record_files_total"] == 3 and m["pms_record_files_failed_total"] == 0, m
             listed = await records(srv)
             assert all(listed[f"{s}.webm"]["state"] == "done" for s in ("hang", "fail", "ok")), listed
+
+            # A hook still hanging at shutdown does not hold the server up.
+            await start_ok(url, "hang", "hang2.webm")
+            await asyncio.sleep(1)
+            await stop_ok(url, "hang")
+            last_hang.extend((await _hung_hook(cwd, folder / "hang2.webm"))[1])
         finally:
             for pub in pubs:
                 await pub.close()
 
     run(main())
-    for s in ("hang", "fail", "ok"):
-        assert (cwd / f"{s}.txt").read_text().strip() == str(folder / f"{s}.webm")
+    assert srv.stop() == 0 and srv.stop_seconds is not None and srv.stop_seconds <= 5, srv.stop_seconds
+    assert all(_gone(pid) for pid in last_hang), "the hook hanging at shutdown was left running"
     check_numbered(folder / "hang.webm", 2)
     check_numbered(folder / "fail.webm", 2)
     check_numbered(folder / "ok.webm", 0.5)
