@@ -174,13 +174,7 @@ impl Recorder {
             return Ok(());
         }
         f.checked = now;
-        if f.file.metadata()?.nlink() == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} was deleted while recording", f.path.display()),
-            ));
-        }
-        Ok(())
+        has_name(&f.file, &f.path)
     }
 
     fn apply(
@@ -443,6 +437,17 @@ impl Peer for Recorder {
     }
 }
 
+/// An error when open file `file` (opened as `path`) has no name left (link count 0).
+fn has_name(file: &File, path: &Path) -> io::Result<()> {
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} was deleted while recording", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens a new file named by `pattern` (strftime, local time) in `folder`, never replacing one.
 fn open_new(folder: &Path, pattern: &str) -> io::Result<(File, PathBuf)> {
     let name = strftime_local(pattern)?;
@@ -532,5 +537,18 @@ mod tests {
         assert!(open_new(&dir, "a/b.mkv").is_err());
         assert!(open_new(&dir.join("gone"), "x.mkv").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_whose_folder_is_removed_has_no_name() {
+        let dir = std::env::temp_dir().join(format!("pms-rec-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut file, path) = open_new(&dir, "a.webm").unwrap();
+        assert!(has_name(&file, &path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+        file.write_all(b"still writable").unwrap(); // why the recorder must look
+        let e = has_name(&file, &path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("a.webm was deleted"), "{e}");
     }
 }
