@@ -175,7 +175,7 @@ def _can_mount_tmpfs() -> str:
 
 
 FULL_TMPFS = "3m"
-FULL_FILLER_KIB = 2560  # leaves about 500 KiB for recordings: full in seconds
+FULL_FILLER_KIB = 2816  # leaves 256 KiB for recordings: full in about 15 s
 
 
 def _in_small_tmpfs(command: list[str], config: dict[str, Any]) -> list[str]:
