@@ -126,7 +126,8 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
     recorder = RecordingService(folder=rec.record_path, exec_record_done=rec.exec_record_done,
                                 segment_seconds=rec.segment_seconds, delete_after_hours=rec.delete_after_hours,
                                 target_host=rec.target_host, target_port=rec.target_port,
-                                local_rtsp_ports=lambda: rtsp_ports, core=core, registry=registry, remote=pulls)
+                                local_rtsp_ports=lambda: rtsp_ports, core=core, registry=registry, remote=pulls,
+                                done_time_limit=rec.exec_record_done_timeout)
     api.recorder = recorder
     api.cascade = pulls
     startup_error: StartupError | None = None

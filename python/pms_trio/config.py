@@ -29,21 +29,8 @@ from . import config_checks as c
 from .config_checks import WORKER_TAGS
 
 __all__ = [
-    "Config",
-    "ConfigError",
-    "LogConfig",
-    "WebSocketConfig",
-    "MasterConfig",
-    "WebRtcConfig",
-    "RtspConfig",
-    "RecordConfig",
-    "PullPeer",
-    "SipConfig",
-    "HttpConfig",
-    "ClusterConfig",
-    "load",
-    "resolve",
-    "parse_text",
+    "Config", "ConfigError", "LogConfig", "WebSocketConfig", "MasterConfig", "WebRtcConfig", "RtspConfig",
+    "RecordConfig", "PullPeer", "SipConfig", "HttpConfig", "ClusterConfig", "load", "resolve", "parse_text",
 ]
 
 MEDIA_TRANSPORTS = ("tcp-passive", "tcp-active", "udp")
@@ -117,6 +104,7 @@ class RecordConfig:
     cmd_port: int
     segment_seconds: float = 0.0  # > 0: a new file at the first keyframe after every N seconds
     delete_after_hours: float = 0.0  # > 0: finished recordings older than this are deleted
+    exec_record_done_timeout: float = 60.0  # s an execRecordDone may run before it is killed
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +222,7 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("cmdPort", "cmd_port", c.port, 8888),
         ("segmentSeconds", "segment_seconds", c.non_negative_number(86400), 0),
         ("deleteAfterHours", "delete_after_hours", c.non_negative_number(24 * 365 * 100), 0),
+        ("execRecordDoneTimeout", "exec_record_done_timeout", c.positive_number, 60),
     ]),
     "sip": (SipConfig, [
         ("enable", "enable", c.boolean, True),

@@ -238,10 +238,12 @@ ServerFactory = Callable[..., Server]
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Factory: ``server(config=None, *, heartbeat_timeout=None, graceful=True) -> Server``.
+    """Factory: ``server(config=None, *, heartbeat_timeout=None, graceful=True, wrap=None) -> Server``.
 
     ``config`` is deep-merged over the test defaults (see :func:`base_config`). ``graceful``:
-    teardown asserts SIGTERM ends the process with status 0 within 5 s.
+    teardown asserts SIGTERM ends the process with status 0 within 5 s. ``wrap(command, config)``
+    returns the command line to run instead (e.g. under ``unshare``); it must ``exec`` the server
+    in the same process, so the ready file's pid is the child's.
     """
     started: list[Server] = []
 
@@ -250,6 +252,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         *,
         heartbeat_timeout: float | None = None,
         graceful: bool = True,
+        wrap: Callable[[list[str], dict[str, Any]], list[str]] | None = None,
     ) -> Server:
         tmp = tmp_path_factory.mktemp("pms")
         cfg = base_config(tmp, free_udp_range(20))
@@ -262,8 +265,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         log_path = tmp / "server.log"
         log_file = open(log_path, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1", RUST_BACKTRACE="1")
+        command = [*pms_trio_command(), "run", "-c", str(config_path), "--ready-file", str(ready_path)]
         proc = subprocess.Popen(
-            [*pms_trio_command(), "run", "-c", str(config_path), "--ready-file", str(ready_path)],
+            wrap(command, cfg) if wrap is not None else command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ def test_to_dict_has_every_spec_key():
     assert set(doc["sip"]) == {"enable", "serial", "realm", "listenIp", "port", "announcedIp", "password",
                                "keepaliveTimeout", "mediaPort", "mediaTransport"}
     assert set(doc["record"]) == {"targetHost", "targetPort", "recordPath", "execRecordDone", "cmdPort",
-                                      "segmentSeconds", "deleteAfterHours"}
+                                      "segmentSeconds", "deleteAfterHours", "execRecordDoneTimeout"}
     json.dumps(doc)  # serialisable
     assert doc == c.resolve(doc, base_dir="/srv/pms", check_files=False)[0].to_dict()  # a fixed point
 
@@ -83,6 +83,13 @@ def test_record_segments_and_retention():
     assert errors_of({"record": {"segmentSeconds": -1}}) == [
         "record.segmentSeconds: expected a number from 0 to 86400, got -1"]
     assert errors_of({"record": {"deleteAfterHours": "x"}})
+
+
+def test_exec_record_done_timeout():
+    assert resolve({})[0].record.exec_record_done_timeout == 60
+    assert resolve({"record": {"execRecordDoneTimeout": 2.5}})[0].record.exec_record_done_timeout == 2.5
+    assert errors_of({"record": {"execRecordDoneTimeout": 0}}) == [
+        "record.execRecordDoneTimeout: expected a number of seconds > 0, got 0"]
 
 
 def test_unknown_keys_are_warnings():

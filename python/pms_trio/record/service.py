@@ -19,7 +19,8 @@ Rules:
 - Each finished file (stop, the stream ending, 30 s without media, a write error, shutdown, or a
   segment cut) runs ``execRecordDone`` once, in the server's working folder, in a shell, with
   ``{file}``/``{stream}`` substituted and quoted and ``PMS_RECORD_FILE``/``PMS_RECORD_STREAM`` set,
-  under a time limit (60 s; at shutdown whatever is left of the stop budget). Its exit status and
+  under a time limit (``record.execRecordDoneTimeout``, 60 s by default; at shutdown whatever is
+  left of the stop budget), after which its process group is killed. Its exit status and
   output are logged; its failure changes nothing else.
 - ``record.targetHost``/``targetPort`` (or ``targetHost``/``targetPort`` in ``record.start`` data)
   other than this server: the stream is pulled from ``rtsp://HOST:PORT/STREAM`` by the cascade
@@ -117,11 +118,12 @@ class RecordingService:
     def __init__(self, *, folder: str, exec_record_done: str, segment_seconds: float, delete_after_hours: float,
                  target_host: str, target_port: int, local_rtsp_ports: Callable[[], set[int]],
                  core: RecorderCore, registry: StreamSource, remote: RemoteSource | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, done_time_limit: float = DONE_TIME_LIMIT) -> None:
         self.folder = os.path.abspath(folder)
         self.exec_record_done = exec_record_done
         self.segment_seconds = segment_seconds
         self.delete_after_hours = delete_after_hours
+        self.done_time_limit = done_time_limit
         self.target_host = target_host
         self.target_port = target_port
         self._local_rtsp_ports = local_rtsp_ports
@@ -308,7 +310,7 @@ class RecordingService:
                 for info in self._hook_queue:
                     if id(info) not in self._hooks_spawned:
                         self._hooks_spawned.add(id(info))
-                        nursery.start_soon(self._run_hook, info, limiter, DONE_TIME_LIMIT)
+                        nursery.start_soon(self._run_hook, info, limiter, self.done_time_limit)
 
     async def _run_hook(self, info: FileInfo, limiter: trio.CapacityLimiter, limit: float) -> None:
         try:

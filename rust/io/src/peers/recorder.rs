@@ -14,13 +14,14 @@
 //!
 //! Endings: close by id (`record.stop`), the stream ending (`producer-closed`), no media for
 //! [`NO_MEDIA_TIMEOUT`] (`no-media`), a write error (`write-failed`: the file is reported with
-//! the error), shutdown. Each file is reported when it opens and when it ends
+//! the error; a file deleted while open, e.g. its folder removed, counts as one: it is checked
+//! every [`LINK_CHECK_EVERY`] and when it ends, since writes to it still succeed), shutdown. Each file is reported when it opens and when it ends
 //! (`RecordingFileStarted`, `RecordingFile`), then the recorder's end (`RecordingEnded`).
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// A recorder that gets no media for this long ends (`no-media`).
 pub(crate) const NO_MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the open file is checked to still have a name (one `fstat`).
+pub(crate) const LINK_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Names tried with a `-N` suffix before giving up on opening a file.
 const NAME_TRIES: u32 = 1000;
 
@@ -67,6 +70,8 @@ struct OpenFile {
     waiting: Vec<u8>,
     /// When the first waiting byte came.
     waiting_since: Option<Instant>,
+    /// When the file was last found to still have a name.
+    checked: Instant,
 }
 
 pub(crate) struct Recorder {
@@ -149,10 +154,27 @@ impl Recorder {
                     .is_some_and(|t| now.saturating_duration_since(t) >= FLUSH_EVERY)
         });
         if due && self.failed.is_none() {
-            if let Err(e) = self.write_waiting(counters) {
+            if let Err(e) = self
+                .write_waiting(counters)
+                .and_then(|()| self.check_linked(now, false))
+            {
                 self.fail(e);
             }
         }
+    }
+
+    /// Fails when the open file no longer has a name (deleted, or its folder removed): writes to
+    /// it still succeed but reach a file nobody can open. Checked at most every
+    /// [`LINK_CHECK_EVERY`], or now when `force`.
+    fn check_linked(&mut self, now: Instant, force: bool) -> io::Result<()> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if !force && now.saturating_duration_since(f.checked) < LINK_CHECK_EVERY {
+            return Ok(());
+        }
+        f.checked = now;
+        has_name(&f.file, &f.path)
     }
 
     fn apply(
@@ -176,6 +198,7 @@ impl Recorder {
                 on_disk: 0,
                 waiting: Vec::with_capacity(WRITE_CHUNK),
                 waiting_since: None,
+                checked: now,
             });
         }
         match w.offset {
@@ -225,7 +248,10 @@ impl Recorder {
             self.writer.finish();
             self.drain(id, now, counters);
             if self.failed.is_none() {
-                if let Err(e) = self.write_waiting(counters) {
+                if let Err(e) = self
+                    .write_waiting(counters)
+                    .and_then(|()| self.check_linked(now, true))
+                {
                     self.fail(e);
                 }
             }
@@ -380,7 +406,10 @@ impl Peer for Recorder {
             .and_then(|f| f.waiting_since)
             .is_some_and(|t| now.saturating_duration_since(t) >= FLUSH_EVERY);
         if waited {
-            if let Err(e) = self.write_waiting(ctx.counters()) {
+            if let Err(e) = self
+                .write_waiting(ctx.counters())
+                .and_then(|()| self.check_linked(now, false))
+            {
                 self.fail(e);
             }
         }
@@ -406,6 +435,17 @@ impl Peer for Recorder {
         };
         ctx.event(Event::RecordingEnded { id, reason });
     }
+}
+
+/// An error when open file `file` (opened as `path`) has no name left (link count 0).
+fn has_name(file: &File, path: &Path) -> io::Result<()> {
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} was deleted while recording", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a new file named by `pattern` (strftime, local time) in `folder`, never replacing one.
@@ -497,5 +537,18 @@ mod tests {
         assert!(open_new(&dir, "a/b.mkv").is_err());
         assert!(open_new(&dir.join("gone"), "x.mkv").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_whose_folder_is_removed_has_no_name() {
+        let dir = std::env::temp_dir().join(format!("pms-rec-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (mut file, path) = open_new(&dir, "a.webm").unwrap();
+        assert!(has_name(&file, &path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+        file.write_all(b"still writable").unwrap(); // why the recorder must look
+        let e = has_name(&file, &path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("a.webm was deleted"), "{e}");
     }
 }
