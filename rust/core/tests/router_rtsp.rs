@@ -154,7 +154,12 @@ fn restarted_source_continues_the_players_timeline() {
         p
     };
     // the first source: a keyframe and two frames, 3000 ticks (1/30 s) apart
-    r.handle_rtp(t0, 1, &with_ssrc(rtp(10, 100, &stap(&[sps, pps])), 7), &mut sink);
+    r.handle_rtp(
+        t0,
+        1,
+        &with_ssrc(rtp(10, 100, &stap(&[sps, pps])), 7),
+        &mut sink,
+    );
     r.handle_rtp(t0, 1, &with_ssrc(rtp(11, 100, idr), 7), &mut sink);
     let t1 = t0 + std::time::Duration::from_millis(33);
     r.handle_rtp(t1, 1, &with_ssrc(rtp(12, 3100, p_frame), 7), &mut sink);
@@ -176,15 +181,37 @@ fn restarted_source_continues_the_players_timeline() {
     r.restart_producer(1);
     sink.0.clear();
     let t2 = t1 + std::time::Duration::from_secs(2);
-    r.handle_rtp(t2, 1, &with_ssrc(rtp(40000, 7_000_000, p_frame), 0xabcd), &mut sink);
-    assert!(sink.0.is_empty(), "a frame before the new source's keyframe reached the player");
+    r.handle_rtp(
+        t2,
+        1,
+        &with_ssrc(rtp(40000, 7_000_000, p_frame), 0xabcd),
+        &mut sink,
+    );
+    assert!(
+        sink.0.is_empty(),
+        "a frame before the new source's keyframe reached the player"
+    );
     let t3 = t2 + std::time::Duration::from_millis(33);
-    r.handle_rtp(t3, 1, &with_ssrc(rtp(40001, 7_003_000, idr), 0xabcd), &mut sink);
-    r.handle_rtp(t3, 1, &with_ssrc(rtp(40002, 7_006_000, p_frame), 0xabcd), &mut sink);
+    r.handle_rtp(
+        t3,
+        1,
+        &with_ssrc(rtp(40001, 7_003_000, idr), 0xabcd),
+        &mut sink,
+    );
+    r.handle_rtp(
+        t3,
+        1,
+        &with_ssrc(rtp(40002, 7_006_000, p_frame), 0xabcd),
+        &mut sink,
+    );
     let after = seen(&sink);
     assert!(after.len() >= 2, "{after:?}");
     // contiguous sequence numbers (parameter sets may be injected before the IDR: also +1)
-    assert_eq!(after[0].0, last_seq.wrapping_add(1), "{before:?} then {after:?}");
+    assert_eq!(
+        after[0].0,
+        last_seq.wrapping_add(1),
+        "{before:?} then {after:?}"
+    );
     for w in after.windows(2) {
         assert_eq!(w[1].0, w[0].0.wrapping_add(1));
     }

@@ -316,7 +316,12 @@ impl Core {
         // SAFETY: the caller detached the socket and hands us its only reference.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         self.engine
-            .rtsp_resume(transport_id, std::net::TcpStream::from(owned), channels, pending)
+            .rtsp_resume(
+                transport_id,
+                std::net::TcpStream::from(owned),
+                channels,
+                pending,
+            )
             .map_err(|e| core_error(py, e))
     }
 

@@ -250,7 +250,7 @@ impl Router {
         };
         let frame = Frame {
             ext,
-            ts: ts,
+            ts,
             marker: v.marker,
             csrcs: v.csrcs,
             payload,
