@@ -1,4 +1,4 @@
-"""Replays the saved fuzz corpora (signaling, rtsp, sip, manscdp, gb_service) through the atheris targets' checks
+"""Replays the saved fuzz corpora (signaling, rtsp, rtsp_client, sip, manscdp, gb_service) through the atheris targets' checks
 (no atheris needed)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ RTSP_CORPUS = sorted((FUZZ / "corpus" / "rtsp").iterdir())
 SIP_CORPUS = sorted((FUZZ / "corpus" / "sip").iterdir())
 MANSCDP_CORPUS = sorted((FUZZ / "corpus" / "manscdp").iterdir())
 GB_SERVICE_CORPUS = sorted((FUZZ / "corpus" / "gb_service").iterdir())
+RTSP_CLIENT_CORPUS = sorted((FUZZ / "corpus" / "rtsp_client").iterdir())
 
 
 def _target(name: str):
@@ -28,6 +29,7 @@ check_rtsp = _target("atheris_rtsp").check_one
 check_sip = _target("atheris_sip").check_one
 check_manscdp = _target("atheris_manscdp").check_one
 check_gb_service = _target("atheris_gb_service").check_one
+check_rtsp_client = _target("atheris_rtsp_client").check_one
 
 
 def test_corpus_is_not_empty():
@@ -36,6 +38,15 @@ def test_corpus_is_not_empty():
     assert len(SIP_CORPUS) >= 10
     assert len(MANSCDP_CORPUS) >= 10
     assert len(GB_SERVICE_CORPUS) >= 10
+    assert len(RTSP_CLIENT_CORPUS) >= 10
+
+
+@pytest.mark.parametrize("path", RTSP_CLIENT_CORPUS, ids=lambda p: p.name)
+def test_rtsp_client_corpus_file(path: Path):
+    data = path.read_bytes()
+    check_rtsp_client(data)  # an origin's replies, whole and byte by byte
+    for cut in range(0, len(data), max(1, len(data) // 16)):  # truncated inputs too
+        check_rtsp_client(data[:cut])
 
 
 @pytest.mark.parametrize("path", GB_SERVICE_CORPUS, ids=lambda p: p.name)
