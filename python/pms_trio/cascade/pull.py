@@ -236,6 +236,11 @@ class Pulls:
             pull.reason = pull.reason or e.message
             self.counters.failed += 1
             log.info("cascade: %s: %s", pull.name, e.message)
+        except Exception as e:  # a bug in one pull must not end the others (nor the server)
+            log.exception("cascade: the pull of %s failed", pull.name)
+            pull.error = PullError(500, f"the pull of {pull.name} failed: {e!r}")
+            pull.reason = pull.reason or "internal-error"
+            self.counters.failed += 1
         finally:
             if client is not None:
                 await client.aclose()
