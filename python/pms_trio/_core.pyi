@@ -356,7 +356,8 @@ class Core:
         last three count ended ingests too. Recording: ``recordings`` (recorders now),
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
-        not write: loss broke them, or a track never started)."""
+        not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
+        origins on pulls' connections)."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

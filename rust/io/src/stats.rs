@@ -36,8 +36,10 @@ pub(crate) const STAT_RECORD_FILES: usize = 23;
 pub(crate) const STAT_RECORD_FAILURES: usize = 24;
 /// Frames a recorder could not write (loss broke them, or a track was left out).
 pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
+/// Bytes read from origins by cascade pulls (their TCP connections, media and replies).
+pub(crate) const STAT_PULL_BYTES_IN: usize = 26;
 
-pub(crate) const STAT_NAMES: [&str; 26] = [
+pub(crate) const STAT_NAMES: [&str; 27] = [
     "transports",
     "producers",
     "consumers",
@@ -64,6 +66,7 @@ pub(crate) const STAT_NAMES: [&str; 26] = [
     "record_files",
     "record_failures",
     "record_frames_dropped",
+    "pull_bytes_in",
 ];
 
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as

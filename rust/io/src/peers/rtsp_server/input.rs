@@ -128,6 +128,9 @@ impl RtspServerPeer {
                     break;
                 }
                 Ok(n) => {
+                    if self.resumable {
+                        ctx.counters().add(stats::STAT_PULL_BYTES_IN, n as u64);
+                    }
                     self.signal_alive(ctx);
                     self.input(ctx, &buf[..n]);
                     if ctx.closing() {
