@@ -16,14 +16,13 @@ install:
 build:
     maturin build --release
 
-# Run the server on the default config
+# The README's first command: install, then run the server on the default config
 run:
-    pms-trio run -c conf/pms.conf
+    scripts/run
 
-# Rebuild/install and run the whole test suite (the README's test command); ARGS go to pytest
+# The README's test command: outside peers (apt when missing), pip install '.[test]', pytest ARGS
 test *ARGS:
-    {{python}} -m pip install '.[test]'
-    {{python}} -m pytest {{ARGS}}
+    scripts/test {{ARGS}}
 
 # ruff and mypy (installed first), cargo fmt --check and clippy with warnings as errors
 lint:
