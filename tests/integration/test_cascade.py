@@ -79,6 +79,7 @@ def test_edge_players_share_one_pull_of_a_webrtc_stream(server: ServerFactory) -
             pulls = rtsp_play_sessions(origin, "cam")
             assert len(pulls) == 1, f"the origin serves {len(pulls)} RTSP players of cam, want the edge's one"
             assert metric(edge, "pms_pulls_total") == 1
+            assert metric(edge, "pms_core_pull_bytes_in_total") > 5_000  # seconds of (solid-colour) video pulled
         finally:
             if av_player is not None:
                 await av_player.astop()
