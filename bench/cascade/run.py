@@ -308,10 +308,16 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for n in sorted({r["players"] for r in rows}):
         by = {r.get("setup"): r for r in rows if r["players"] == n and "error" not in r}
         c, loc = by.get("cascade"), by.get("local")
-        if c and loc and c["server_us_per_packet"] and loc["server_us_per_packet"]:
-            ratio = c["server_us_per_packet"] / loc["server_us_per_packet"]
-            print(f"N = {n}: edge CPU per packet / local = {ratio:.2f}; "
-                  f"origin CPU with the pull and a probe: {fmt(c.get('origin_cpu_share'), '.1%')}")
+        if not c or not loc:
+            continue
+        ratio = c["server_us_per_packet"] / loc["server_us_per_packet"] \
+            if c["server_us_per_packet"] and loc["server_us_per_packet"] else None
+        diff = {k: round(c["latency_ms"][k] - loc["latency_ms"][k], 2)
+                if c["latency_ms"][k] is not None and loc["latency_ms"][k] is not None else None
+                for k in ("p50", "p95", "p99")}
+        print(f"N = {n}: edge CPU per packet / local = {fmt(ratio, '.2f')}; latency on the edge - local "
+              f"p50/95/99 = {fmt(diff['p50'])}/{fmt(diff['p95'])}/{fmt(diff['p99'])} ms (two runs); origin CPU "
+              f"with the pull and a probe: {fmt(c.get('origin_cpu_share'), '.1%')}")
     print("latency = probe recv time - send time stamped in the payload (CLOCK_MONOTONIC), on the players' server "
           "(edge or local); origin = the same at the origin, during the cascade run.")
     print("hop = per packet, its arrival at the edge's probe - at the origin's probe (JSON: hop_of_percentiles_ms "
