@@ -29,7 +29,12 @@ import signal
 import socket
 import struct
 import time
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rtsp_fanout"))
+from loadclient import parse_response  # noqa: E402  (one RTSP reply parser for the load clients)
 
 # SPS/PPS of libx264 baseline 320x240 (the slices are filler: players here only read the stamps).
 SPS = bytes.fromhex("6742c00dd90141fb011000000300100000030320f142a480")
@@ -40,24 +45,6 @@ MAX_PAYLOAD = 1200
 MAX_RUN_S = 3600.0
 KEEPALIVE_S = 20.0
 FILLER = bytes(range(0x10, 0xF0)) * 64
-
-
-def parse_response(buf: bytearray) -> tuple[int, dict[str, str], bytes, int] | None:
-    """(status, headers, body, consumed) of one RTSP response at the start of buf, or None if incomplete."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = bytes(buf[:end]).decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in head[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    total = end + 4 + int(headers.get("content-length", "0") or 0)
-    if len(buf) < total:
-        return None
-    parts = head[0].split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    return status, headers, bytes(buf[end + 4:total]), total
 
 
 class Rtsp:

@@ -163,32 +163,30 @@ def one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
-def redis_url(value: Any) -> str:
-    """"" or ``redis://HOST[:PORT][/DB]`` (the cluster's stream directory)."""
+def _url(value: Any, scheme: str, shape: str) -> tuple[str, Any]:
+    """"" or a URL of ``scheme`` with a host (and a valid port): (the text, its parts)."""
     text = string(value).strip()
     if not text:
-        return ""
+        return "", None
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as e:
-        raise Invalid(f"expected redis://HOST[:PORT][/DB], got {got(value)} ({e})") from None
-    db = parts.path.strip("/")
-    if parts.scheme != "redis" or not parts.hostname or (db and not db.isdigit()):
+        raise Invalid(f"expected {shape}, got {got(value)} ({e})") from None
+    if parts.scheme != scheme or not parts.hostname:
+        raise Invalid(f"expected {shape}, got {got(value)}")
+    return text, parts
+
+
+def redis_url(value: Any) -> str:
+    """"" or ``redis://HOST[:PORT][/DB]`` (the cluster's stream directory)."""
+    text, parts = _url(value, "redis", "redis://HOST[:PORT][/DB]")
+    db = parts.path.strip("/") if parts is not None else ""
+    if db and not db.isdigit():
         raise Invalid(f"expected redis://HOST[:PORT][/DB], got {got(value)}")
     return text
 
 
 def rtsp_url(value: Any) -> str:
     """"" or ``rtsp://HOST[:PORT]`` (where other nodes reach this one)."""
-    text = string(value).strip()
-    if not text:
-        return ""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError as e:
-        raise Invalid(f"expected rtsp://HOST[:PORT], got {got(value)} ({e})") from None
-    if parts.scheme != "rtsp" or not parts.hostname:
-        raise Invalid(f"expected rtsp://HOST[:PORT], got {got(value)}")
-    return text.rstrip("/")
+    return _url(value, "rtsp", "rtsp://HOST[:PORT]")[0].rstrip("/")
