@@ -41,6 +41,7 @@ from .events import pump_events
 from .gb28181 import service as gb_service
 from .http import server as http_server
 from .http.api import Api
+from .http.whip import WhipSessions
 from .record import cmdport as record_cmdport
 from .record.service import RecordingService
 from .rtsp import server as rtsp_server
@@ -130,6 +131,7 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
                                 done_time_limit=rec.exec_record_done_timeout)
     api.recorder = recorder
     api.cascade = pulls
+    api.whip = WhipSessions(core, registry)
     startup_error: StartupError | None = None
     try:
         async with trio.open_nursery() as root:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeGuard
 if TYPE_CHECKING:
     from ._core import CoreError
 
-Target = Literal["signaling", "rtsp", "sip", "http"]
+Target = Literal["signaling", "rtsp", "sip", "http", "whip"]
 
 INTERNAL = 500
 
@@ -28,6 +28,8 @@ _STATUS: dict[str, dict[int, int]] = {
     "sip": {400: 400, 404: 404, 409: 486, 415: 488, 422: 488},
     # The GB28181 HTTP API (/srs-sip/v1/invite): the caller's argument or a name in use.
     "http": {400: 400, 409: 409},
+    # WHIP/WHEP (SPEC 9): an SDP we cannot use is a bad request.
+    "whip": {400: 400, 404: 404, 409: 409, 415: 415, 422: 400},
 }
 
 

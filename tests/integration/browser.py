@@ -90,6 +90,23 @@ async function publish(wsUrl, stream, rgb) {
   media.getTracks().forEach((t) => pc.addTransceiver(t, {direction: "sendonly", streams: [media]}));
   await negotiate(pc, request, "stream.publish");
 }
+async function whep(url) {
+  // WHEP (RFC 9725) from this page's origin to the server's: fetch with CORS, a complete offer.
+  const pc = peerConnection();
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  pc.ontrack = (e) => { document.getElementById("v").srcObject = e.streams[0] || new MediaStream([e.track]); };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((ok) => {
+    if (pc.iceGatheringState === "complete") return ok();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") ok(); };
+  });
+  const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/sdp"},
+                              body: pc.localDescription.sdp});
+  if (r.status !== 201) throw new Error(`WHEP ${r.status}: ${await r.text()}`);
+  window.player.location = r.headers.get("Location");
+  await pc.setRemoteDescription({type: "answer", sdp: await r.text()});
+}
 async function state() {
   const v = document.getElementById("v");
   let frames = 0, codec = "";
@@ -202,4 +219,12 @@ async def chromium_publisher(folder: Path, ws_url: str, stream: str, rgb: tuple[
     browser's own encoder (its first video codec in the offer); closed on exit."""
     async with _chromium_page(folder, timeout) as page:
         await page.evaluate("([ws, stream, rgb]) => publish(ws, stream, rgb)", [ws_url, stream, list(rgb)])
+        yield BrowserPlayer(page)
+
+
+@contextlib.asynccontextmanager
+async def chromium_whep_player(folder: Path, whep_url: str, *, timeout: float = 20.0) -> AsyncIterator[BrowserPlayer]:
+    """A Chromium page (its own origin: another port) playing ``whep_url`` with ``fetch``."""
+    async with _chromium_page(folder, timeout) as page:
+        await page.evaluate("(url) => whep(url)", whep_url)
         yield BrowserPlayer(page)

@@ -21,6 +21,7 @@ import trio
 from .. import __version__
 from ..streams import StreamRegistry
 from . import gb_api, record_api
+from .whip import owns as whip_owns
 from .responses import FileResponse, Response, error_response, json_response
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Api:
     gb: gb_api.GbApi | None = None  # the GB28181 service when sip.enable (the /srs-sip/v1 routes)
     recorder: Any = None  # the recording service (record_api.Recordings; also its counters)
     cascade: Any = None  # the cascade's pulls (cascade.pull.Pulls: snapshot() and counters)
+    whip: Any = None  # WHIP/WHEP sessions (http.whip.WhipSessions)
 
     async def handle_async(self, method: str, target: str, body: bytes = b"",
                            headers: dict[str, str] | None = None) -> Response | FileResponse:
@@ -53,6 +55,8 @@ class Api:
         if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)
+        if whip_owns(path) and self.whip is not None:
+            return await self.whip.handle(method, path, body, headers or {})
         if record_api.owns(path):
             return await record_api.handle(self.recorder, method, path, body, headers or {})
         if path == "/api/v1/cluster":
@@ -118,7 +122,8 @@ class Api:
         now = _now()
         webrtc = [{"kind": "webrtc", **s.describe(now)} for s in list(self.sessions.values())]
         rtsp = [s.describe(now) for s in list(self.rtsp_sessions.values())]
-        return json_response(200, {"sessions": webrtc + rtsp})
+        whip_sessions = self.whip.describe(now) if self.whip is not None else []
+        return json_response(200, {"sessions": webrtc + rtsp + whip_sessions})
 
     def _metrics(self) -> Response:
         streams, players = self.registry.counts()

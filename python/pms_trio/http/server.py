@@ -1,7 +1,7 @@
 """The HTTP server: h11 on trio, in the shape of h11's ``examples/trio-server.py``.
 
 Owns the listening socket (``http.listenIp``/``port``) and the per-connection loop: read a request
-(body up to 64 KiB: the JSON of the POST routes, ignored by the GET routes), ask
+(body up to 256 KiB: a WHIP/WHEP offer, the JSON of the POST routes; ignored by the GET routes), ask
 :class:`.api.Api` for the response, send it, keep the connection alive while h11 allows. A
 malformed request gets 400 and the connection is closed; an idle connection is closed after 30 s.
 """
@@ -22,7 +22,7 @@ from .responses import FileResponse
 
 log = logging.getLogger("pms_trio.http")
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 256 * 1024  # a WHIP/WHEP offer (SPEC 9); the JSON routes need far less
 IDLE_TIMEOUT = 30.0
 READ_SIZE = 16 * 1024
 FILE_CHUNK = 64 * 1024
