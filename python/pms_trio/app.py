@@ -33,6 +33,7 @@ from typing import Any
 import trio
 
 from . import _core
+from .auth import Auth
 from .cascade.directory import Directory
 from .cascade.pull import Pulls
 from .config import Config
@@ -122,7 +123,8 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
     rtsp_sessions: dict[str, Any] = {}
     api = Api(core, registry, sessions, rtsp_sessions)
     rtsp_ports: set[int] = set()
-    pulls = Pulls([(peer.ip, peer.port) for peer in config.pull], core, registry)
+    auth = Auth(config.auth.jwt_secret, config.auth.api_token)
+    pulls = Pulls([(peer.ip, peer.port) for peer in config.pull], core, registry, jwt_secret=auth.jwt_secret)
     rec = config.record
     recorder = RecordingService(folder=rec.record_path, exec_record_done=rec.exec_record_done,
                                 segment_seconds=rec.segment_seconds, delete_after_hours=rec.delete_after_hours,
@@ -131,7 +133,8 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
                                 done_time_limit=rec.exec_record_done_timeout)
     api.recorder = recorder
     api.cascade = pulls
-    api.whip = WhipSessions(core, registry)
+    api.whip = WhipSessions(core, registry, auth)
+    api.auth = auth
     startup_error: StartupError | None = None
     try:
         async with trio.open_nursery() as root:
@@ -173,7 +176,7 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
     ws = config.websocket
     bound["websocket"] = await _start(
         root, "websocket", "websocket.port", ws.listen_ip, ws.port,
-        partial(signaling_server.serve, ws, core, registry, sessions))
+        partial(signaling_server.serve, ws, core, registry, sessions, auth=api.auth))
     api.ports["websocket"] = bound["websocket"][1]
 
     h = config.http
@@ -183,7 +186,7 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
 
     r = config.rtsp
     bound["rtsp"] = await _start(root, "rtsp", "rtsp.port", r.listen_ip, r.port,
-                                 partial(rtsp_server.serve, r, core, registry, rtsp_sessions))
+                                 partial(rtsp_server.serve, r, core, registry, rtsp_sessions, auth=api.auth))
     api.ports["rtsp"] = bound["rtsp"][1]
 
     api.rtsp_host = _client_host(r.listen_ip)
@@ -211,7 +214,8 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
     rec = config.record
     record_ip = config.http.listen_ip  # the command port listens where the HTTP API does
     bound["record"] = await _start(root, "record", "record.cmdPort", record_ip, rec.cmd_port,
-                                   partial(record_cmdport.serve, record_ip, rec.cmd_port, api.recorder.execute))
+                                   partial(record_cmdport.serve, record_ip, rec.cmd_port, api.recorder.execute,
+                                           allowed=partial(_api_allowed, api.auth)))
     api.ports["record"] = bound["record"][1]
 
     if api.cascade is not None:
@@ -219,6 +223,14 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
         if config.pull:
             log.info("cascade: pulls from %s on demand", ", ".join(f"{p.ip}:{p.port}" for p in config.pull))
     return bound
+
+
+async def _api_allowed(auth: Auth, authorization: str | None, peer: str) -> bool:
+    """``auth.apiToken`` for the record command port (a source that keeps failing waits)."""
+    ok, delay = auth.check_api(authorization, peer, trio.current_time())
+    if delay:
+        await trio.sleep(delay)
+    return ok
 
 
 def _directory(config: Config, registry: StreamRegistry, rtsp_port: int) -> Directory:

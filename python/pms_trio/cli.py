@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="once every service is bound, write its addresses here as JSON")
     check = commands.add_parser("check", help="validate a config and print the resolved settings")
     check.add_argument("-c", "--config", default="conf/pms.conf", help="config file (default %(default)s)")
+    token = commands.add_parser("token", help="print a token (JWT) signed with the config's auth.jwtSecret")
+    token.add_argument("-c", "--config", default="conf/pms.conf", help="config file (default %(default)s)")
+    token.add_argument("--stream", required=True, help="a stream name, or a glob: cam* (* and ? stop at /)")
+    token.add_argument("--publish", action="store_true", help="allow publishing")
+    token.add_argument("--play", action="store_true", help="allow playing")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds it stays valid (default %(default)s)")
+    token.add_argument("--rtsp", action="store_true",
+                       help="print RTSP Digest/Basic credentials USER:PASSWORD instead of a JWT")
     return parser
 
 
@@ -60,6 +68,31 @@ def cmd_check(path: str) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(config.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def cmd_token(path: str, stream: str, publish: bool, play: bool, ttl: float, rtsp: bool = False) -> int:
+    loaded = _load(path)
+    if loaded is None:
+        return EXIT_BAD_CONFIG
+    config, _ = loaded
+    if not config.auth.jwt_secret:
+        print(f"pms-trio: {path} has no auth.jwtSecret: tokens are not needed, and none can be signed",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if not (publish or play):
+        print("pms-trio: give --publish, --play or both", file=sys.stderr)
+        return EXIT_FAILED
+    if not ttl > 0:
+        print("pms-trio: --ttl must be a positive number of seconds", file=sys.stderr)
+        return EXIT_FAILED
+    from .auth import rtsp_credentials, sign
+
+    if rtsp:
+        user, password = rtsp_credentials(config.auth.jwt_secret, stream, publish=publish, play=play, ttl=ttl)
+        print(f"{user}:{password}")
+    else:
+        print(sign(config.auth.jwt_secret, stream, publish=publish, play=play, ttl=ttl))
     return EXIT_OK
 
 
@@ -114,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return cmd_check(args.config)
+    if args.command == "token":
+        return cmd_token(args.config, args.stream, args.publish, args.play, args.ttl, args.rtsp)
     return cmd_run(args.config, args.ready_file)
 
 

@@ -30,7 +30,8 @@ from .config_checks import WORKER_TAGS
 
 __all__ = [
     "Config", "ConfigError", "LogConfig", "WebSocketConfig", "MasterConfig", "WebRtcConfig", "RtspConfig",
-    "RecordConfig", "PullPeer", "SipConfig", "HttpConfig", "ClusterConfig", "load", "resolve", "parse_text",
+    "RecordConfig", "PullPeer", "SipConfig", "HttpConfig", "AuthConfig", "HooksConfig", "ClusterConfig",
+    "load", "resolve", "parse_text",
 ]
 
 MEDIA_TRANSPORTS = ("tcp-passive", "tcp-active", "udp")
@@ -134,6 +135,23 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthConfig:
+    jwt_secret: str  # "": publishing and playing need no token
+    api_token: str  # "": the APIs need no token
+
+
+@dataclass(frozen=True, slots=True)
+class HooksConfig:
+    on_publish: str
+    on_unpublish: str
+    on_play: str
+    on_stop: str
+    on_record_done: str
+    on_device: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     redis: str  # "" (no directory) or redis://HOST[:PORT][/DB]
     node_id: str  # "": HOSTNAME:rtsp.port (the bound port)
@@ -151,6 +169,8 @@ class Config:
     pull: tuple[PullPeer, ...]
     sip: SipConfig
     http: HttpConfig
+    auth: AuthConfig
+    hooks: HooksConfig
     cluster: ClusterConfig
     base_dir: str  # the folder relative paths were resolved against
 
@@ -240,13 +260,27 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("port", "port", c.port, 8025),
         ("listenIp", "listen_ip", c.ip, "0.0.0.0"),
     ]),
+    "auth": (AuthConfig, [
+        ("jwtSecret", "jwt_secret", c.string, ""),
+        ("apiToken", "api_token", c.string, ""),
+    ]),
+    "hooks": (HooksConfig, [
+        ("onPublish", "on_publish", c.http_url, ""),
+        ("onUnpublish", "on_unpublish", c.http_url, ""),
+        ("onPlay", "on_play", c.http_url, ""),
+        ("onStop", "on_stop", c.http_url, ""),
+        ("onRecordDone", "on_record_done", c.http_url, ""),
+        ("onDevice", "on_device", c.http_url, ""),
+        ("timeout", "timeout", c.positive_number, 3),
+    ]),
     "cluster": (ClusterConfig, [
         ("redis", "redis", c.redis_url, ""),
         ("nodeId", "node_id", c.string, ""),
         ("advertiseRtsp", "advertise_rtsp", c.rtsp_url, ""),
     ]),
 }
-_ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "cluster")
+_ORDER = ("log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "auth", "hooks",
+          "cluster")
 _ALIASES = {"master": {"numOfWorkerProcess": "numOfWorkProcess"}, "log": {"consolLevel": "consoleLevel"},
             "websocket": {"cerFile": "certFile"}}  # the seed documents' own spellings (SPEC section 2)
 

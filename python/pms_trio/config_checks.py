@@ -178,6 +178,14 @@ def _url(value: Any, scheme: str, shape: str) -> tuple[str, Any]:
     return text, parts
 
 
+def http_url(value: Any) -> str:
+    """"" or ``http(s)://HOST[:PORT]/PATH`` (a hook's URL)."""
+    text = string(value).strip()
+    if text and urlsplit(text).scheme == "https":
+        return _url(value, "https", "http(s)://HOST[:PORT]/PATH")[0]
+    return _url(value, "http", "http(s)://HOST[:PORT]/PATH")[0]
+
+
 def redis_url(value: Any) -> str:
     """"" or ``redis://HOST[:PORT][/DB]`` (the cluster's stream directory)."""
     text, parts = _url(value, "redis", "redis://HOST[:PORT][/DB]")

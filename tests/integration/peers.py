@@ -28,13 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import aioice.ice
 import av
 import numpy as np
-from aiortc import (
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCRtpSender,
-    RTCSessionDescription,
-)
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -411,6 +405,7 @@ async def publish(
     wait_connected: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     video_track: ColourVideoTrack | None = None,
+    token: str | None = None,
 ) -> Publisher:
     """The whole publish flow; returns once connected. ``video_track`` replaces the solid colour."""
     sig = signaling or await SignalingClient.connect(url, ssl_context=ssl_context)
@@ -418,7 +413,7 @@ async def publish(
     pub = Publisher(sig, pc, stream, video, audio)
     try:
         offer = await make_offer(pc, timeout)
-        data: dict[str, Any] = {"sdp": offer}
+        data: dict[str, Any] = {"sdp": offer, **({"token": token} if token else {})}
         if max_bitrate is not None:
             data["max_bitrate"] = max_bitrate
         reply = await sig.request("stream.publish", stream, data, timeout=timeout)
@@ -533,6 +528,7 @@ async def play(
     signaling: SignalingClient | None = None,
     wait_connected: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    token: str | None = None,
 ) -> Player:
     """The whole play flow; decoded frames are recorded on the returned :class:`Player`."""
     sig = signaling or await SignalingClient.connect(url, ssl_context=ssl_context)
@@ -545,7 +541,8 @@ async def play(
 
     try:
         offer = await make_offer(pc, timeout)
-        reply = await sig.request("stream.play", stream, {"sdp": offer}, timeout=timeout)
+        reply = await sig.request("stream.play", stream, {"sdp": offer, **({"token": token} if token else {})},
+                                  timeout=timeout)
         assert isinstance(reply.get("sdp"), str), reply
         player.answer = reply["sdp"]
         await asyncio.wait_for(pc.setRemoteDescription(RTCSessionDescription(player.answer, "answer")), timeout)

@@ -41,7 +41,11 @@ def test_empty_object_gives_every_default():
 
 def test_to_dict_has_every_spec_key():
     doc = resolve({})[0].to_dict()
-    assert set(doc) == {"log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "cluster"}
+    assert set(doc) == {"log", "websocket", "master", "webrtc", "rtsp", "record", "pull", "sip", "http", "auth", "hooks",
+                        "cluster"}
+    assert doc["auth"] == {"jwtSecret": "", "apiToken": ""}
+    assert doc["hooks"] == {"onPublish": "", "onUnpublish": "", "onPlay": "", "onStop": "", "onRecordDone": "",
+                            "onDevice": "", "timeout": 3}
     assert doc["cluster"] == {"redis": "", "nodeId": "", "advertiseRtsp": ""}
     assert set(doc["websocket"]) == {"port", "listenIp", "ssl", "keyFile", "certFile", "passPhrase", "location",
                                      "heartbeatTimeout"}

@@ -20,6 +20,8 @@ Rules (where the spec is silent, the decision is written here):
   the other attempts are cancelled.
   A request that itself carries ``X-Pms-Cascade`` never starts a pull (``knows`` says no), so two
   servers that list each other cannot loop.
+- With ``auth.jwtSecret`` set, each request carries ``?token=`` with a play token for the name that
+  this node signs itself (60 s, fresh for every DESCRIBE): nodes of one cluster share the secret.
 - The winner's connection goes on: SETUP of every track we carry (TCP interleaved), PLAY, and the
   core takes the socket. The stream is published here under the same name with source ``cascade``
   (claimed at DESCRIBE, live at PLAY), so every local consumer (WebRTC and RTSP players, recorders)
@@ -48,10 +50,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import trio
 
+from ..auth import sign
 from ..core_errors import core_error_status
 from ..rtsp import protocol as p
 from ..rtsp.headers import CASCADE_HEADER
@@ -73,6 +76,7 @@ MEDIA_TIMEOUT = 10.0
 RETRY_FIRST = 1.0
 RETRY_MAX = 30.0
 RETRY_GIVE_UP = 60.0
+TOKEN_TTL = 60.0  # a pull's own play token: used once, at DESCRIBE
 SOURCE = "cascade"
 
 
@@ -123,8 +127,9 @@ class Counters:
 
 class Pulls:
     def __init__(self, peers: Sequence[tuple[str, int]], core: _core.Core, registry: StreamRegistry,
-                 directory: Directory | None = None) -> None:
+                 directory: Directory | None = None, jwt_secret: str = "") -> None:
         self.peers = tuple(peers)
+        self.jwt_secret = jwt_secret
         self.directory = directory
         self._core = core
         self._registry = registry
@@ -183,6 +188,16 @@ class Pulls:
         if pull is not None and url not in pull.urls:
             raise PullError(409, f"stream {name} is already pulled from {pull.url or pull.urls[0]}")
         await self._ensure(name, (url,), timeout)
+
+    def _signed(self, url: str, name: str) -> str:
+        """``url`` with a fresh play token for ``name`` (SPEC 10: nodes sharing ``auth.jwtSecret``
+        sign their own pulls), or as it is without a secret."""
+        if not self.jwt_secret:
+            return url
+        parts = urlsplit(_without_token(url))
+        token = sign(self.jwt_secret, name, play=True, ttl=TOKEN_TTL)
+        query = "&".join(q for q in (parts.query, urlencode({"token": token})) if q)
+        return urlunsplit(parts._replace(query=query))
 
     @staticmethod
     def _peer_url(ip: str, port: int, name: str) -> str:
@@ -253,7 +268,8 @@ class Pulls:
 
         async def attempt(url: str, cancel: trio.CancelScope) -> None:
             nonlocal winner
-            client = RtspClient(url, extra_headers=((CASCADE_HEADER, "1"),), timeout=SOURCE_TIMEOUT)
+            client = RtspClient(self._signed(url, pull.name), extra_headers=((CASCADE_HEADER, "1"),),
+                                timeout=SOURCE_TIMEOUT)
             try:
                 with trio.fail_after(SOURCE_TIMEOUT):
                     await client.connect()
@@ -289,7 +305,7 @@ class Pulls:
             log.info("cascade: %s: %s", pull.name, pull.error.message)
             return None
         client, description = winner
-        pull.url = client.target.url
+        pull.url = _without_token(client.target.url)
         return winner
 
     async def _start(self, pull: Pull, client: RtspClient, description: Description) -> None:
@@ -377,7 +393,8 @@ class Pulls:
                 await trio.sleep_forever()  # cancelled by end()
             await trio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
-            client = RtspClient(pull.url, extra_headers=((CASCADE_HEADER, "1"),), timeout=SOURCE_TIMEOUT)
+            client = RtspClient(self._signed(pull.url, pull.name), extra_headers=((CASCADE_HEADER, "1"),),
+                                timeout=SOURCE_TIMEOUT)
             try:
                 with trio.fail_after(SOURCE_TIMEOUT):
                     await client.connect()
@@ -493,6 +510,12 @@ class Pulls:
                  "age": round(now - pull.started_at, 3), "transport_id": pull.transport_id, "retries": pull.retries,
                  "broken": pull.broken or None}
                 for pull in sorted(self.by_name.values(), key=lambda p_: p_.name)]
+
+
+def _without_token(url: str) -> str:
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "token"])
+    return urlunsplit(parts._replace(query=query))
 
 
 def _signature(description: Description) -> list[tuple[str, str, int, int]]:

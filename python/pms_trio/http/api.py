@@ -11,6 +11,7 @@ the recording routes (section 5: ``/api/v1/record/start|stop``, ``/api/v1/record
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ import trio
 from .. import __version__
 from ..streams import StreamRegistry
 from . import gb_api, record_api
-from .whip import owns as whip_owns
 from .responses import FileResponse, Response, error_response, json_response
+from .whip import owns as whip_owns
 
 if TYPE_CHECKING:
     from .. import _core
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["Api", "Response", "error_response", "json_response"]
 
 CORE_GAUGES = ("transports", "producers", "consumers")
+API_PREFIXES = ("/api/v1/", "/srs-sip/v1/")
+
+log = logging.getLogger("pms_trio.http")
 
 
 @dataclass(slots=True)
@@ -46,12 +50,23 @@ class Api:
     recorder: Any = None  # the recording service (record_api.Recordings; also its counters)
     cascade: Any = None  # the cascade's pulls (cascade.pull.Pulls: snapshot() and counters)
     whip: Any = None  # WHIP/WHEP sessions (http.whip.WhipSessions)
+    auth: Any = None  # auth.Auth: auth.apiToken guards /api/v1/* and /srs-sip/v1/* (SPEC 10)
 
     async def handle_async(self, method: str, target: str, body: bytes = b"",
-                           headers: dict[str, str] | None = None) -> Response | FileResponse:
+                           headers: dict[str, str] | None = None, peer: str = "") -> Response | FileResponse:
         """Every route: the srs-sip ones may wait for a device (INVITE, PTZ), a record.stop for
-        the last file. ``headers``: the request's, names in lower case."""
+        the last file. ``headers``: the request's, names in lower case; ``peer`` its source address
+        (for the API token's failure throttle)."""
         path = urlsplit(target).path.rstrip("/") or "/"
+        if self.auth is not None and path.startswith(API_PREFIXES) and method != "OPTIONS":
+            ok, delay = self.auth.check_api((headers or {}).get("authorization"), peer, trio.current_time())
+            if delay:
+                await trio.sleep(delay)
+            if not ok:
+                log.info("http: %s %s from %s: no valid API token", method, path, peer or "?")
+                refused = error_response(401, "this API needs Authorization: Bearer <auth.apiToken>")
+                return Response(refused.status, refused.body, refused.content_type,
+                                (("WWW-Authenticate", 'Bearer realm="pms-trio"'),))
         if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)

@@ -52,6 +52,10 @@ async def serve(config: HttpConfig, api: Api, *,
 
 async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+    try:
+        peer = str(stream.socket.getpeername()[0])
+    except OSError:
+        peer = ""
     while True:
         try:
             with trio.fail_after(IDLE_TIMEOUT):
@@ -69,7 +73,7 @@ async def _serve_connection(stream: trio.SocketStream, api: Api) -> None:
         method = request.method.decode("ascii", "replace")
         target = request.target.decode("ascii", "replace")
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in request.headers}
-        response = await api.handle_async(method, target, bytes(body), headers)
+        response = await api.handle_async(method, target, bytes(body), headers, peer)
         if isinstance(response, FileResponse):
             await _send_file(stream, conn, response, head_only=(method == "HEAD"))
         else:

@@ -41,6 +41,7 @@ from urllib.parse import unquote
 
 import trio
 
+from ..auth import Auth, AuthError, bearer
 from ..core_errors import core_error_status
 from ..streams import StreamRegistry
 from .responses import Response
@@ -92,7 +93,8 @@ def _text(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) ->
 
 
 class WhipSessions:
-    def __init__(self, core: _core.Core, registry: StreamRegistry) -> None:
+    def __init__(self, core: _core.Core, registry: StreamRegistry, auth: Auth | None = None) -> None:
+        self._auth = auth or Auth()
         self._core = core
         self._registry = registry
         self.by_id: dict[str, WhipSession] = {}
@@ -124,6 +126,11 @@ class WhipSessions:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != SDP:
             return _text(415, f"the offer must be sent as {SDP}, not {content_type or 'no Content-Type'}")
+        try:
+            self._auth.check(bearer(headers), name, "publish" if kind == PUBLISH else "play")
+        except AuthError as e:
+            challenge = (("WWW-Authenticate", 'Bearer realm="pms-trio"'),) if e.status == 401 else ()
+            return _text(e.status, e.message, challenge)
         try:
             offer = body.decode("utf-8")
         except UnicodeDecodeError:

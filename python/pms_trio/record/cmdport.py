@@ -7,7 +7,9 @@ Anything else is plain HTTP: ``POST /`` with the command as the body gets the re
 (HTTP status 200 on success, else the reply's ``err`` as the status, so both the seed's clients,
 which read ``err``, and ``curl -f`` see the failure). Keep-alive is kept while h11 allows.
 
-What a command does is not this module's business: it is handed ``execute(body) -> reply text``.
+What a command does is not this module's business: it is handed ``execute(body) -> reply text``,
+and ``allowed(authorization, peer)`` (``auth.apiToken``, SPEC 10): a request or WebSocket handshake
+it refuses gets 401 (the handshake is rejected with 401) before any command runs.
 Limits: a command over 64 KiB gets 413 (a WebSocket is closed with 1009); an HTTP connection idle
 for 60 s and a WebSocket idle for 10 minutes are closed; a client that does not read its replies is
 dropped after 10 s of a blocked send.
@@ -29,6 +31,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    RejectConnection,
     Request,
     TextMessage,
 )
@@ -40,6 +43,7 @@ from .protocol import MAX_COMMAND_BYTES, TOO_LARGE, build_reply
 log = logging.getLogger("pms_trio.record")
 
 Execute = Callable[[bytes], Awaitable[str]]
+Allowed = Callable[[str | None, str], Awaitable[bool]]
 
 IDLE_TIMEOUT = 60.0  # an HTTP connection with no request
 WS_IDLE_TIMEOUT = 600.0  # a WebSocket with no frame (a client may ping to keep it)
@@ -47,7 +51,7 @@ SEND_TIMEOUT = 10.0
 READ_SIZE = 16 * 1024
 
 
-async def serve(listen_ip: str, port: int, execute: Execute, *,
+async def serve(listen_ip: str, port: int, execute: Execute, *, allowed: Allowed | None = None,
                 task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled; reports ``(ip, port)`` once bound. Raises ``OSError``
     when the port cannot be bound."""
@@ -56,7 +60,7 @@ async def serve(listen_ip: str, port: int, execute: Execute, *,
 
     async def handler(stream: trio.SocketStream) -> None:
         try:
-            await _serve_connection(stream, execute)
+            await _serve_connection(stream, execute, allowed)
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
             pass
         except Exception:  # noqa: BLE001 - one broken connection never stops the port
@@ -69,7 +73,11 @@ async def serve(listen_ip: str, port: int, execute: Execute, *,
         task_status.started((host, bound))
 
 
-async def _serve_connection(stream: trio.SocketStream, execute: Execute) -> None:
+async def _serve_connection(stream: trio.SocketStream, execute: Execute, allowed: Allowed | None) -> None:
+    try:
+        peer = str(stream.socket.getpeername()[0])
+    except OSError:
+        peer = ""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_COMMAND_BYTES)
     raw = bytearray()  # the bytes up to the first request's head, for wsproto if it is an upgrade
     first = True
@@ -89,7 +97,8 @@ async def _serve_connection(stream: trio.SocketStream, execute: Execute) -> None
                     if isinstance(event, h11.Request):
                         request = event
                         if first and _is_upgrade(event):
-                            await _serve_websocket(stream, bytes(raw), execute)
+                            ok = allowed is None or await allowed(_header(event, b"authorization"), peer)
+                            await _serve_websocket(stream, bytes(raw), execute, ok)
                             return
                         first = False
                         raw.clear()
@@ -106,7 +115,10 @@ async def _serve_connection(stream: trio.SocketStream, execute: Execute) -> None
                              _plain_error(e.error_status_hint or 400, f"bad HTTP request: {e}"), close=True)
             return
         assert request is not None  # a Data or EndOfMessage event follows a Request
-        status, reply = await _http_command(request, bytes(body), execute)
+        if allowed is not None and not await allowed(_header(request, b"authorization"), peer):
+            status, reply = 401, _plain_error(401, "this port needs Authorization: Bearer <auth.apiToken>")
+        else:
+            status, reply = await _http_command(request, bytes(body), execute)
         await _send_http(stream, conn, status, reply, close=len(body) > MAX_COMMAND_BYTES)
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
             return
@@ -114,6 +126,13 @@ async def _serve_connection(stream: trio.SocketStream, execute: Execute) -> None
             conn.start_next_cycle()
         except h11.LocalProtocolError:
             return
+
+
+def _header(request: h11.Request, name: bytes) -> str | None:
+    for key, value in request.headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _is_upgrade(request: h11.Request) -> bool:
@@ -175,7 +194,7 @@ async def _send_http(stream: trio.SocketStream, conn: h11.Connection, status: in
         await stream.send_all(data)
 
 
-async def _serve_websocket(stream: trio.SocketStream, raw: bytes, execute: Execute) -> None:
+async def _serve_websocket(stream: trio.SocketStream, raw: bytes, execute: Execute, authorized: bool = True) -> None:
     ws = WSConnection(ConnectionType.SERVER)
     ws.receive_data(raw)
     text_parts: list[str] = []
@@ -186,6 +205,10 @@ async def _serve_websocket(stream: trio.SocketStream, raw: bytes, execute: Execu
         try:
             for event in ws.events():
                 if isinstance(event, Request):
+                    if not authorized:
+                        out += ws.send(RejectConnection(status_code=401))
+                        await _ws_send(stream, out)
+                        return
                     out += ws.send(AcceptConnection())
                 elif isinstance(event, Ping):
                     out += ws.send(event.response())

@@ -49,6 +49,7 @@ import trio
 from .. import __version__
 from .. import _core
 from .._core import CoreError
+from ..auth import Auth
 from ..config import RtspConfig
 from ..core_errors import core_error_status, is_mapped
 from ..streams import StreamRegistry
@@ -56,6 +57,7 @@ from . import headers as h
 from . import protocol as p
 from . import sdp
 from . import session as s
+from .auth import RtspAuth
 from .tracks import core_track, describable
 
 log = logging.getLogger("pms_trio.rtsp")
@@ -74,17 +76,19 @@ PUBLISHER = "publish"
 
 
 async def serve(config: RtspConfig, core: _core.Core, registry: StreamRegistry, sessions: dict[str, Any] | None = None,
-                *, task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
+                *, auth: Auth | None = None,
+                task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled; reports ``(ip, port)`` once bound. Raises ``OSError``
     when the port cannot be bound. ``sessions`` (session id -> :class:`RtspConnection`) lists the
     open connections for the HTTP API."""
     listeners = await trio.open_tcp_listeners(config.port, host=config.listen_ip or None)
     listing: dict[str, Any] = {} if sessions is None else sessions
+    rtsp_auth = RtspAuth(auth or Auth())
 
     async def handler(stream: trio.SocketStream) -> None:
         connection: RtspConnection | None = None
         try:
-            connection = RtspConnection(stream, core, registry, timeout=config.session_timeout)
+            connection = RtspConnection(stream, core, registry, timeout=config.session_timeout, auth=rtsp_auth)
             listing[connection.session.id] = connection
             await connection.run()
         except Exception:  # one broken connection must never stop the server
@@ -126,8 +130,9 @@ class RtspConnection:
     """One TCP connection and its session. The registry's owner of the session's transport."""
 
     def __init__(self, stream: trio.SocketStream, core: _core.Core, registry: StreamRegistry, *,
-                 timeout: int = s.SESSION_TIMEOUT) -> None:
+                 timeout: int = s.SESSION_TIMEOUT, auth: RtspAuth | None = None) -> None:
         self._stream = stream
+        self._auth = auth or RtspAuth(Auth())
         self._core = core
         self._registry = registry
         self._conn = p.Connection(p.SERVER)
@@ -387,6 +392,7 @@ class RtspConnection:
             raise p.RemoteProtocolError("DESCRIBE needs a stream: rtsp://HOST:PORT/NAME", 404)
         if self.role == PUBLISHER:
             raise p.RemoteProtocolError("DESCRIBE on a publishing session (it was ANNOUNCEd)", 455)
+        self._auth.check(request, url.query, url.stream, "play", trio.current_time())
         from_peer = (request.header(h.CASCADE_HEADER) or "").strip() == "1"  # a cascade peer: never pull
         if await self._registry.locate(url.stream, DESCRIBE_WAIT, from_peer=from_peer) is None:
             raise p.RemoteProtocolError(f"stream {url.stream} is not live here; publish it first or check "
@@ -427,6 +433,7 @@ class RtspConnection:
         if self.transport_id is not None:
             raise p.RemoteProtocolError("this connection already plays or publishes a stream; one per "
                                         "connection", 455)
+        self._auth.check(request, url.query, url.stream, "publish", trio.current_time())
         tracks = sdp.parse_announce_sdp(request.body)
         if self._registry.is_claimed(url.stream):
             raise p.RemoteProtocolError(f"stream {url.stream} is already being published; choose another "

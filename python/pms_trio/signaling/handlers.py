@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .. import _core
 from .._core import CoreError
+from ..auth import Action, Auth, AuthError
 from ..core_errors import core_error_status, is_mapped
 from ..streams import StreamRegistry
 from . import protocol as p
@@ -31,8 +32,9 @@ Result = TypeVar("Result")
 
 class SessionHandler:
     def __init__(self, session: p.Session, core: _core.Core, registry: StreamRegistry,
-                 notify: Callable[[str], None]) -> None:
+                 notify: Callable[[str], None], auth: Auth | None = None) -> None:
         self.session = session
+        self._auth = auth or Auth()
         self._core = core
         self._registry = registry
         self._notify = notify  # queues a text frame for the peer; never blocks
@@ -68,7 +70,14 @@ class SessionHandler:
             return self._handle_close(request)
         return {}  # Heartbeat: receiving it was the point
 
+    def _allow(self, r: p.Publish | p.Play, action: Action) -> None:
+        try:
+            self._auth.check(r.token, r.stream, action)
+        except AuthError as e:
+            raise p.ProtocolError(e.status, e.message, method=r.method, stream=r.stream) from None
+
     def _handle_publish(self, r: p.Publish) -> dict[str, Any]:
+        self._allow(r, "publish")
         if r.stream in self.session.publishing:
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"this session already publishes stream {r.stream}; "
                                   f"send stream.close first", method=r.method, stream=r.stream)
@@ -84,6 +93,7 @@ class SessionHandler:
         return {"sdp": answer}
 
     async def _handle_play(self, r: p.Play) -> dict[str, Any]:
+        self._allow(r, "play")
         if r.stream in self.session.playing:
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"this session already plays stream {r.stream}; "
                                   f"send stream.close first", method=r.method, stream=r.stream)

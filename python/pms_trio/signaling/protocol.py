@@ -44,6 +44,8 @@ METHODS = (PUBLISH, PLAY, MUTE, CLOSE, HEARTBEAT)
 class ErrorCode(IntEnum):
     OK = 0
     BAD_REQUEST = 400
+    UNAUTHORIZED = 401
+    FORBIDDEN = 403
     NOT_FOUND = 404
     UNKNOWN_METHOD = 405
     CONFLICT = 409
@@ -84,11 +86,13 @@ class Request:
 class Publish(Request):
     sdp: str
     max_bitrate: int
+    token: str | None = None  # data.token (SPEC 10)
 
 
 @dataclass(frozen=True, slots=True)
 class Play(Request):
     sdp: str
+    token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +186,10 @@ def parse_request(frame: str | bytes) -> Request:
         raise _bad("\"data\" must be a JSON object", method, stream)
 
     if method == PUBLISH:
-        return Publish(method, stream, session, _sdp(data, method, stream), _max_bitrate(data, method, stream))
+        return Publish(method, stream, session, _sdp(data, method, stream), _max_bitrate(data, method, stream),
+                       _token(data, method, stream))
     if method == PLAY:
-        return Play(method, stream, session, _sdp(data, method, stream))
+        return Play(method, stream, session, _sdp(data, method, stream), _token(data, method, stream))
     if method == MUTE:
         video = _optional_bool(data, "video", method, stream)
         audio = _optional_bool(data, "audio", method, stream)
@@ -214,6 +219,13 @@ def _sdp(data: dict[str, Any], method: str, stream: str) -> str:
     if not isinstance(sdp, str) or not sdp.strip():
         raise _bad("\"data.sdp\" must be the SDP offer as a non-empty string", method, stream)
     return sdp
+
+
+def _token(data: dict[str, Any], method: str, stream: str) -> str | None:
+    value = data.get("token")
+    if value is None or isinstance(value, str):
+        return value or None
+    raise _bad("\"data.token\" must be a string (a JWT; SPEC section 10)", method, stream)
 
 
 def _max_bitrate(data: dict[str, Any], method: str, stream: str) -> int:
