@@ -71,7 +71,7 @@ class Api:
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)
         if whip_owns(path) and self.whip is not None:
-            return await self.whip.handle(method, path, body, headers or {})
+            return await self.whip.handle(method, path, body, headers or {}, peer)
         if record_api.owns(path):
             return await record_api.handle(self.recorder, method, path, body, headers or {})
         if path == "/api/v1/cluster":

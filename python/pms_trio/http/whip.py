@@ -41,8 +41,9 @@ from urllib.parse import unquote
 
 import trio
 
-from ..auth import Auth, AuthError, bearer
+from ..auth import Action, Auth, AuthError, bearer
 from ..core_errors import core_error_status
+from ..hooks import HookRefused, Hooks
 from ..streams import StreamRegistry
 from .responses import Response
 
@@ -93,14 +94,16 @@ def _text(status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) ->
 
 
 class WhipSessions:
-    def __init__(self, core: _core.Core, registry: StreamRegistry, auth: Auth | None = None) -> None:
+    def __init__(self, core: _core.Core, registry: StreamRegistry, auth: Auth | None = None,
+                 hooks: Hooks | None = None) -> None:
         self._auth = auth or Auth()
+        self._hooks = hooks
         self._core = core
         self._registry = registry
         self.by_id: dict[str, WhipSession] = {}
         self._by_transport: dict[int, WhipSession] = {}
 
-    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Response:
+    async def handle(self, method: str, path: str, body: bytes, headers: dict[str, str], peer: str = "") -> Response:
         m = _PATH.match(path)
         name = unquote(m.group(2)) if m else ""
         if m is None or not name or len(name) > MAX_NAME or any(c < " " for c in name):
@@ -111,7 +114,7 @@ class WhipSessions:
         if session_id is None:
             if method != "POST":
                 return _text(405, f"/{kind}/NAME answers POST (and OPTIONS)", (("Allow", "POST, OPTIONS"),))
-            return await self._post(kind, name, body, headers)
+            return await self._post(kind, name, body, headers, peer)
         session = self.by_id.get(session_id)
         if session is None or session.kind != kind or session.stream != name:
             return _text(404, "no such session (it ended, or the URL is not its Location)")
@@ -122,15 +125,20 @@ class WhipSessions:
             return self._patch(session, body, headers)
         return _text(405, "a session answers DELETE and PATCH", (("Allow", "DELETE, PATCH, OPTIONS"),))
 
-    async def _post(self, kind: str, name: str, body: bytes, headers: dict[str, str]) -> Response:
+    async def _post(self, kind: str, name: str, body: bytes, headers: dict[str, str], peer: str) -> Response:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != SDP:
             return _text(415, f"the offer must be sent as {SDP}, not {content_type or 'no Content-Type'}")
+        action: Action = "publish" if kind == PUBLISH else "play"
         try:
-            self._auth.check(bearer(headers), name, "publish" if kind == PUBLISH else "play")
+            self._auth.check(bearer(headers), name, action)
+            if self._hooks is not None:
+                await self._hooks.admit(action, name, session="", kind=kind, peer=peer, token=bearer(headers))
         except AuthError as e:
             challenge = (("WWW-Authenticate", 'Bearer realm="pms-trio"'),) if e.status == 401 else ()
             return _text(e.status, e.message, challenge)
+        except HookRefused as e:
+            return _text(403, str(e))
         try:
             offer = body.decode("utf-8")
         except UnicodeDecodeError:

@@ -49,9 +49,10 @@ import trio
 from .. import __version__
 from .. import _core
 from .._core import CoreError
-from ..auth import Auth
+from ..auth import Action, Auth
 from ..config import RtspConfig
 from ..core_errors import core_error_status, is_mapped
+from ..hooks import HookRefused, Hooks
 from ..streams import StreamRegistry
 from . import headers as h
 from . import protocol as p
@@ -76,7 +77,7 @@ PUBLISHER = "publish"
 
 
 async def serve(config: RtspConfig, core: _core.Core, registry: StreamRegistry, sessions: dict[str, Any] | None = None,
-                *, auth: Auth | None = None,
+                *, auth: Auth | None = None, hooks: Hooks | None = None,
                 task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled; reports ``(ip, port)`` once bound. Raises ``OSError``
     when the port cannot be bound. ``sessions`` (session id -> :class:`RtspConnection`) lists the
@@ -88,7 +89,8 @@ async def serve(config: RtspConfig, core: _core.Core, registry: StreamRegistry, 
     async def handler(stream: trio.SocketStream) -> None:
         connection: RtspConnection | None = None
         try:
-            connection = RtspConnection(stream, core, registry, timeout=config.session_timeout, auth=rtsp_auth)
+            connection = RtspConnection(stream, core, registry, timeout=config.session_timeout, auth=rtsp_auth,
+                                        hooks=hooks)
             listing[connection.session.id] = connection
             await connection.run()
         except Exception:  # one broken connection must never stop the server
@@ -130,9 +132,10 @@ class RtspConnection:
     """One TCP connection and its session. The registry's owner of the session's transport."""
 
     def __init__(self, stream: trio.SocketStream, core: _core.Core, registry: StreamRegistry, *,
-                 timeout: int = s.SESSION_TIMEOUT, auth: RtspAuth | None = None) -> None:
+                 timeout: int = s.SESSION_TIMEOUT, auth: RtspAuth | None = None, hooks: Hooks | None = None) -> None:
         self._stream = stream
         self._auth = auth or RtspAuth(Auth())
+        self._hooks = hooks
         self._core = core
         self._registry = registry
         self._conn = p.Connection(p.SERVER)
@@ -386,13 +389,23 @@ class RtspConnection:
     async def _handle_set_parameter(self, request: p.Request) -> tuple[p.Response, None]:
         return p.Response(200, "OK"), None
 
+    async def _admit(self, request: p.Request, url: h.RtspUrl, action: Action) -> None:
+        """The token (SPEC 10: 401 with challenges, or 403), then the admission hook (403)."""
+        self._auth.check(request, url.query, url.stream, action, trio.current_time())
+        if self._hooks is not None:
+            try:
+                await self._hooks.admit(action, url.stream, session=self.session.id, kind="rtsp",
+                                        peer=f"{self.peer[0]}:{self.peer[1]}")
+            except HookRefused as e:
+                raise p.RemoteProtocolError(str(e), 403) from None
+
     async def _handle_describe(self, request: p.Request) -> tuple[p.Response, None]:
         url = h.parse_url(request.uri)
         if not url.stream:
             raise p.RemoteProtocolError("DESCRIBE needs a stream: rtsp://HOST:PORT/NAME", 404)
         if self.role == PUBLISHER:
             raise p.RemoteProtocolError("DESCRIBE on a publishing session (it was ANNOUNCEd)", 455)
-        self._auth.check(request, url.query, url.stream, "play", trio.current_time())
+        await self._admit(request, url, "play")
         from_peer = (request.header(h.CASCADE_HEADER) or "").strip() == "1"  # a cascade peer: never pull
         if await self._registry.locate(url.stream, DESCRIBE_WAIT, from_peer=from_peer) is None:
             raise p.RemoteProtocolError(f"stream {url.stream} is not live here; publish it first or check "
@@ -433,7 +446,7 @@ class RtspConnection:
         if self.transport_id is not None:
             raise p.RemoteProtocolError("this connection already plays or publishes a stream; one per "
                                         "connection", 455)
-        self._auth.check(request, url.query, url.stream, "publish", trio.current_time())
+        await self._admit(request, url, "publish")
         tracks = sdp.parse_announce_sdp(request.body)
         if self._registry.is_claimed(url.stream):
             raise p.RemoteProtocolError(f"stream {url.stream} is already being published; choose another "

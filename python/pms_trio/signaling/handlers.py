@@ -21,6 +21,7 @@ from .. import _core
 from .._core import CoreError
 from ..auth import Action, Auth, AuthError
 from ..core_errors import core_error_status, is_mapped
+from ..hooks import HookRefused, Hooks
 from ..streams import StreamRegistry
 from . import protocol as p
 
@@ -32,9 +33,10 @@ Result = TypeVar("Result")
 
 class SessionHandler:
     def __init__(self, session: p.Session, core: _core.Core, registry: StreamRegistry,
-                 notify: Callable[[str], None], auth: Auth | None = None) -> None:
+                 notify: Callable[[str], None], auth: Auth | None = None, hooks: Hooks | None = None) -> None:
         self.session = session
         self._auth = auth or Auth()
+        self._hooks = hooks
         self._core = core
         self._registry = registry
         self._notify = notify  # queues a text frame for the peer; never blocks
@@ -61,7 +63,7 @@ class SessionHandler:
 
     async def _handle(self, request: p.Request) -> dict[str, Any]:
         if isinstance(request, p.Publish):
-            return self._handle_publish(request)
+            return await self._handle_publish(request)
         if isinstance(request, p.Play):
             return await self._handle_play(request)
         if isinstance(request, p.Mute):
@@ -70,14 +72,20 @@ class SessionHandler:
             return self._handle_close(request)
         return {}  # Heartbeat: receiving it was the point
 
-    def _allow(self, r: p.Publish | p.Play, action: Action) -> None:
+    async def _allow(self, r: p.Publish | p.Play, action: Action) -> None:
+        """The token (SPEC 10), then the admission hook; 401/403 otherwise."""
         try:
             self._auth.check(r.token, r.stream, action)
+            if self._hooks is not None:
+                await self._hooks.admit(action, r.stream, session=self.session.id, kind="webrtc",
+                                        peer=self.session.peer, token=r.token)
         except AuthError as e:
             raise p.ProtocolError(e.status, e.message, method=r.method, stream=r.stream) from None
+        except HookRefused as e:
+            raise p.ProtocolError(p.ErrorCode.FORBIDDEN, str(e), method=r.method, stream=r.stream) from None
 
-    def _handle_publish(self, r: p.Publish) -> dict[str, Any]:
-        self._allow(r, "publish")
+    async def _handle_publish(self, r: p.Publish) -> dict[str, Any]:
+        await self._allow(r, "publish")
         if r.stream in self.session.publishing:
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"this session already publishes stream {r.stream}; "
                                   f"send stream.close first", method=r.method, stream=r.stream)
@@ -93,7 +101,7 @@ class SessionHandler:
         return {"sdp": answer}
 
     async def _handle_play(self, r: p.Play) -> dict[str, Any]:
-        self._allow(r, "play")
+        await self._allow(r, "play")
         if r.stream in self.session.playing:
             raise p.ProtocolError(p.ErrorCode.CONFLICT, f"this session already plays stream {r.stream}; "
                                   f"send stream.close first", method=r.method, stream=r.stream)

@@ -25,6 +25,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from .. import _core
 from ..config import WebSocketConfig
 from ..auth import Auth
+from ..hooks import Hooks
 from ..streams import StreamRegistry
 from . import protocol as p
 from .handlers import SessionHandler
@@ -48,7 +49,7 @@ def _normal_path(path: str) -> str:
 
 
 async def serve(config: WebSocketConfig, core: _core.Core, registry: StreamRegistry, sessions: dict[str, p.Session],
-                *, auth: Auth | None = None,
+                *, auth: Auth | None = None, hooks: Hooks | None = None,
                 task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen and serve until cancelled. Reports ``(ip, port)`` once bound. ``sessions`` is the
     live-session table (read by the HTTP API). Raises ``OSError`` when the port cannot be bound."""
@@ -65,7 +66,7 @@ async def serve(config: WebSocketConfig, core: _core.Core, registry: StreamRegis
             return
         connection = await request.accept()
         try:
-            await _run_session(connection, config, core, registry, sessions, auth or Auth())
+            await _run_session(connection, config, core, registry, sessions, auth or Auth(), hooks)
         except Exception:  # noqa: BLE001 - one broken session must never stop the server
             log.exception("session from %s failed", _peer(connection))
 
@@ -84,12 +85,13 @@ def _sockname(listener: Any) -> tuple[str, int]:
 
 
 async def _run_session(connection: WebSocketConnection, config: WebSocketConfig, core: _core.Core,
-                       registry: StreamRegistry, sessions: dict[str, p.Session], auth: Auth) -> None:
+                       registry: StreamRegistry, sessions: dict[str, p.Session], auth: Auth,
+                       hooks: Hooks | None = None) -> None:
     now = trio.current_time()
     session = p.Session(id=secrets.token_urlsafe(12), heartbeat_timeout=config.heartbeat_timeout,
                         last_activity=now, created=now, peer=_peer(connection))
     send_out, receive_out = trio.open_memory_channel[str](math.inf)
-    handler = SessionHandler(session, core, registry, send_out.send_nowait, auth)
+    handler = SessionHandler(session, core, registry, send_out.send_nowait, auth, hooks)
     sessions[session.id] = session
     log.info("session %s: connected from %s", session.id, session.peer)
     reason = "connection closed"
