@@ -81,10 +81,12 @@ def test_console_publishes_the_camera_and_plays_it_from_the_list(server: ServerF
             assert median(sent) > 50 and median(sent_fps) > 10, (sent, sent_fps)
             # The GB28181 panel of a server without SIP says so instead of failing.
             assert "not enabled" in await view.text("#gb28181 .body")
-            await view.page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
+            # The publisher's page plays its own stream too: the screenshot shows both sides.
+            await wait_picture(pub, await play_from_list(pub, "cam1"), 20)
+            await pub.page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
             assert (tmp_path / "console.png").stat().st_size > 10_000
             doc = await srv.api_async("/api/v1/streams")
-            assert [s["players"] for s in doc["streams"] if s["name"] == "cam1"] == [1], doc
+            assert [s["players"] for s in doc["streams"] if s["name"] == "cam1"] == [2], doc
             assert pub.errors == [] and view.errors == [], (pub.errors, view.errors)
 
     peers.run(main(), timeout=120)
@@ -103,6 +105,8 @@ def test_console_plays_a_gb28181_channel_and_steers_it(server: ServerFactory) ->
                 await page.wait("(d) => document.querySelector('#gb28181 .dev-name')?.textContent.includes(d)", 10,
                                 "the device listed", DEVICE)
                 assert "online" in await page.text("#gb28181 .badge")
+                # A phone-sized screen: nothing wider than the screen (tables scroll inside their panel).
+                assert await page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
                 await page.page.get_by_role("button", name=f"Play channel {CHANNEL}").click()
                 card = f'#play .player[data-stream="{CHANNEL}"]'
                 await wait_picture(page, card, 30)

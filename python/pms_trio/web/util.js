@@ -8,7 +8,7 @@ export function el(tag, props = {}, ...children) {
     else if (key === "class") node.className = value;
     else if (key === "data") Object.assign(node.dataset, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key in node) node[key] = value;
+    else if (key in node && key !== "list" && key !== "form") node[key] = value;  // those two are read-only properties
     else node.setAttribute(key, value);
   }
   for (const child of children) {
