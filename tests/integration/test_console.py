@@ -83,6 +83,7 @@ def test_console_publishes_the_camera_and_plays_it_from_the_list(server: ServerF
             assert "not enabled" in await view.text("#gb28181 .body")
             # The publisher's page plays its own stream too: the screenshot shows both sides.
             await wait_picture(pub, await play_from_list(pub, "cam1"), 20)
+            await asyncio.sleep(2)  # two stats readings: the bitrate shows
             await pub.page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
             assert (tmp_path / "console.png").stat().st_size > 10_000
             doc = await srv.api_async("/api/v1/streams")

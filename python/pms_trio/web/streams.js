@@ -57,7 +57,7 @@ export function streamsPanel(ctx, root) {
     const rec = button("Record", () => record(row, s.name));
     const row = el("tr", {},
       el("td", {class: "name"}), el("td", {class: "source"}), el("td", {class: "codecs"}),
-      el("td", {class: "players"}), el("td", {class: "recording"}),
+      el("td", {class: "viewers"}), el("td", {class: "recording"}),
       el("td", {}, url, " ", button("Copy", () => copy(url.textContent, note), {"aria-label": `Copy the RTSP URL of ${s.name}`}), note),
       el("td", {class: "actions"}, button("Play", () => ctx.play(s.name), {"aria-label": `Play ${s.name}`}), rec));
     row.parts = {url, rec};
@@ -68,7 +68,7 @@ export function streamsPanel(ctx, root) {
     row.querySelector(".name").textContent = s.name;
     row.querySelector(".source").textContent = s.source + (s.live ? "" : " (starting)");
     row.querySelector(".codecs").textContent = (s.codecs || []).join(", ") || "–";
-    row.querySelector(".players").textContent = String(s.players);
+    row.querySelector(".viewers").textContent = String(s.players);
     row.querySelector(".recording").textContent = s.recording ? "recording" : "no";
     row.parts.url.textContent = `rtsp://${location.hostname}:${ctx.ports.rtsp}/${encodeURIComponent(s.name)}`;
     row.parts.rec.textContent = s.recording ? "Stop recording" : "Record";
