@@ -244,3 +244,35 @@ def test_console_survives_a_server_restart(server: ServerFactory) -> None:
 async def publish_state(page: ConsolePage) -> None:
     await page.wait("document.querySelector('#publish .status').textContent === 'Publishing cam1'", 15,
                     "the Publish panel publishes again")
+
+
+def test_console_records_a_stream_and_plays_the_file_and_mutes(server: ServerFactory) -> None:
+    """The Streams panel starts and stops a recording; the Recording panel lists the file and plays
+    it in its <video>; a player's Mute video button gets the server's stream.mute state."""
+    srv = server()
+
+    async def main() -> None:
+        async with console_browser() as browser:
+            page = await ConsolePage.open(browser, srv.http_url + "/")
+            await publish_from_page(page, "rec1")
+            await page.stream_row("rec1", 5)
+            await page.page.get_by_role("button", name="Record rec1", exact=True).click()
+            await page.wait("document.querySelector('#streams tbody tr .recording').textContent === 'recording'", 5,
+                            "the list says recording")
+            card = await play_from_list(page, "rec1")
+            await wait_picture(page, card, 20)
+            await page.page.click(f"{card} button:text('Mute video')")
+            await page.wait(f"document.querySelector('{card} [aria-pressed=true]')?.textContent === 'Unmute video'",
+                            5, "the server's mute state shown")
+            await asyncio.sleep(3)
+            await page.page.get_by_role("button", name="Stop recording rec1", exact=True).click()
+            name = await page.wait("[...document.querySelectorAll('#recording tbody tr')].map((r) => "
+                                   "r.querySelector('.state').textContent === 'done' && "
+                                   "r.querySelector('.file').textContent)[0]", 10, "a finished recording listed")
+            assert name.startswith("rec1-") and name.endswith(".webm"), name
+            await page.page.get_by_role("button", name=f"Play recording {name}", exact=True).click()
+            await page.wait("document.querySelector('#recording video').currentTime > 1", 10,
+                            "the recording plays in the page")
+            assert page.errors == [], page.errors
+
+    peers.run(main(), timeout=90)
