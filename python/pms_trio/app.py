@@ -178,6 +178,7 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
         root, "websocket", "websocket.port", ws.listen_ip, ws.port,
         partial(signaling_server.serve, ws, core, registry, sessions, auth=api.auth))
     api.ports["websocket"] = bound["websocket"][1]
+    api.signaling = {"path": ws.location, "ssl": ws.ssl}
 
     h = config.http
     bound["http"] = await _start(root, "http", "http.port", h.listen_ip, h.port, partial(http_server.serve, h, api))

@@ -6,7 +6,7 @@ srs-sip API that will share this port. Reads state only; changes nothing.
 
 The ``/srs-sip/v1/...`` routes (section 7) are in ``gb_api`` (async: they may wait for a device);
 the recording routes (section 5: ``/api/v1/record/start|stop``, ``/api/v1/records``,
-``/records/NAME``) in ``record_api``. Later: the web page at ``/``.
+``/records/NAME``) in ``record_api``; the web console's files (``/``, ``/static/NAME``) in ``static``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import trio
 
 from .. import __version__
 from ..streams import StreamRegistry
-from . import gb_api, record_api
+from . import gb_api, record_api, static
 from .responses import FileResponse, Response, error_response, json_response
 from .whip import owns as whip_owns
 
@@ -51,6 +51,7 @@ class Api:
     cascade: Any = None  # the cascade's pulls (cascade.pull.Pulls: snapshot() and counters)
     whip: Any = None  # WHIP/WHEP sessions (http.whip.WhipSessions)
     auth: Any = None  # auth.Auth: auth.apiToken guards /api/v1/* and /srs-sip/v1/* (SPEC 10)
+    signaling: dict[str, Any] = field(default_factory=dict)  # {"path", "ssl"} of the WebSocket, for the page
 
     async def handle_async(self, method: str, target: str, body: bytes = b"",
                            headers: dict[str, str] | None = None, peer: str = "") -> Response | FileResponse:
@@ -72,6 +73,8 @@ class Api:
             return await gb_api.handle(self.gb, method, path, body, rtsp_base)
         if whip_owns(path) and self.whip is not None:
             return await self.whip.handle(method, path, body, headers or {}, peer)
+        if static.owns(path):
+            return static.handle(method, path)
         if record_api.owns(path):
             return await record_api.handle(self.recorder, method, path, body, headers or {})
         if path == "/api/v1/cluster":
@@ -121,6 +124,7 @@ class Api:
 
     def _server(self) -> Response:
         return json_response(200, {"version": __version__, "uptime": self.uptime(), "ports": self.ports,
+                                   "websocket": self.signaling,
                                    "core": self._core_stats()})
 
     def _streams(self) -> Response:
