@@ -34,6 +34,7 @@ import trio
 
 from . import _core
 from .auth import Auth
+from .hooks import Hooks
 from .cascade.directory import Directory
 from .cascade.pull import Pulls
 from .config import Config
@@ -124,6 +125,8 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
     api = Api(core, registry, sessions, rtsp_sessions)
     rtsp_ports: set[int] = set()
     auth = Auth(config.auth.jwt_secret, config.auth.api_token)
+    hooks = Hooks(config.hooks)
+    registry.watch(partial(_notify_stream, hooks))
     pulls = Pulls([(peer.ip, peer.port) for peer in config.pull], core, registry, jwt_secret=auth.jwt_secret)
     rec = config.record
     recorder = RecordingService(folder=rec.record_path, exec_record_done=rec.exec_record_done,
@@ -133,8 +136,10 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
                                 done_time_limit=rec.exec_record_done_timeout)
     api.recorder = recorder
     api.cascade = pulls
-    api.whip = WhipSessions(core, registry, auth)
+    api.whip = WhipSessions(core, registry, auth, hooks)
     api.auth = auth
+    api.hooks = hooks
+    recorder.on_file_done = partial(hooks.notify, "record_done")
     startup_error: StartupError | None = None
     try:
         async with trio.open_nursery() as root:
@@ -142,6 +147,7 @@ async def _supervise(config: Config, core: _core.Core, ready_file: str | None,
             await root.start(partial(pump_events, core, registry, recordings=recorder))
             await root.start(recorder.run)
             await root.start(pulls.run)
+            await root.start(hooks.run)
             try:
                 bound = await _start_services(root, config, core, registry, sessions, rtsp_sessions, api)
             except StartupError as e:
@@ -176,7 +182,7 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
     ws = config.websocket
     bound["websocket"] = await _start(
         root, "websocket", "websocket.port", ws.listen_ip, ws.port,
-        partial(signaling_server.serve, ws, core, registry, sessions, auth=api.auth))
+        partial(signaling_server.serve, ws, core, registry, sessions, auth=api.auth, hooks=api.hooks))
     api.ports["websocket"] = bound["websocket"][1]
     api.signaling = {"path": ws.location, "ssl": ws.ssl}
 
@@ -187,7 +193,8 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
 
     r = config.rtsp
     bound["rtsp"] = await _start(root, "rtsp", "rtsp.port", r.listen_ip, r.port,
-                                 partial(rtsp_server.serve, r, core, registry, rtsp_sessions, auth=api.auth))
+                                 partial(rtsp_server.serve, r, core, registry, rtsp_sessions, auth=api.auth,
+                                         hooks=api.hooks))
     api.ports["rtsp"] = bound["rtsp"][1]
 
     api.rtsp_host = _client_host(r.listen_ip)
@@ -209,6 +216,8 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
                           partial(gb_service.serve, sip, core, registry, media_ports=media_ports),
                           address_of=lambda service: service.address)
         api.gb = gb
+        if api.hooks is not None:
+            gb.on_device = lambda device_id, online: api.hooks.notify("device", device=device_id, online=online)
         bound["sip"] = gb.address
         api.ports["sip"] = bound["sip"][1]
 
@@ -224,6 +233,11 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
         if config.pull:
             log.info("cascade: pulls from %s on demand", ", ".join(f"{p.ip}:{p.port}" for p in config.pull))
     return bound
+
+
+def _notify_stream(hooks: Hooks, event: str, **fields: Any) -> None:
+    """The registry's ends to the hooks: ``unpublish`` (a stream ended) and ``stop`` (a player left)."""
+    hooks.notify(event, **fields)
 
 
 async def _api_allowed(auth: Auth, authorization: str | None, peer: str) -> bool:

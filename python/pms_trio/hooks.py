@@ -74,8 +74,9 @@ class Hooks:
                             await self._wakeup.wait()
                             self._wakeup = trio.Event()
                         url, document = self._queue.popleft()
-                        await limiter.acquire_on_behalf_of(document)
-                        nursery.start_soon(self._deliver, url, document, limiter)
+                        borrower = object()
+                        await limiter.acquire_on_behalf_of(borrower)
+                        nursery.start_soon(self._deliver, url, document, limiter, borrower)
             finally:
                 self._client = None
 
@@ -111,7 +112,8 @@ class Hooks:
         self._queue.append((url, {"event": event, "time": time.time(), **fields}))
         self._wakeup.set()
 
-    async def _deliver(self, url: str, document: dict[str, Any], limiter: trio.CapacityLimiter) -> None:
+    async def _deliver(self, url: str, document: dict[str, Any], limiter: trio.CapacityLimiter,
+                       borrower: object) -> None:
         try:
             delay = 1.0
             for attempt in range(1, ATTEMPTS + 1):
@@ -125,7 +127,7 @@ class Hooks:
             self.failed += 1
             log.warning("hooks: %s notification to %s given up after %d tries", document["event"], url, ATTEMPTS)
         finally:
-            limiter.release_on_behalf_of(document)
+            limiter.release_on_behalf_of(borrower)
 
     async def _post(self, url: str, document: dict[str, Any]) -> int:
         """The status of a POST of ``document`` (0: no answer in time, or a transport error)."""
@@ -142,4 +144,6 @@ class Hooks:
                 return 0
         except httpx.HTTPError as e:
             log.debug("hooks: POST %s failed: %s", url, e)
+        except Exception:  # noqa: BLE001 - a hook's failure (a bad URL...) never reaches the caller
+            log.exception("hooks: POST %s failed", url)
         return 0

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,6 +124,19 @@ class StreamRegistry:
         self._transports: dict[int, _Entry] = {}
         self._changed = trio.Event()  # set (and replaced) on every change a waiter may care about
         self._resolvers: list[Resolver] = []
+        self._watchers: list[Callable[..., None]] = []
+
+    def watch(self, watcher: Callable[..., None]) -> None:
+        """``watcher(event, stream=, transport=, source=, reason=)`` hears ``"unpublish"`` (a stream
+        ended) and ``"stop"`` (a player left), synchronously: it must not block (the hooks queue)."""
+        self._watchers.append(watcher)
+
+    def _tell_watchers(self, event: str, **fields: Any) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(event, **fields)
+            except Exception:
+                log.exception("stream %s: a watcher failed on %s", fields.get("stream"), event)
 
     def add_resolver(self, resolver: Resolver) -> None:
         """Resolvers are asked in the order they were added (GB28181 before the cascade: a
@@ -248,16 +262,20 @@ class StreamRegistry:
                 stream.players.discard(transport_id)
                 self._players_changed(entry.stream, len(stream.players))
             log.info("stream %s: player left (transport %d, %s)", entry.stream, transport_id, reason)
+            self._tell_watchers("stop", stream=entry.stream, transport=transport_id, reason=reason)
             return
         if stream is None or stream.publisher != transport_id:
             return
         del self._streams[entry.stream]
         self._notify()
         log.info("stream %s: ended (%s), %d players told", entry.stream, reason, len(stream.players))
+        self._tell_watchers("unpublish", stream=entry.stream, transport=transport_id, source=stream.source,
+                            reason=reason)
         for player in sorted(stream.players):
             player_entry = self._transports.pop(player, None)
             if player_entry is not None:
                 _tell(player_entry, player, "producer-closed")
+                self._tell_watchers("stop", stream=entry.stream, transport=player, reason="producer-closed")
 
     # -- core events (called by the event pump; never block)
 

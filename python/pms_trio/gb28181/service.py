@@ -38,6 +38,7 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -88,6 +89,8 @@ class GbService:
         self.core = core
         self.registry = registry
         self.media_ports = media_ports or (config.media_port, config.media_port)
+        # Hears devices going online/offline (device id, online): the onDevice hook. Never blocks.
+        self.on_device: Callable[[str, bool], None] | None = None
         self.transport = SipTransport(self.on_message)
         self.tx = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
         self.registrar = Registrar(realm=config.realm, password=config.password or None,
@@ -347,6 +350,7 @@ class GbService:
                 log.info("sip: device %s registered from %s %s:%d", device_id, source.transport, source.host,
                          source.port)
                 self.query_device(device)
+                self._device_changed(device_id, True)
         elif outcome.event == "unregistered":
             log.info("sip: device %s unregistered", device_id)
             self._offline(device_id)
@@ -396,6 +400,14 @@ class GbService:
         if device is not None and device.online:
             device.online = False
             self.plays.device_offline(device_id)
+            self._device_changed(device_id, False)
+
+    def _device_changed(self, device_id: str, online: bool) -> None:
+        if self.on_device is not None:
+            try:
+                self.on_device(device_id, online)
+            except Exception:
+                log.exception("sip: the device watcher failed on %s", device_id)
 
     def _deadlines_changed(self) -> None:
         """Wake the timer task when a deadline earlier than the one it waits for appeared. Cheap:

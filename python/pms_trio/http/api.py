@@ -51,6 +51,7 @@ class Api:
     cascade: Any = None  # the cascade's pulls (cascade.pull.Pulls: snapshot() and counters)
     whip: Any = None  # WHIP/WHEP sessions (http.whip.WhipSessions)
     auth: Any = None  # auth.Auth: auth.apiToken guards /api/v1/* and /srs-sip/v1/* (SPEC 10)
+    hooks: Any = None  # hooks.Hooks (SPEC 10)
     signaling: dict[str, Any] = field(default_factory=dict)  # {"path", "ssl"} of the WebSocket, for the page
 
     async def handle_async(self, method: str, target: str, body: bytes = b"",
@@ -77,6 +78,10 @@ class Api:
             return static.handle(method, path)
         if record_api.owns(path):
             return await record_api.handle(self.recorder, method, path, body, headers or {})
+        if path.startswith("/api/v1/sessions/"):
+            if method != "DELETE":
+                return error_response(405, "a session answers DELETE (kick it)")
+            return self._kick(path.removeprefix("/api/v1/sessions/"))
         if path == "/api/v1/cluster":
             if method not in ("GET", "HEAD"):
                 return error_response(405, f"{path} answers GET only")
@@ -143,6 +148,18 @@ class Api:
         rtsp = [s.describe(now) for s in list(self.rtsp_sessions.values())]
         whip_sessions = self.whip.describe(now) if self.whip is not None else []
         return json_response(200, {"sessions": webrtc + rtsp + whip_sessions})
+
+    def _kick(self, session_id: str) -> Response:
+        """End a signaling, RTSP or WHIP/WHEP session by its id (SPEC 10), with what it publishes and plays."""
+        signaling = self.sessions.get(session_id)
+        if signaling is not None and getattr(signaling, "kick", None) is not None:
+            signaling.kick()
+        elif session_id in self.rtsp_sessions:
+            self.rtsp_sessions[session_id].kick()
+        elif self.whip is None or not self.whip.kick(session_id):
+            return error_response(404, f"no session {session_id}")
+        log.info("http: session %s kicked", session_id)
+        return json_response(200, {"kicked": session_id})
 
     def _metrics(self) -> Response:
         streams, players = self.registry.counts()

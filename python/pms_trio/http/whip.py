@@ -203,6 +203,13 @@ class WhipSessions:
                 pass
         log.info("%s %s: session %s ended (%s)", session.kind, session.stream, session.id, reason)
 
+    def kick(self, session_id: str) -> bool:
+        session = self.by_id.get(session_id)
+        if session is None:
+            return False
+        self._end(session, "kicked", close=True)
+        return True
+
     def describe(self, now: float) -> list[dict[str, Any]]:
         return [s.describe(now) for s in self.by_id.values()]
 

@@ -130,6 +130,7 @@ class RecordingService:
         self._core = core
         self._registry = registry
         self._remote = remote
+        self.on_file_done: Callable[..., None] | None = None  # the onRecordDone hook: (file=, stream=, ...)
         self._wall = wall_clock
         self._by_stream: dict[str, Recording] = {}
         self._by_id: dict[int, Recording] = {}
@@ -279,6 +280,11 @@ class RecordingService:
         else:
             self.counters.files_done += 1
             log.info("record %s: %s done (%d bytes, %.1f s)", info.stream, name, size, duration)
+            if self.on_file_done is not None:
+                try:
+                    self.on_file_done(file=name, stream=info.stream, duration=duration, bytes=size)
+                except Exception:
+                    log.exception("record %s: the onRecordDone hook failed", info.stream)
         self._queue_hook(info)
 
     # -- execRecordDone

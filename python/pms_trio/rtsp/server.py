@@ -317,6 +317,11 @@ class RtspConnection:
         self._ended = reason
         self._scope.cancel()
 
+    def kick(self) -> None:
+        """``DELETE /api/v1/sessions/ID``: end the session and its connection."""
+        self._ended = "kicked"
+        self._scope.cancel()
+
     def rtsp_alive(self, transport_id: int) -> None:
         """The core read something from this session's peer (RTCP, media): a keep-alive."""
         if transport_id == self.transport_id:

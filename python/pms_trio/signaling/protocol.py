@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -291,6 +292,7 @@ class Session:
     publishing: dict[str, int] = field(default_factory=dict)  # stream -> transport id
     playing: dict[str, int] = field(default_factory=dict)
     expired: bool = False
+    kick: Callable[[], None] | None = None  # set by the adapter: ends the connection (DELETE /api/v1/sessions/ID)
 
     def receive(self, frame: str | bytes, now: float) -> Request:
         """Parse a frame from this session's peer. Any frame counts as a sign of life."""

@@ -97,8 +97,13 @@ async def _run_session(connection: WebSocketConnection, config: WebSocketConfig,
     reason = "connection closed"
     try:
         async with trio.open_nursery() as nursery:
+            kicked = trio.CancelScope()
+            session.kick = kicked.cancel
             nursery.start_soon(_send_notifications, connection, receive_out)
-            reason = await _read_loop(connection, session, handler)
+            with kicked:
+                reason = await _read_loop(connection, session, handler)
+            if kicked.cancelled_caught:
+                reason = "kicked"
             nursery.cancel_scope.cancel()
     except ConnectionClosed:
         reason = "connection closed"
