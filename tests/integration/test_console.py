@@ -276,3 +276,36 @@ def test_console_records_a_stream_and_plays_the_file_and_mutes(server: ServerFac
             assert page.errors == [], page.errors
 
     peers.run(main(), timeout=90)
+
+
+def test_console_asks_for_the_tokens_the_server_needs(server: ServerFactory) -> None:
+    """With auth.apiToken and auth.jwtSecret (SPEC 10): the page says the API needs a token, starts once
+    it is entered under Tokens, and publishes once a stream token (from ``pms-trio token``) is there."""
+    from .test_auth import API_TOKEN, SECRET, token
+
+    srv = server({"auth": {"jwtSecret": SECRET, "apiToken": API_TOKEN}})
+    stream_token = token(srv, "cam*", "publish")
+
+    async def main() -> None:
+        async with console_browser() as browser:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            console = ConsolePage(page)
+            await page.goto(srv.http_url + "/", timeout=20_000)
+            await console.wait("document.getElementById('banner').textContent.includes('API token')", 10,
+                               "the page says the API needs a token")
+            await page.click("#tokens summary")
+            await page.fill("#api-token", API_TOKEN)
+            await page.dispatch_event("#api-token", "change")
+            await console.wait("window.pmsConsole && window.pmsConsole.ready", 20, "the console started")
+            await page.fill("#pub-name", "cam7")
+            await page.click("#publish button[type=submit]")
+            await console.wait("document.querySelector('#publish .status').textContent.includes('401')", 20,
+                               "the publish refused for want of a token")
+            await page.fill("#stream-token", stream_token)
+            await page.dispatch_event("#stream-token", "change")
+            await page.click("#publish button[type=submit]")
+            await console.wait("document.querySelector('#publish .status').textContent === 'Publishing cam7'", 20,
+                               "the Publish panel publishes with the token")
+            assert console.dialogs == []
+
+    peers.run(main(), timeout=90)

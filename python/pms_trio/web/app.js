@@ -9,7 +9,7 @@ import {publishPanel} from "./publish.js";
 import {recordPanel} from "./record.js";
 import {serverPanel} from "./server.js";
 import {streamsPanel} from "./streams.js";
-import {api, el, say} from "./util.js";
+import {api, el, say, setToken, tokens} from "./util.js";
 
 window.pmsConsole = {players: [], ready: false};
 
@@ -34,7 +34,16 @@ async function serverInfo(banner) {
   }
 }
 
+function tokenFields() {
+  for (const [id, kind] of [["api-token", "api"], ["stream-token", "stream"]]) {
+    const input = document.getElementById(id);
+    input.value = tokens[kind];
+    input.addEventListener("change", () => setToken(kind, input.value));
+  }
+}
+
 async function main() {
+  tokenFields();
   const banner = document.getElementById("banner");
   const conn = document.getElementById("conn");
   const server = await serverInfo(banner);

@@ -5,7 +5,7 @@
 
 import {Signaling} from "./signaling.js";
 import {completeOffer, readStats, showStats, statsView} from "./rtc.js";
-import {button, el, say} from "./util.js";
+import {button, el, say, withToken} from "./util.js";
 
 const RETRY_MS = 3000;
 const STATS = [["resolution", "Resolution"], ["fps", "Frame rate"], ["bitrate", "Bitrate"],
@@ -78,7 +78,7 @@ class Player {
     };
     try {
       const offer = await completeOffer(pc);
-      const reply = await this.signaling.request("stream.play", this.name, {sdp: offer});
+      const reply = await this.signaling.request("stream.play", this.name, withToken({sdp: offer}));
       if (pc !== this.pc) return;
       await pc.setRemoteDescription({type: "answer", sdp: reply.sdp});
       say(this.status, "Connecting media…", "info");

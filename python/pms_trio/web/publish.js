@@ -5,7 +5,7 @@
 
 import {Signaling} from "./signaling.js";
 import {completeOffer, preferCodec, readStats, sendableVideoCodecs, showStats, statsView} from "./rtc.js";
-import {button, el, say} from "./util.js";
+import {button, el, say, withToken} from "./util.js";
 
 const STATS = [["resolution", "Resolution"], ["fps", "Frame rate"], ["bitrate", "Bitrate sent"],
                ["packets", "Packets sent"], ["lost", "Packets lost"], ["rtt", "Round trip"], ["codec", "Codec"]];
@@ -74,7 +74,7 @@ export function publishPanel(ctx, root) {
     const offer = await completeOffer(pc);
     const kbps = Math.max(0, Math.round(Number(bitrate.value) || 0));
     const data = {sdp: offer, ...(kbps ? {max_bitrate: kbps * 1000} : {})};
-    const reply = await signaling.request("stream.publish", streamName, data);
+    const reply = await signaling.request("stream.publish", streamName, withToken(data));
     await pc.setRemoteDescription({type: "answer", sdp: reply.sdp});
     muted = {video: false, audio: false};
     showMute();
@@ -104,7 +104,11 @@ export function publishPanel(ctx, root) {
     });
     signaling.addEventListener("lost", () => { if (pc) { pc.close(); pc = null; } });
     signaling.addEventListener("open", () => {
-      negotiate().catch((e) => say(status, `Publish failed: ${e.message}`));
+      negotiate().catch((e) => {
+        // Refused for want of a (good) token: stop, and say so (a retry would only be refused again).
+        if (e.code === 401 || e.code === 403) finish(`Publish refused: ${e.message} (set the stream token under Tokens)`);
+        else say(status, `Publish failed: ${e.message}`);
+      });
     });
     signaling.start();
   }
@@ -116,7 +120,7 @@ export function publishPanel(ctx, root) {
     preview.srcObject = null;
     start.disabled = false;
     for (const b of [stop, muteVideo, muteAudio]) b.disabled = true;
-    say(status, message, "info");
+    say(status, message, message.startsWith("Publish refused") ? "error" : "info");
   }
 
   async function mute(kind) {

@@ -22,6 +22,23 @@ export function button(label, onclick, props = {}) {
   return el("button", {type: "button", text: label, onclick, ...props});
 }
 
+// Tokens (SPEC section 10), kept for this browser tab only: the API token (auth.apiToken) goes as
+// Authorization: Bearer on the HTTP API, the stream token (a JWT) as data.token in publish and play.
+export const tokens = {
+  api: sessionStorage.getItem("pms.apiToken") || "",
+  stream: sessionStorage.getItem("pms.streamToken") || "",
+};
+
+export function setToken(kind, value) {
+  tokens[kind] = value.trim();
+  sessionStorage.setItem(kind === "api" ? "pms.apiToken" : "pms.streamToken", tokens[kind]);
+}
+
+// data.token for stream.publish / stream.play when a stream token is set.
+export function withToken(data) {
+  return tokens.stream ? {...data, token: tokens.stream} : data;
+}
+
 // The HTTP API: JSON in and out. Throws an Error whose message says what went wrong in words
 // (the server's own message when it sent one).
 export async function api(path, {method = "GET", body = undefined} = {}) {
@@ -29,7 +46,10 @@ export async function api(path, {method = "GET", body = undefined} = {}) {
   try {
     response = await fetch(path, {
       method, cache: "no-store",
-      headers: body === undefined ? {} : {"Content-Type": "application/json"},
+      headers: {
+        ...(body === undefined ? {} : {"Content-Type": "application/json"}),
+        ...(tokens.api ? {"Authorization": `Bearer ${tokens.api}`} : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -39,7 +59,8 @@ export async function api(path, {method = "GET", body = undefined} = {}) {
   let doc = null;
   try { doc = text ? JSON.parse(text) : null; } catch { doc = null; }
   if (!response.ok || (doc && typeof doc.err === "number" && doc.err !== 0)) {
-    const words = doc?.data?.msg || doc?.err_msg || text.trim() || response.statusText;
+    let words = doc?.data?.msg || doc?.err_msg || text.trim() || response.statusText;
+    if (response.status === 401) words += " (enter the API token under Tokens at the top)";
     const error = new Error(`${method} ${path}: ${response.status} ${words}`);
     error.status = response.status;
     throw error;
