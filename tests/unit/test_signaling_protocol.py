@@ -139,7 +139,7 @@ def test_wrong_session_is_410():
 
 
 def test_error_code_values():
-    assert sorted(p.KNOWN_CODES) == [400, 404, 405, 409, 410, 413, 415, 422, 500]
+    assert sorted(p.KNOWN_CODES) == [400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500]  # 401/403: SPEC 10
 
 
 # -- replies
