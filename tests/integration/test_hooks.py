@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 class Receiver:
-    """POST /allow -> 200, /deny -> 403, /slow -> 200 after 5 s, /flaky -> 500 twice per event, then 200.
+    """POST /allow -> 200, /deny -> 403, /redirect -> 302 to /allow, /huge -> 200 with a 1 GiB body, /slow -> 200 after 5 s, /flaky -> 500 twice per event, then 200.
     ``received`` keeps every document answered 2xx, by path."""
 
     def __init__(self) -> None:
@@ -46,6 +46,24 @@ class Receiver:
                 status = 200
                 if path == "/deny":
                     status = 403
+                elif path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "/allow")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                elif path == "/huge":  # 200 and a body far too big to read: the server must not wait for it
+                    with receiver.lock:
+                        receiver.received.setdefault(path, []).append(body)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(1 << 30))
+                    self.end_headers()
+                    try:
+                        for _ in range(1 << 14):
+                            self.wfile.write(b"x" * 65536)
+                    except OSError:
+                        pass
+                    return
                 elif path == "/slow":
                     time.sleep(5)
                 elif path == "/flaky":
@@ -189,5 +207,47 @@ def test_kick_a_session(server: ServerFactory) -> None:
             await asyncio.wait_for(pub.signaling.closed.wait(), 5)  # the kicked connection is closed
         finally:
             await peers.close_all(player, pub)
+
+    run(scenario(), 60)
+
+
+def test_on_device_hears_a_camera_come_and_go(server: ServerFactory, receiver: Receiver) -> None:
+    from .test_gb28181_media import PASSWORD, registered_camera
+
+    srv = server({"sip": {"enable": True, "password": PASSWORD},
+                  "hooks": {"onDevice": receiver.url("/allow")}})
+
+    async def scenario() -> None:
+        cam = await registered_camera(srv)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not receiver.events("/allow", "device"):
+                await asyncio.sleep(0.1)
+            assert (await cam.register(expires=0)).status == 200  # unregisters: offline
+            while time.monotonic() < deadline and len(receiver.events("/allow", "device")) < 2:
+                await asyncio.sleep(0.1)
+        finally:
+            await cam.close()
+        events = receiver.events("/allow", "device")
+        assert [(e["device"], e["online"]) for e in events] == [(cam.device_id, True), (cam.device_id, False)], events
+
+    run(scenario(), 60)
+
+
+def test_admission_hook_that_redirects_or_answers_a_huge_body(server: ServerFactory, receiver: Receiver) -> None:
+    redirect = server({"hooks": {"onPublish": receiver.url("/redirect")}})
+    huge = server({"hooks": {"onPublish": receiver.url("/huge")}})
+
+    async def scenario() -> None:
+        offer = await _offer(True)
+        assert await _err(redirect, "stream.publish", "r", offer) == 403  # redirects are not followed
+        assert "/allow" not in receiver.received
+        started = time.monotonic()
+        pub = await publish(huge.ws_url, "h", colour=RED)  # allowed at once: the body is never read
+        try:
+            assert time.monotonic() - started < 10
+            assert receiver.received["/huge"][0]["stream"] == "h"
+        finally:
+            await pub.close()
 
     run(scenario(), 60)
