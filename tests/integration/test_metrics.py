@@ -24,12 +24,17 @@ HOSTILE = 'cam "quoted" back\\slash {x}=1,y é'
 
 
 def scrape(srv: Server) -> dict[str, list[Any]]:
-    """family name -> its samples, as the official parser reads them."""
+    """family name -> its samples, as the official parser reads them. Two families can share a
+    name there (the gauge ``pms_recordings`` and the counter ``pms_recordings_total``, whose
+    family the parser calls ``pms_recordings``): their samples are kept together."""
     with urllib.request.urlopen(srv.http_url + "/metrics", timeout=5) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = resp.read().decode()
-    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+    out: dict[str, list[Any]] = {}
+    for f in text_string_to_metric_families(text):
+        out.setdefault(f.name, []).extend(f.samples)
+    return out
 
 
 async def scrape_async(srv: Server) -> dict[str, list[Any]]:
@@ -123,3 +128,32 @@ def test_stream_series_and_join_histogram(server: Any) -> None:
             await asyncio.sleep(0.3)
 
     run(go(), 90)
+
+
+def test_dashboard_series_are_scraped(server: Any) -> None:
+    """Every series ``conf/grafana-dashboard.json`` queries is in a live scrape (GB28181 on, one
+    stream with a player that got video)."""
+    from tests.unit.test_grafana_dashboard import dashboard_series
+
+    srv: Server = server({"sip": {"enable": True}})
+
+    async def go() -> set[str]:
+        pub = await publish(srv.ws_url, "dash", video_codec="video/VP8")
+        player = None
+        try:
+            player = await play(srv.ws_url, "dash")
+            await player.wait_video_frames(5)
+            deadline = time.monotonic() + 10
+            while True:
+                fams = await scrape_async(srv)
+                if value(fams, "pms_join_keyframe_seconds_count") == 1 and value(
+                        fams, "pms_stream_bitrate_bps", stream="dash", kind="video"):
+                    return {s.name for samples in fams.values() for s in samples}
+                assert time.monotonic() < deadline, fams
+                await asyncio.sleep(0.3)
+        finally:
+            await close_all(player, pub)
+
+    scraped = run(go(), 60)
+    missing = dashboard_series() - scraped
+    assert not missing, f"the dashboard queries series the server does not emit: {sorted(missing)}"
