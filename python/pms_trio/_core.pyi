@@ -54,8 +54,8 @@ Each record compares equal to another of its class with the same fields, and can
 Python (tests, fakes) with the same arguments the core uses.
 """
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from pms_trio.core_types import CoreTrack, PublishTrack, TrackSetup
 

@@ -29,7 +29,10 @@ fn producer_counters_by_kind() {
     s.r.consumer_connected(C1, s.t0, &mut s.sink);
     s.r.consumer_connected(C2, s.t0, &mut s.sink);
     let plis_on_connect = stats_of(&s).video.plis;
-    assert!(plis_on_connect >= 1, "a join asks the publisher for a keyframe");
+    assert!(
+        plis_on_connect >= 1,
+        "a join asks the publisher for a keyframe"
+    );
     let t = s.t0 + Duration::from_millis(10);
     let key = rtp_pkt(102, VSSRC, 1, 3000, true, VP8_KEY);
     let delta = rtp_pkt(102, VSSRC, 2, 6000, true, VP8_DELTA);
@@ -118,7 +121,10 @@ fn join_histogram_connect_to_keyframe() {
     s.r.consumer_connected(C3, tk + Duration::from_millis(5), &mut s.sink);
     let h = s.r.join_histogram();
     assert_eq!(h.count, 3);
-    assert_eq!(h.buckets[0], 1, "the replayed join (0 s) is the only one in le=0.05");
+    assert_eq!(
+        h.buckets[0], 1,
+        "the replayed join (0 s) is the only one in le=0.05"
+    );
     // A reconnect after a pause is not a new join.
     s.r.pause_consumer(C1);
     s.r.consumer_connected(C1, tk + Duration::from_millis(50), &mut s.sink);

@@ -33,6 +33,6 @@ mod worker;
 pub use engine::{Engine, EngineConfig, EngineError, RtspTrackSetup, RtspTrackSpec};
 pub use events::{Event, EventQueue};
 pub use media_stats::StreamStats;
-pub use pms_core::router::{JoinHistogram, KindStats, JOIN_BUCKETS_MS};
 pub use pms_core::media::ProducerTrack as StreamTrack;
+pub use pms_core::router::{JoinHistogram, KindStats, JOIN_BUCKETS_MS};
 pub use ports::candidate_ips;
