@@ -99,6 +99,8 @@ def test_stream_series_and_join_histogram(server: Any) -> None:
             # Bytes in grow, and the bitrate matches what the publisher says it sends.
             pc = pub.pc
             b0 = value(fams, "pms_stream_bytes_in_total", stream=HOSTILE, kind="video") or 0
+            audio0 = [value(fams, f"pms_stream_packets_{d}_total", stream=HOSTILE, kind="audio") or 0
+                      for d in ("in", "out")]
             s0, t0 = await sent_bytes(pc), time.monotonic()
             gauges = []
             for _ in range(8):
@@ -115,10 +117,11 @@ def test_stream_series_and_join_histogram(server: Any) -> None:
             print(f"publisher sent {sent_bps:.0f} bps (aiortc getStats); /metrics bitrate {measured:.0f} bps")
             assert sent_bps > 0
             assert 0.5 * sent_bps <= measured <= 1.5 * sent_bps, (sent_bps, measured, gauges)
-            # Out: two players get what came in (roughly; retransmissions and replays add).
-            out = value(fams, "pms_stream_packets_out_total", stream=HOSTILE, kind="audio") or 0
-            inn = value(fams, "pms_stream_packets_in_total", stream=HOSTILE, kind="audio") or 0
-            assert 1.5 * inn <= out <= 2.2 * inn, (inn, out)
+            # Out: meanwhile, each of the two players got every audio packet that came in.
+            audio1 = [value(fams, f"pms_stream_packets_{d}_total", stream=HOSTILE, kind="audio") or 0
+                      for d in ("in", "out")]
+            inn, out = audio1[0] - audio0[0], audio1[1] - audio0[1]
+            assert inn > 100 and 1.8 * inn <= out <= 2.2 * inn, (audio0, audio1)
         finally:
             await close_all(*players, pub)
         # The stream ends: its labels go with it.
