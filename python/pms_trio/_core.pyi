@@ -55,6 +55,7 @@ Python (tests, fakes) with the same arguments the core uses.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from pms_trio.core_types import CoreTrack, PublishTrack, TrackSetup
 
@@ -343,6 +344,18 @@ class Core:
     def close_transport(self, transport_id: int) -> None:
         """Close a transport, WebRTC or RTSP (a publisher's close also closes its players, RTSP
         ones included; an RTSP TCP connection the core owns is closed). Unknown ids are ignored."""
+
+    def stream_stats(self) -> dict[str, dict[str, Any]]:
+        """Per live stream, as the workers last published it (about once a second; a stream just
+        made may be missing): ``{"consumers": int, "video": {...}, "audio": {...}}``, each kind
+        with ``bytes_in``, ``packets_in``, ``bytes_out``, ``packets_out`` (to players,
+        retransmissions included), ``lost`` (packets that never arrived), ``nacks`` (NACKs from
+        players), ``plis`` (keyframe requests sent to the publisher), ``bitrate_bps`` (received
+        over about the last second)."""
+
+    def join_histogram(self) -> dict[str, Any]:
+        """Time from a player's transport connecting to its first video keyframe sent:
+        ``{"bounds": [s, ...], "buckets": [cumulative count per bound], "count": n, "sum": s}``."""
 
     def stats(self) -> dict[str, int]:
         """Counters: ``transports``, ``producers``, ``consumers``, ``packets_in``, ``packets_out``,

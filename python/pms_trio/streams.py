@@ -207,6 +207,10 @@ class StreamRegistry:
                         **({"origin": s.origin} if s.origin else {})})
         return out
 
+    def players_by_stream(self) -> dict[str, int]:
+        """Live stream name -> its players (cheap: no core calls; for ``/metrics``)."""
+        return {s.name: len(s.players) for s in self._streams.values() if not s.pending}
+
     def counts(self) -> tuple[int, int]:
         """(live streams, players)."""
         return len(self._streams), sum(len(s.players) for s in self._streams.values())

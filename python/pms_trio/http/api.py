@@ -21,7 +21,7 @@ import trio
 
 from .. import __version__
 from ..streams import StreamRegistry
-from . import gb_api, record_api, static
+from . import gb_api, metrics, record_api, static
 from .responses import FileResponse, Response, error_response, json_response
 from .whip import owns as whip_owns
 
@@ -198,7 +198,18 @@ class Api:
                 metric(name, "gauge", f"Media core: {key} now.", value)
             else:
                 metric(name + "_total", "counter", f"Media core: {key.replace('_', ' ')} since start.", value)
+        lines += self._stream_metrics()
         return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _stream_metrics(self) -> list[str]:
+        """Section 12: per-stream series (bounded label set) and the join histogram."""
+        players = self.registry.players_by_stream()
+        try:
+            core_streams = self.core.stream_stats()
+            join = self.core.join_histogram()
+        except Exception:  # noqa: BLE001 - the core may be shutting down
+            core_streams, join = {}, {}
+        return metrics.stream_lines(core_streams, players) + metrics.join_lines(join)
 
 
 def _now() -> float:

@@ -23,6 +23,7 @@ mod batch;
 mod engine;
 pub mod events;
 pub mod logger;
+mod media_stats;
 mod peers;
 mod ports;
 mod registry;
@@ -31,5 +32,7 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, EngineError, RtspTrackSetup, RtspTrackSpec};
 pub use events::{Event, EventQueue};
+pub use media_stats::StreamStats;
 pub use pms_core::media::ProducerTrack as StreamTrack;
+pub use pms_core::router::{JoinHistogram, KindStats, JOIN_BUCKETS_MS};
 pub use ports::candidate_ips;

@@ -431,6 +431,50 @@ impl Core {
         Ok(d)
     }
 
+    /// Per live stream: `{name: {"consumers": n, "video": {...}, "audio": {...}}}`, each kind
+    /// with `bytes_in`, `packets_in`, `bytes_out`, `packets_out`, `lost`, `nacks`, `plis`,
+    /// `bitrate_bps` (published by the workers about once a second).
+    fn stream_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for s in self.engine.stream_stats() {
+            let entry = PyDict::new(py);
+            entry.set_item("consumers", s.consumers)?;
+            for (name, k, bps) in [
+                ("video", &s.video, s.bitrate_bps[0]),
+                ("audio", &s.audio, s.bitrate_bps[1]),
+            ] {
+                let kd = PyDict::new(py);
+                kd.set_item("bytes_in", k.bytes_in)?;
+                kd.set_item("packets_in", k.packets_in)?;
+                kd.set_item("bytes_out", k.bytes_out)?;
+                kd.set_item("packets_out", k.packets_out)?;
+                kd.set_item("lost", k.lost)?;
+                kd.set_item("nacks", k.nacks)?;
+                kd.set_item("plis", k.plis)?;
+                kd.set_item("bitrate_bps", bps)?;
+                entry.set_item(name, kd)?;
+            }
+            d.set_item(s.name, entry)?;
+        }
+        Ok(d)
+    }
+
+    /// Connect-to-first-keyframe times of players: `{"bounds": [seconds...], "buckets":
+    /// [cumulative counts...], "count": n, "sum": seconds}`.
+    fn join_histogram<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.engine.join_histogram();
+        let d = PyDict::new(py);
+        let bounds: Vec<f64> = pms_io::JOIN_BUCKETS_MS
+            .iter()
+            .map(|&ms| ms as f64 / 1000.0)
+            .collect();
+        d.set_item("bounds", bounds)?;
+        d.set_item("buckets", h.buckets.to_vec())?;
+        d.set_item("count", h.count)?;
+        d.set_item("sum", h.sum_micros as f64 / 1e6)?;
+        Ok(d)
+    }
+
     /// Stops the workers and closes every socket. Idempotent.
     fn shutdown(&self, py: Python<'_>) {
         py.detach(|| self.engine.shutdown());

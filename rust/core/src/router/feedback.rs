@@ -34,6 +34,7 @@ pub(super) fn send_keyframe_request(
     }
     sink.send_rtcp(producer, buf);
     stats.plis += 1;
+    track.counters.plis += 1;
     track.last_kf_request = Some(now);
     track.kf_pending = false;
 }
@@ -242,6 +243,7 @@ impl Router {
                     let Some(track) = prod.tracks.get(ct.cfg.producer_track) else {
                         continue;
                     };
+                    let before = (self.stats.packets_out, self.stats.bytes_out);
                     let mut out = Out {
                         scratch: &mut self.scratch,
                         sink: &mut *sink,
@@ -255,6 +257,11 @@ impl Router {
                         if retransmit(from, ct, track, seq, &mut out) {
                             out.stats.retransmits += 1;
                         }
+                    }
+                    if let Some(t) = prod.tracks.get_mut(ct.cfg.producer_track) {
+                        t.counters.nacks += 1;
+                        t.counters.packets_out += self.stats.packets_out - before.0;
+                        t.counters.bytes_out += self.stats.bytes_out - before.1;
                     }
                 }
                 Rtcp::Pli { media_ssrc, .. } | Rtcp::Fir { media_ssrc, .. } => {

@@ -174,6 +174,9 @@ impl Router {
         };
         self.stats.packets_in += 1;
         self.stats.bytes_in += pkt.len() as u64;
+        let counters = &mut prod.tracks[ti].counters;
+        counters.packets_in += 1;
+        counters.bytes_in += pkt.len() as u64;
         if !prod.started {
             prod.started = true;
             self.events
@@ -257,6 +260,7 @@ impl Router {
             padding: v.padding,
         };
         let track = &prod.tracks[ti];
+        let before = (self.stats.packets_out, self.stats.bytes_out);
         if !kind_muted {
             let mut out = Out {
                 scratch: &mut self.scratch,
@@ -278,11 +282,18 @@ impl Router {
                     continue;
                 }
                 for ct in c.tracks.iter_mut().filter(|t| t.cfg.producer_track == ti) {
+                    let was_started = ct.started;
                     deliver(*cid, ct, track, &frame, info, &mut out);
+                    if !was_started && ct.started && ct.cfg.kind == MediaKind::Video {
+                        self.join.joined(&mut c.join_from, &mut c.joined, now);
+                    }
                 }
             }
         }
         let track = &mut prod.tracks[ti];
+        // Deliveries counted once per incoming packet, not per consumer.
+        track.counters.packets_out += self.stats.packets_out - before.0;
+        track.counters.bytes_out += self.stats.bytes_out - before.1;
         if info.idr_start && track.params.as_ref().is_some_and(|p| p.complete()) {
             // Every consumer that needed parameter sets for this frame got them.
             track.params_ts = Some(ts);
@@ -298,6 +309,9 @@ impl Router {
             return;
         };
         c.connected = true;
+        if !c.joined && c.join_from.is_none() {
+            c.join_from = Some(now);
+        }
         let Some(prod) = self.producers.get_mut(&c.producer) else {
             return;
         };
@@ -319,7 +333,19 @@ impl Router {
             wants_keyframe.push(ti);
             let muted = prod.video_muted || c.video_muted;
             if !muted && !ct.started {
+                let before = (out.stats.packets_out, out.stats.bytes_out);
                 replay_cache(id, ct, track, &mut out);
+                let sent = (
+                    out.stats.packets_out - before.0,
+                    out.stats.bytes_out - before.1,
+                );
+                if ct.started {
+                    self.join.joined(&mut c.join_from, &mut c.joined, now);
+                }
+                if let Some(t) = prod.tracks.get_mut(ti) {
+                    t.counters.packets_out += sent.0;
+                    t.counters.bytes_out += sent.1;
+                }
             }
         }
         let sender_ssrc = prod.sender_ssrc;

@@ -49,6 +49,7 @@
 
 mod feedback;
 mod forward;
+mod metrics;
 mod packet;
 mod state;
 
@@ -60,6 +61,8 @@ use rand::{Rng, RngCore};
 use crate::media::{ConsumerTrack, MediaKind, ProducerTrack, TransportId};
 use crate::rtcp::ReportBlock;
 use state::{Consumer, ConsumerTrackState, IdMap, Producer, ProducerTrackState};
+
+pub use metrics::{JoinHistogram, KindStats, ProducerStats, JOIN_BUCKETS_MS};
 
 /// Minimum spacing of keyframe requests (PLI/FIR) sent to one producer track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
@@ -185,6 +188,8 @@ pub struct Router {
     last_now: Option<Instant>,
     /// Where sender SSRCs, first sequence numbers and timestamp bases come from.
     rng: RouterRng,
+    /// Consumers' connect-to-first-keyframe times.
+    join: JoinHistogram,
 }
 
 /// The router's source of random numbers, given at construction: the I/O layer passes one
@@ -207,6 +212,7 @@ impl Router {
             epoch: None,
             last_now: None,
             rng,
+            join: JoinHistogram::default(),
         }
     }
 
@@ -282,6 +288,8 @@ impl Router {
             connected: false,
             video_muted: false,
             audio_muted: false,
+            join_from: None,
+            joined: false,
         };
         self.consumers.insert(id, consumer);
         Ok(())

@@ -62,6 +62,22 @@ pub(super) struct ProducerTrackState {
     pub(super) last_ts: Option<(u32, Instant)>,
     /// The next media packet is the restarted source's first: it sets the shifts.
     pub(super) rebase: bool,
+    /// What went through this track (see [`super::metrics`]).
+    pub(super) counters: TrackCounters,
+}
+
+/// Per producer track counters: plain integers bumped on the hot path, read at ~1 Hz.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TrackCounters {
+    pub(super) packets_in: u64,
+    pub(super) bytes_in: u64,
+    /// RTP packets (and bytes) sent to consumers from this track, retransmissions included.
+    pub(super) packets_out: u64,
+    pub(super) bytes_out: u64,
+    /// Generic NACK messages consumers sent about this track.
+    pub(super) nacks: u64,
+    /// Keyframe requests (PLI or FIR) sent upstream for this track.
+    pub(super) plis: u64,
 }
 
 impl ProducerTrackState {
@@ -96,6 +112,7 @@ impl ProducerTrackState {
             ts_shift: 0,
             last_ts: None,
             rebase: false,
+            counters: TrackCounters::default(),
             cfg,
         }
     }
@@ -167,4 +184,9 @@ pub(super) struct Consumer {
     pub(super) connected: bool,
     pub(super) video_muted: bool,
     pub(super) audio_muted: bool,
+    /// When the transport first connected, until its first video keyframe is sent (the join
+    /// histogram's start); taken at that keyframe.
+    pub(super) join_from: Option<Instant>,
+    /// The join time was observed (a reconnect after an RTSP PAUSE is not a new join).
+    pub(super) joined: bool,
 }

@@ -77,6 +77,15 @@ impl ReceiveStats {
         self.last_sr = Some((ntp_middle(ntp_time), now));
     }
 
+    /// Packets lost since the first one (expected minus received, never below zero: duplicates
+    /// and retransmissions can make received exceed expected).
+    pub fn lost(&self) -> u64 {
+        match self.base_ext {
+            Some(base) => (self.max_ext - base + 1).saturating_sub(self.received),
+            None => 0,
+        }
+    }
+
     /// Whether any packet was received.
     pub fn active(&self) -> bool {
         self.base_ext.is_some()

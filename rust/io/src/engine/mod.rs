@@ -28,6 +28,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::events::EventQueue;
+use crate::media_stats::{self, StreamStats};
 use crate::ports;
 use crate::registry::{self, StreamEntry, TransportInfo};
 use crate::stats::STAT_NAMES;
@@ -290,6 +291,24 @@ impl Engine {
                 )
             })
             .collect()
+    }
+
+    /// Each live stream's counters by kind, bitrate and consumers, as the workers last published
+    /// them (about once a second); a stream whose worker has not published yet is left out.
+    pub fn stream_stats(&self) -> Vec<StreamStats> {
+        let streams: Vec<(String, TransportId)> = self
+            .shared
+            .registry()
+            .streams
+            .iter()
+            .map(|(name, s)| (name.clone(), s.producer))
+            .collect();
+        media_stats::stream_stats(&self.shared.media, &streams)
+    }
+
+    /// The join histogram (connect to first keyframe) summed over the workers.
+    pub fn join_histogram(&self) -> pms_core::router::JoinHistogram {
+        media_stats::join_histogram(&self.shared.media)
     }
 
     fn send(&self, worker: usize, cmd: Command) {

@@ -8,7 +8,7 @@
 //! ([`udp`]); hand each ready socket to the peer that registered it; run due deadlines (a heap,
 //! [`deadlines`]: no scan of every peer); run the router's timers; call the peers that asked for
 //! a flush at the end of the iteration (RTSP's merged writes); publish counters at most every
-//! [`HOUSEKEEPING`].
+//! [`HOUSEKEEPING`], per-producer counters about once a second ([`media_stats`]).
 //!
 //! Peers feed the router through their handle ([`handle`]); the router writes back through
 //! [`peer::Out`], which reaches each consumer by id. Nothing here takes a lock per packet; the
@@ -28,6 +28,7 @@ use pms_core::media::TransportId as PeerId;
 use pms_core::router::Router;
 
 use crate::batch::SendBatch;
+use crate::media_stats;
 use crate::stats::{self, Counters};
 
 mod close;
@@ -101,6 +102,8 @@ pub(crate) struct Worker {
     busy: bool,
     /// Spare list for the flush phase (keeps its capacity).
     flushing: Vec<PeerId>,
+    /// Publishes the router's per-producer counters about once a second.
+    media: media_stats::Publisher,
 }
 
 impl Worker {
@@ -140,6 +143,7 @@ impl Worker {
             last_housekeeping: Instant::now(),
             busy: true,
             flushing: Vec::new(),
+            media: media_stats::Publisher::new(),
         })
     }
 
@@ -204,6 +208,9 @@ impl Worker {
         self.run_router_timeout(now);
         self.run_flushes();
         self.housekeeping(now);
+        if let Some(slot) = self.parts.shared.media.get(self.parts.index) {
+            self.media.maybe_publish(&self.parts.router, slot, now);
+        }
         true
     }
 

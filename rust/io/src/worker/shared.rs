@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::Command;
 use crate::events::EventQueue;
+use crate::media_stats::MediaSlot;
 use crate::registry::Registry;
 use crate::stats::STAT_NAMES;
 
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) handles: OnceLock<Vec<WorkerHandle>>,
     /// Per worker, counters the worker publishes (at most every few milliseconds).
     pub(crate) stats: Vec<[AtomicU64; STAT_NAMES.len()]>,
+    /// Per worker, its producers' counters and join histogram (published about once a second).
+    pub(crate) media: Vec<MediaSlot>,
     /// `rtsp.mergeWriteMs`: how long an RTSP TCP player's output may wait to leave in one write
     /// (0: at the end of each poll iteration). Read by RTSP peers at each flush.
     pub(crate) rtsp_merge_write_ms: AtomicU64,
@@ -45,6 +48,7 @@ impl Shared {
             stats: (0..workers)
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
+            media: (0..workers).map(|_| MediaSlot::default()).collect(),
             rtsp_merge_write_ms: AtomicU64::new(0),
         }
     }
