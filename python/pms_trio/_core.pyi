@@ -219,6 +219,13 @@ class Core:
         Raises :class:`CoreError` (404, 415, 422).
         """
 
+    def set_transcode_audio(self, enabled: bool, linger_ms: int) -> None:
+        """``webrtc.transcodeAudio`` (SPEC 11): WebRTC players of AAC, or of G.711 without PCMA/PCMU
+        in their offer, get Opus from a transcoder in the core; it stops ``linger_ms`` after its last
+        player. Takes effect for the next player."""
+    def stream_transcodes(self, stream: str) -> list[tuple[str, str, int, bool]]:
+        """The transcoded tracks of a live stream: ``(source, codec, players, running)``, e.g.
+        ``("audio/MPEG4-GENERIC", "audio/opus", 1, True)``."""
     def stream_codecs(self, stream: str) -> list[str] | None:
         """The codecs of a live stream (``"video/H264"``...), or ``None`` when it is not live."""
 

@@ -38,8 +38,16 @@ pub(crate) const STAT_RECORD_FAILURES: usize = 24;
 pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
 /// Bytes read from origins by cascade pulls (their TCP connections, media and replies).
 pub(crate) const STAT_PULL_BYTES_IN: usize = 26;
+/// Audio transcoders running now (gauge; SPEC 11).
+pub(crate) const STAT_TRANSCODERS: usize = 27;
+/// Microseconds the workers spent decoding, resampling and encoding audio.
+pub(crate) const STAT_TRANSCODE_CPU_US: usize = 28;
+/// Source audio frames the transcoders could not decode (skipped).
+pub(crate) const STAT_TRANSCODE_CORRUPT: usize = 29;
+/// Opus packets the transcoders made.
+pub(crate) const STAT_TRANSCODE_PACKETS: usize = 30;
 
-pub(crate) const STAT_NAMES: [&str; 27] = [
+pub(crate) const STAT_NAMES: [&str; 31] = [
     "transports",
     "producers",
     "consumers",
@@ -67,6 +75,10 @@ pub(crate) const STAT_NAMES: [&str; 27] = [
     "record_failures",
     "record_frames_dropped",
     "pull_bytes_in",
+    "transcoders",
+    "transcode_cpu_us",
+    "transcode_frames_corrupt",
+    "transcode_packets",
 ];
 
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as
