@@ -28,10 +28,15 @@ class AudioPlayer:
     answer: str = ""
     # (arrival time, samples at 48 kHz of the first channel)
     audio: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    audio_pts: list[int] = field(default_factory=list)  # RTP timestamp of each audio frame
     audio_rate: int = 0
     audio_channels: int = 0
     # (arrival time, mean luma 0-255)
     video: list[tuple[float, float]] = field(default_factory=list)
+    video_pts: list[int] = field(default_factory=list)
+    # kind -> the first sender report received: (NTP seconds, RTP timestamp)
+    srs: dict[str, tuple[float, int]] = field(default_factory=dict)
+    receivers: dict[str, Any] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def _consume(self, track: Any) -> None:
@@ -42,11 +47,41 @@ class AudioPlayer:
                 if track.kind == "video":
                     y = frame.to_ndarray(format="gray")
                     self.video.append((now, float(y.mean())))
+                    self.video_pts.append(int(frame.pts))
                 else:
                     channels = len(frame.layout.channels)
                     pcm = frame.to_ndarray().reshape(-1, channels)[:, 0].astype(np.float64)
                     self.audio_rate, self.audio_channels = frame.sample_rate, channels
                     self.audio.append((now, pcm))
+                    self.audio_pts.append(int(frame.pts))
+
+    def watch_sender_reports(self) -> None:
+        """Keep the first RTCP sender report each receiver gets (aiortc uses them only for stats)."""
+        from aiortc.rtp import RtcpSrPacket
+
+        for tr in self.pc.getTransceivers():
+            receiver, kind = tr.receiver, tr.kind
+            self.receivers[kind] = receiver
+            original = receiver._handle_rtcp_packet
+
+            async def handle(packet: Any, original: Any = original, kind: str = kind) -> None:
+                if isinstance(packet, RtcpSrPacket) and kind not in self.srs:
+                    ntp = packet.sender_info.ntp_timestamp
+                    self.srs[kind] = ((ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32, packet.sender_info.rtp_timestamp)
+                await original(packet)
+
+            receiver._handle_rtcp_packet = handle
+
+    def wall_clock(self, kind: str, pts: int, clock: int) -> float:
+        """The sender's NTP time of a decoded frame's ``pts`` (by the first sender report of ``kind``).
+        aiortc counts a frame's pts from the RTP timestamp of the first frame it decoded (its
+        receiver's timestamp mapper keeps that origin)."""
+        ntp, rtp = self.srs[kind]
+        origin = self.receivers[kind]._RTCRtpReceiver__timestamp_mapper._origin
+        d = (origin + pts - rtp) % 2**32
+        if d >= 2**31:
+            d -= 2**32
+        return ntp + d / clock
 
     def samples(self, last_seconds: float) -> np.ndarray:
         if not self.audio:
@@ -82,6 +117,7 @@ async def play_audio(url: str, stream: str, *, audio_codecs: tuple[str, ...] = (
     prefs = [c for mime in audio_codecs for c in peers.codec_preferences("audio", mime, receiver=True)]
     pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(prefs)
     player = AudioPlayer(sig, pc, stream)
+    player.watch_sender_reports()
 
     @pc.on("track")
     def on_track(track: Any) -> None:
@@ -124,25 +160,28 @@ def dominant_hz(samples: np.ndarray, rate: int) -> float:
 
 
 def audio_onsets(player: AudioPlayer, threshold: float) -> list[float]:
-    """Arrival-clock times where the audio goes from quiet to loud: for each 20 ms frame the
-    time its first loud sample would play if the frame's end plays on arrival."""
+    """Sender wall-clock times (by the audio's sender report) where the audio goes from quiet to
+    loud: a loud sample after at least 200 ms of quiet ones."""
     out: list[float] = []
-    loud_before = True
+    quiet = 0
     rate = player.audio_rate or 48000
-    for t, pcm in player.audio:
-        idx = np.nonzero(np.abs(pcm) > threshold)[0]
-        if len(idx) and not loud_before:
-            out.append(t - (len(pcm) - idx[0]) / rate)
-        loud_before = bool(len(idx)) and np.abs(pcm[-48:]).max() > threshold
+    for (_, pcm), pts in zip(player.audio, player.audio_pts, strict=True):
+        loud = np.abs(pcm) > threshold
+        for i in np.nonzero(loud)[0][:1]:
+            if quiet + i >= 0.2 * rate:
+                out.append(player.wall_clock("audio", pts + int(i), 48000))
+        idx = np.nonzero(loud)[0]
+        quiet = len(pcm) - 1 - int(idx[-1]) if len(idx) else quiet + len(pcm)
     return out
 
 
 def video_onsets(player: AudioPlayer, threshold: float) -> list[float]:
-    """Arrival times of the frames where the picture turns bright."""
+    """Sender wall-clock times (by the video's sender report) of the frames where the picture
+    turns bright."""
     out: list[float] = []
     prev = 255.0
-    for t, luma in player.video:
+    for (_, luma), pts in zip(player.video, player.video_pts, strict=True):
         if luma > threshold >= prev:
-            out.append(t)
+            out.append(player.wall_clock("video", pts, 90000))
         prev = luma
     return out
