@@ -140,6 +140,11 @@ impl OpusPipeline {
         self.channels
     }
 
+    /// libopus complexity 0-10 (benchmarks; [`COMPLEXITY`] by default).
+    pub fn set_complexity(&mut self, complexity: i32) -> bool {
+        self.encoder.set_complexity(complexity.clamp(0, 10)).is_ok()
+    }
+
     /// The Opus timestamp (extended) of source place `place`.
     fn map(&self, place: i64) -> i64 {
         let origin = self.origin.unwrap_or(place);

@@ -178,6 +178,11 @@ impl Transcoder {
         self.pipeline.channels()
     }
 
+    /// libopus complexity 0-10 (benchmarks; `encode::COMPLEXITY` by default).
+    pub fn set_complexity(&mut self, complexity: i32) -> bool {
+        self.pipeline.set_complexity(complexity)
+    }
+
     pub fn source(&self) -> &SourceSpec {
         &self.source
     }
