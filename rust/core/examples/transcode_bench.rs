@@ -42,7 +42,9 @@ extern "C" {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: transcode_bench FILE.aac N [SECONDS]");
+    let path = args
+        .get(1)
+        .expect("usage: transcode_bench FILE.aac N [SECONDS]");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
     let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let complexity: Option<i32> = args.get(4).and_then(|s| s.parse().ok());

@@ -66,7 +66,7 @@ fn write_transcode_seed_corpus() {
     let mono = adts_frames(&std::fs::read(data.join("sine440_16k_mono.aac")).unwrap());
     let dir = corpus();
     std::fs::create_dir_all(&dir).unwrap();
-    let mut write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+    let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
     // Flags: bit 1 wraps as one AU; bits 2-3 seq step; bits 4-7 ts step in frames.
     const AU: u8 = 0x02 | (1 << 2) | (1 << 4);
     for (sel, frames, name) in [
@@ -93,7 +93,7 @@ fn write_transcode_seed_corpus() {
                 _ => record(&mut rough, AU, f),
             }
         }
-        write(&format!("{name}"), plain);
+        write(name, plain);
         write(&format!("{name}_rough"), rough);
     }
     // Odd AU header sizes (6/2/2): the records' own bytes are the AU-headers section.

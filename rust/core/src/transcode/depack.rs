@@ -11,6 +11,10 @@
 /// Samples of one AAC frame (AAC-LC; the core of an HE-AAC frame).
 pub const AAC_FRAME: u32 = 1024;
 
+/// An AU-headers section that does not add up (truncated, an AU past the payload, no AU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedAus;
+
 /// Field sizes of the AU headers, from the fmtp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuHeaders {
@@ -47,36 +51,40 @@ impl AuHeaders {
     }
 
     /// Calls `f(frame_offset, au)` for each AU of `payload` (`frame_offset`: frames after the
-    /// packet's timestamp). `Err(())` when the payload is malformed (after the AUs before the
+    /// packet's timestamp). `Err` when the payload is malformed (after the AUs before the
     /// fault were given).
-    pub fn for_each_au(&self, payload: &[u8], mut f: impl FnMut(u32, &[u8])) -> Result<(), ()> {
+    pub fn for_each_au(
+        &self,
+        payload: &[u8],
+        mut f: impl FnMut(u32, &[u8]),
+    ) -> Result<(), MalformedAus> {
         let [a, b, ..] = payload else {
-            return Err(());
+            return Err(MalformedAus);
         };
         let header_bits = u16::from_be_bytes([*a, *b]) as usize;
         let mut data_at = 2 + header_bits.div_ceil(8);
-        let headers = payload.get(2..data_at).ok_or(())?;
+        let headers = payload.get(2..data_at).ok_or(MalformedAus)?;
         let mut r = Bits { b: headers, pos: 0 };
         let mut offset: u32 = 0;
         let mut first = true;
         while r.pos + self.size_len as usize <= header_bits {
-            let size = r.read(self.size_len).ok_or(())? as usize;
+            let size = r.read(self.size_len).ok_or(MalformedAus)? as usize;
             if first {
-                r.read(self.index_len).ok_or(())?;
+                r.read(self.index_len).ok_or(MalformedAus)?;
             } else {
-                let delta = r.read(self.delta_len).ok_or(())?;
+                let delta = r.read(self.delta_len).ok_or(MalformedAus)?;
                 offset = offset.saturating_add(delta.saturating_add(1));
             }
             first = false;
-            let end = data_at.checked_add(size).ok_or(())?;
-            let au = payload.get(data_at..end).ok_or(())?;
+            let end = data_at.checked_add(size).ok_or(MalformedAus)?;
+            let au = payload.get(data_at..end).ok_or(MalformedAus)?;
             data_at = end;
             if !au.is_empty() {
                 f(offset, au);
             }
         }
         if first {
-            return Err(()); // no AU header at all
+            return Err(MalformedAus); // no AU header at all
         }
         Ok(())
     }

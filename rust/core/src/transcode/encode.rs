@@ -331,14 +331,14 @@ fn append(fifo: &mut Vec<f32>, out: usize, planes: [&[f32]; 2], channels: usize,
     let frames = frames.min(planes[0].len());
     match (channels, out) {
         (2, 2) if planes[1].len() >= frames => {
-            for i in 0..frames {
-                fifo.push(planes[0][i]);
-                fifo.push(planes[1][i]);
+            for (l, r) in planes[0][..frames].iter().zip(&planes[1][..frames]) {
+                fifo.push(*l);
+                fifo.push(*r);
             }
         }
         (2, 1) if planes[1].len() >= frames => {
-            for i in 0..frames {
-                fifo.push(0.5 * (planes[0][i] + planes[1][i]));
+            for (l, r) in planes[0][..frames].iter().zip(&planes[1][..frames]) {
+                fifo.push(0.5 * (l + r));
             }
         }
         (_, 2) => {

@@ -224,6 +224,14 @@ impl Engine {
     }
 }
 
+/// A player's answer, its tracks and whether they take a transcoded track, the remote
+/// parameters.
+type PlayerAnswer = (
+    String,
+    (Vec<ConsumerTrack>, bool),
+    pms_core::sdp::RemoteParams,
+);
+
 /// Answers a player's offer with the source, and again with the plan's Opus track in place of
 /// the source audio when the first answer left the audio idle. Returns the answer, its tracks
 /// (indexes into the producer's tracks), the remote parameters and whether the Opus track was
@@ -233,14 +241,7 @@ pub(super) fn answer_with_plan(
     source: &[ProducerTrack],
     plan: Option<&Plan>,
     ctx: &pms_core::sdp::AnswerContext,
-) -> Result<
-    (
-        String,
-        (Vec<ConsumerTrack>, bool),
-        pms_core::sdp::RemoteParams,
-    ),
-    pms_core::sdp::SdpError,
-> {
+) -> Result<PlayerAnswer, pms_core::sdp::SdpError> {
     let mut rng = rand::thread_rng();
     let mut new_ssrc = || rng.gen::<u32>() | 1;
     let (answer, tracks, remote) = pms_core::sdp::answer_player(offer, source, ctx, &mut new_ssrc)?;
