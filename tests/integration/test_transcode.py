@@ -10,7 +10,8 @@ media core, through the real ``pms-trio run`` server with real peers.
   same instants; each flash and each beep the player decodes is placed on the sender's wall clock by
   the sender reports it received for its track (what a browser's A/V sync uses: the video's SRs
   translated by the router, the Opus track's made by the transcoder from the AAC's), and they are
-  within 40 ms of each other. (Arrival times would measure FFmpeg's own interleaving, not ours.)
+  within 40 ms of each other. (Arrival times would measure FFmpeg's own interleaving, not ours.) Then
+  the source stops while the player stays: the transcoder ends with the stream.
 - ``webrtc.transcodeAudio: false`` answers the audio inactive, as before; the video still plays.
 - An RTSP player of the same stream still gets AAC (no transcoding on that path).
 
@@ -161,6 +162,10 @@ def test_flash_and_beep_arrive_together(server: ServerFactory, tmp_path: Any) ->
             print(f"flash-to-beep offsets (ms): {[round(o * 1000, 1) for o in offsets]}")
             assert abs(median) < 0.040, f"flash-to-beep offsets {offsets}"
             assert max(abs(o) for o in offsets) < 0.040, f"flash-to-beep offsets {offsets}"
+            # The source stops while the player is still there: the transcoder ends with the stream.
+            assert (await srv.api_async("/api/v1/server"))["core"]["transcoders"] == 1
+            stop_process(proc)
+            await srv.wait_core(timeout=10, transcoders=0, producers=0)
         finally:
             if player is not None:
                 await player.close()
