@@ -7,7 +7,6 @@ transcoder runs). Loopback only; every wait is bounded.
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
