@@ -132,6 +132,19 @@ impl TranscoderPeer {
     }
 }
 
+/// Clears this transcoder from its stream's registry entry (the next player starts a new one).
+fn forget(ctx: &mut PeerCtx<'_>, stream: &str) {
+    let id = ctx.id();
+    let mut reg = ctx.registry();
+    if let Some(s) = reg.streams.get_mut(stream) {
+        for t in &mut s.transcoded {
+            if t.peer == Some(id) {
+                t.peer = None;
+            }
+        }
+    }
+}
+
 impl MediaSink for TranscoderPeer {
     fn send_media(&mut self, out: &mut MediaOut<'_>, pkt: &[u8], rtcp: bool) {
         let t0 = thread_cpu_ns();
@@ -153,12 +166,12 @@ impl Peer for TranscoderPeer {
         let (id, now) = (ctx.id(), ctx.now());
         let s = &self.spec;
         let router = ctx.router();
-        if let Err(e) = router.set_producer_track(s.producer, s.index, s.opus_track.clone()) {
+        let joined = router
+            .set_producer_track(s.producer, s.index, s.opus_track.clone())
+            .and_then(|()| router.add_consumer(id, s.producer, vec![s.consumer.clone()], now));
+        if let Err(e) = joined {
             log::info!(target: "pms_io::transcode", "transcoder {id} of {}: {e}", s.stream);
-            return Err("producer-closed");
-        }
-        if let Err(e) = router.add_consumer(id, s.producer, vec![s.consumer.clone()], now) {
-            log::info!(target: "pms_io::transcode", "transcoder {id} of {}: {e}", s.stream);
+            forget(ctx, &self.spec.stream);
             return Err("producer-closed");
         }
         ctx.with_router(self, |r, out| r.consumer_connected(id, now, out));
@@ -206,16 +219,7 @@ impl Peer for TranscoderPeer {
         let id = ctx.id();
         self.publish_counters(ctx);
         ctx.counters().sub(stats::STAT_TRANSCODERS, 1);
-        {
-            let mut reg = ctx.registry();
-            if let Some(s) = reg.streams.get_mut(&self.spec.stream) {
-                for t in &mut s.transcoded {
-                    if t.peer == Some(id) {
-                        t.peer = None;
-                    }
-                }
-            }
-        }
+        forget(ctx, &self.spec.stream);
         log::info!(
             target: "pms_io::transcode",
             "transcoder {id} of {} ends ({reason}): {:?}",
