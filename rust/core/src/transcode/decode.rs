@@ -7,10 +7,15 @@
 //! two channels, or none, is unsupported. A decoder that fails [`RETRY_AFTER`] frames in a row
 //! is rebuilt with the other channel count: the commonest lie of an AudioSpecificConfig (a mono
 //! config over stereo frames, or the reverse). A panic inside the decoder (it should return
-//! errors, but it parses network input) is caught: the frame counts as corrupt and the decoder
-//! is rebuilt.
+//! errors, but it parses network input, and fuzzing finds index panics in its spectral data
+//! decoding) is caught: the frame counts as corrupt and the decoder is rebuilt. While the
+//! decoder runs, the process's panic hook is silenced on this thread (a wrapper installed once
+//! around the previous hook, which still runs for every other panic), so a hostile stream cannot
+//! fill the log with a panic message per frame.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use symphonia_codec_aac::AacDecoder;
 use symphonia_core::audio::{AudioBufferRef, Channels, Signal};
@@ -18,6 +23,34 @@ use symphonia_core::codecs::{CodecParameters, Decoder as _, DecoderOptions, CODE
 use symphonia_core::formats::Packet;
 
 use super::depack::{alaw_to_f32, ulaw_to_f32, AacConfig};
+
+thread_local! {
+    /// Set while this thread runs the AAC decoder: its panics are expected and caught.
+    static IN_DECODER: Cell<bool> = const { Cell::new(false) };
+}
+
+static QUIET_HOOK: Once = Once::new();
+
+/// Wraps the panic hook once: panics inside the AAC decoder (caught, counted) print nothing.
+fn install_quiet_hook() {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` (the AAC decoder) with its panics caught and unprinted.
+fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    install_quiet_hook();
+    IN_DECODER.with(|d| d.set(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_DECODER.with(|d| d.set(false));
+    r
+}
 
 /// Consecutive failed frames after which the AAC decoder is rebuilt with the other channel count.
 pub const RETRY_AFTER: u32 = 8;
@@ -78,7 +111,7 @@ fn build_aac(rate: u32, channels: u32) -> Option<AacDecoder> {
         .for_codec(CODEC_TYPE_AAC)
         .with_sample_rate(rate)
         .with_channels(layout);
-    catch_unwind(|| AacDecoder::try_new(&params, &DecoderOptions::default()).ok())
+    quietly(|| AacDecoder::try_new(&params, &DecoderOptions::default()).ok())
         .ok()
         .flatten()
 }
@@ -146,7 +179,7 @@ impl AacState {
             Some(dec) => {
                 // symphonia's packets own their bytes: one small copy per frame.
                 let packet = Packet::new_from_slice(0, 0, 1024, frame);
-                match catch_unwind(AssertUnwindSafe(|| copy_out(dec.decode(&packet), pcm))) {
+                match quietly(|| copy_out(dec.decode(&packet), pcm)) {
                     Ok(r) => r,
                     Err(_) => {
                         self.decoder = None;
