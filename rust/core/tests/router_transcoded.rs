@@ -1,7 +1,8 @@
 //! A track the producer does not send itself (the audio transcoder's Opus track, SPEC 11): put
 //! at its own index with `set_producer_track`, fed under the producer's id, consumed like any
 //! track: rewritten to the player's SSRC and payload type, NACKs answered from its buffer,
-//! sender reports translated, consumer mute applied; `track_consumers` counts its players.
+//! sender reports translated, consumer mute applied; `track_consumers` counts its players;
+//! per-stream counters take its output, not its input (the publisher did not send it).
 
 use std::time::Duration;
 
@@ -68,6 +69,11 @@ fn a_transcoded_track_is_consumed_like_any_other() {
     let first = rtp::parse(&out[0]).unwrap();
     assert_eq!((first.ssrc, first.payload_type), (0x7777, 109));
     let seqs: Vec<u16> = out.iter().map(|p| rtp::parse(p).unwrap().seq).collect();
+    // Per-stream counters: what the track sends counts as audio out, not as publisher input.
+    let mut stats = Vec::new();
+    s.r.producer_stats(&mut stats);
+    let (_, st) = stats.iter().find(|(id, _)| *id == P).unwrap();
+    assert_eq!((st.audio.packets_in, st.audio.packets_out), (0, 5));
 
     // A NACK from the player is answered from the Opus track's buffer.
     let mut nack = Vec::new();

@@ -235,8 +235,10 @@ impl Router {
         self.tick(now);
         let removed = self.remove(id);
         debug_assert!(removed.is_empty(), "add_producer replaced a live producer");
+        let own_tracks = tracks.len();
         let producer = Producer {
             tracks: tracks.into_iter().map(ProducerTrackState::new).collect(),
+            own_tracks,
             consumers: Vec::new(),
             max_bitrate,
             video_muted: false,
