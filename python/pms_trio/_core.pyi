@@ -370,7 +370,10 @@ class Core:
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
         not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
-        origins on pulls' connections)."""
+        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds."""
+
+    def worker_stats(self) -> list[dict[str, int]]:
+        """Per worker, in order, the counters of ``stats()`` as that worker last published them."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Api", "Response", "error_response", "json_response"]
 
-CORE_GAUGES = ("transports", "producers", "consumers")
+CORE_GAUGES = ("transports", "producers", "consumers", "publishers", "gb_ingests", "gb_tcp_connections",
+               "recordings")
 API_PREFIXES = ("/api/v1/", "/srs-sip/v1/")
 
 log = logging.getLogger("pms_trio.http")
@@ -199,7 +200,16 @@ class Api:
             else:
                 metric(name + "_total", "counter", f"Media core: {key.replace('_', ' ')} since start.", value)
         lines += self._stream_metrics()
+        lines += self._worker_metrics()
         return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _worker_metrics(self) -> list[str]:
+        """Per media worker (label ``worker``): its transports, GB28181 ingests, packets sent and CPU time."""
+        try:
+            workers = self.core.worker_stats()
+        except Exception:  # noqa: BLE001 - the core may be shutting down
+            return []
+        return metrics.worker_lines(workers)
 
     def _stream_metrics(self) -> list[str]:
         """Section 12: per-stream series (bounded label set) and the join histogram."""

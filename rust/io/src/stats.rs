@@ -38,8 +38,10 @@ pub(crate) const STAT_RECORD_FAILURES: usize = 24;
 pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
 /// Bytes read from origins by cascade pulls (their TCP connections, media and replies).
 pub(crate) const STAT_PULL_BYTES_IN: usize = 26;
+/// CPU time the worker thread used, in microseconds (as of its last publish).
+pub(crate) const STAT_CPU_US: usize = 27;
 
-pub(crate) const STAT_NAMES: [&str; 27] = [
+pub(crate) const STAT_NAMES: [&str; 28] = [
     "transports",
     "producers",
     "consumers",
@@ -67,7 +69,22 @@ pub(crate) const STAT_NAMES: [&str; 27] = [
     "record_failures",
     "record_frames_dropped",
     "pull_bytes_in",
+    "cpu_us",
 ];
+
+/// The calling thread's CPU time in microseconds (0 where the clock is missing).
+pub(crate) fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000) + (ts.tv_nsec as u64) / 1_000
+}
 
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as
 /// `gb_ingests` go up and down; the rest only grow.

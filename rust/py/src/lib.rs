@@ -431,6 +431,20 @@ impl Core {
         Ok(d)
     }
 
+    /// Per worker, in order: its counters as `stats()` names them (`cpu_us`: the worker
+    /// thread's CPU time).
+    fn worker_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for worker in self.engine.worker_stats() {
+            let d = PyDict::new(py);
+            for (k, v) in worker {
+                d.set_item(k, v)?;
+            }
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
     /// Per live stream: `{name: {"consumers": n, "video": {...}, "audio": {...}}}`, each kind
     /// with `bytes_in`, `packets_in`, `bytes_out`, `packets_out`, `lost`, `nacks`, `plis`,
     /// `bitrate_bps` (published by the workers about once a second).

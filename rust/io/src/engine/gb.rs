@@ -1,12 +1,12 @@
 //! The GB28181 commands of [`Engine`]: bind the media port (a [`GbPort`] peer), create an
 //! ingest (a [`GbIngest`] peer); the media path is theirs (`crate::peers::gb`).
 //!
-//! Decision: the media port and every GB28181 ingest live on worker [`GB_WORKER`], so one
-//! TCP listener and one UDP socket serve all cameras without handing packets between threads
-//! (no lock, no copy per packet); players of a GB stream join that worker as for any stream.
-//! One worker thread carries about 1,000 cameras at 2 Mbit/s (see `bench/gb_ingest`); past
-//! that, spreading ingests over workers means handing accepted connections to their ingest's
-//! worker, which this layout leaves room for.
+//! Decision: one TCP listener and one UDP socket (the media port, on worker [`GB_WORKER`])
+//! serve all cameras. A UDP ingest lives on the port's worker (its datagrams are matched where
+//! they are read: no copy between threads). A TCP ingest (tcp-passive, tcp-active) lives on the
+//! least loaded worker; the port hands it its connection once matched (see
+//! `crate::peers::gb`), so TCP cameras use every worker. Players of a GB stream join the
+//! ingest's worker as for any stream.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
@@ -101,12 +101,16 @@ impl Engine {
                 "stream {stream:?} is already published or reserved"
             )));
         }
+        let worker = match mode {
+            IngestMode::Udp => GB_WORKER,
+            _ => reg.least_loaded(self.shared.workers().len()),
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         reg.reserved.insert(stream.to_string(), id);
         reg.transports.insert(
             id,
             registry::TransportInfo {
-                worker: GB_WORKER,
+                worker,
                 stream: stream.to_string(),
                 publisher: true,
                 ufrag: String::new(),
@@ -118,7 +122,7 @@ impl Engine {
         drop(reg);
         let ingest = GbIngest::new(stream, ssrc, mode, peer_ip, port);
         self.add_peer(
-            GB_WORKER,
+            worker,
             id,
             PeerInfo::transport(stream, true),
             Box::new(ingest),

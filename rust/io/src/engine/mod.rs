@@ -293,6 +293,21 @@ impl Engine {
             .collect()
     }
 
+    /// Each worker's counters (as it last published them), in worker order.
+    pub fn worker_stats(&self) -> Vec<Vec<(&'static str, u64)>> {
+        self.shared
+            .stats
+            .iter()
+            .map(|slot| {
+                STAT_NAMES
+                    .iter()
+                    .zip(slot.iter())
+                    .map(|(name, v)| (*name, v.load(Ordering::Relaxed)))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Each live stream's counters by kind, bitrate and consumers, as the workers last published
     /// them (about once a second); a stream whose worker has not published yet is left out.
     pub fn stream_stats(&self) -> Vec<StreamStats> {

@@ -391,5 +391,6 @@ impl Worker {
             stats::STAT_RTP_DROPPED,
             r.rtp_dropped + c.get(stats::STAT_RTP_DROPPED),
         );
+        set(stats::STAT_CPU_US, stats::thread_cpu_us());
     }
 }
