@@ -19,8 +19,8 @@ Decisions where the standard is silent:
   core (re-timing the RTP timestamps by 1/N so players' clocks stay at 1x) is not done yet.
 - End: ``MediaStatus`` 121 (matched by the dialog's Call-ID, else by channel among the device's
   history plays) ends the play at once with a BYE; a device that never sends it is ended when the
-  span should have played out (time played x speed, pauses excluded) plus :data:`EOF_GRACE` s, or
-  by the core's 10 s media time-out when it goes quiet.
+  span should have played out at 1x (or slower when asked; pauses excluded) plus :data:`EOF_GRACE`
+  s, or by the core's 10 s media time-out when it goes quiet.
 - A control the device refuses (SIP >= 300, or a MANSRTSP answer >= 300 in the 200's body) or does
   not answer in :data:`CONTROL_TIMEOUT` s is an API error (502 / 504); the play goes on as it was.
 - A device that ignores ``Scale`` cannot be told from one that honours it until media arrives;
@@ -91,7 +91,8 @@ class Control:
     eof: bool = False
     started: float = field(default_factory=time.time)
     ended: float | None = None
-    overdue: float = 0.0  # seconds since the span should have played out
+    bound: float = 0.0  # the same at no more than 1x, for the end-of-file watchdog
+    overdue: float = 0.0  # seconds since the span should have played out at 1x
     file: str = ""  # a download's recording file
     record_error: str = ""
 
@@ -224,7 +225,7 @@ class History:
         if not play.start_time <= at < play.end_time:
             raise GbError(400, f"time {at} is outside the played span {play.start_time}-{play.end_time}")
         await self._control(play, "PLAY", lambda n: mansrtsp.play(n, seek=at - play.start_time))
-        play.control.played = float(at - play.start_time)
+        play.control.played = play.control.bound = float(at - play.start_time)
         play.control.paused = False
 
     async def _control(self, play: Play, what: str, body: Any) -> None:
@@ -272,8 +273,9 @@ class History:
             control = play.control
             if control.paused or play.ended:
                 continue
-            if control.played < span:
-                control.played = min(float(span), control.played + control.scale)
+            control.played = min(float(span), control.played + control.scale)
+            if control.bound < span:  # at most 1x: a device that ignores Scale is not cut short
+                control.bound = min(float(span), control.bound + min(1.0, control.scale))
                 continue
             control.overdue += 1.0
             if control.overdue >= EOF_GRACE:
