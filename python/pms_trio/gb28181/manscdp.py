@@ -31,6 +31,7 @@ _DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>")
 _BARE_AMP = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
 _FLAT = re.compile(r"\s*(?:<\?xml[^<>]*\?>\s*)?<([A-Za-z]+)>\s*((?:<([A-Za-z][\w.-]*)>[^<>&]*</\3>\s*)*)</\1>\s*")
 _FLAT_FIELD = re.compile(r"<([A-Za-z][\w.-]*)>([^<>&]*)</\1>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BARE_LT = re.compile(r"<(?!/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?>|[?!])")  # not the start of a tag
 
 
@@ -444,7 +445,7 @@ def alarm_response(sn: int, device_id: str) -> bytes:
 
 def _document(root: str, fields: list[tuple[str, str]], inner: str = "", *, encoding: str = "GB2312") -> bytes:
     lines = [f"<{root}>"] + [f"<{k}>{escape(str(v))}</{k}>" for k, v in fields]
-    text = "\r\n".join(lines) + "\r\n" + inner + f"</{root}>\r\n"
+    text = _CONTROL.sub("", "\r\n".join(lines) + "\r\n" + inner + f"</{root}>\r\n")  # not allowed in XML 1.0
     if encoding.upper() == "GB2312":
         try:
             return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}'.encode("gb2312")
