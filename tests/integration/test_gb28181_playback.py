@@ -101,11 +101,17 @@ def test_playback_plays_pauses_resumes_speeds_seeks_and_ends(server: ServerFacto
             assert reply["speed"] == 4.0
             assert "Scale: 4.0" in cam.infos[-1] and "CSeq: 3" in cam.infos[-1], cam.infos[-1]
             await asyncio.sleep(1.0)
-            first = rtsp.stamps[-1]
-            await asyncio.sleep(2.0)
-            last = rtsp.stamps[-1]
+            first, web_first = rtsp.stamps[-1], web.stamps[-1]
+            await asyncio.sleep(3.0)
+            last, web_last = rtsp.stamps[-1], web.stamps[-1]
             rate = ((last.second - first.second) % 65536) / (last.t - first.t)
             assert 3.0 <= rate <= 5.0, (first, last, rate)
+            clock = (last.pts - first.pts) / (last.t - first.t)  # the players' clock stays 1x
+            assert 0.8 <= clock <= 1.25, (first, last, clock)
+            web_clock = (web_last.pts - web_first.pts) / (web_last.t - web_first.t)
+            assert 0.8 <= web_clock <= 1.25, (web_first, web_last, web_clock)
+            gaps = [b.pts - a.pts for a, b in zip(rtsp.stamps[-20:], rtsp.stamps[-19:])]
+            assert all(0 < g <= 0.2 for g in gaps), gaps  # smooth: 40 frames/s at 1/4 of 0.1 s each
 
             # seek: frames from the requested time
             target = T0 + 20
@@ -114,6 +120,9 @@ def test_playback_plays_pauses_resumes_speeds_seeks_and_ends(server: ServerFacto
             count = len(rtsp.stamps)
             await wait_stamps(rtsp.stamps, lambda s: any(near(x.second, target) for x in s[count:]), 10,
                               "a frame at the seek target")
+            at = next(i for i in range(count, len(rtsp.stamps)) if near(rtsp.stamps[i].second, target))
+            jump = rtsp.stamps[at].pts - rtsp.stamps[at - 1].pts
+            assert 0 < jump <= 0.5, (rtsp.stamps[at - 1], rtsp.stamps[at])  # the players' clock goes on
 
             # the camera's end of file (MediaStatus 121) ends the stream: players get stream.closed
             await wait_stream_gone(srv, 30, stream)

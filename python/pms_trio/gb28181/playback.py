@@ -12,11 +12,12 @@ Decisions where the standard is silent:
 
 - A playback's stream is named ``CHANNEL_START_END`` unless the caller names it; it is a stream
   like a live one (WebRTC, RTSP, recording) and never on demand (``/bye`` or the end of file ends it).
-- The RTP timestamps are the PS PTS (the media core's ingest), so a pause (the device stops, then
-  continues its PTS) keeps the players' timeline continuous; a seek jumps it as the PTS do.
-- Speed: ``Scale: N`` makes the device send N times faster (or slower) with the recording's own PTS.
-  The core forwards as it receives: players see the recording advance N s per second. Pacing in the
-  core (re-timing the RTP timestamps by 1/N so players' clocks stay at 1x) is not done yet.
+- The RTP timestamps follow the PS PTS (the media core's ingest), so a pause (the device stops,
+  then continues its PTS) keeps the players' timeline continuous.
+- Speed: ``Scale: N`` makes the device send N times faster (or slower) with the recording's own PTS;
+  the core then re-times the playback's video (``Core.gb_set_scale``: timestamps advance 1/N of the
+  PTS), so players see the recording advance N s per second on a smooth 1x clock. A seek's PTS
+  jump continues the players' clock too. Downloads keep the recording's time (their file).
 - End: ``MediaStatus`` 121 (matched by the dialog's Call-ID, else by channel among the device's
   history plays) ends the play at once with a BYE; a device that never sends it is ended when the
   span should have played out at 1x (or slower when asked; pauses excluded) plus :data:`EOF_GRACE`
@@ -62,6 +63,8 @@ MAX_FINISHED = 100
 
 class HistoryHost(Protocol):
     """What :class:`History` needs of the SIP service (``GbService`` implements it)."""
+
+    core: Any  # the media core: gb_set_scale
 
     def find_channel(self, channel_id: str, device_id: str | None = None) -> tuple[DeviceState, Any]: ...
 
@@ -188,8 +191,20 @@ class History:
                                     download_speed=download_speed if kind == "download" else 0)
         play.control = Control(scale=float(download_speed) if kind == "download" else 1.0)
         await self.plays.answered(play)
+        if kind == "playback":
+            self._retime(play, 1.0)  # seeks continue the players' clock
         self.host.spawn(self._watch, play)
         return play
+
+    def _retime(self, play: Play, scale: float) -> None:
+        """The core re-times a playback's output by ``scale`` (players keep a 1x clock). A
+        download is not re-timed: its file keeps the recording's own time."""
+        if play.kind != "playback" or play.transport_id is None:
+            return
+        try:
+            self.host.core.gb_set_scale(play.transport_id, scale)
+        except Exception as e:  # noqa: BLE001 - the ingest ended meanwhile
+            log.info("sip: %s: cannot re-time (%s)", play.stream, e)
 
     def find(self, device_id: str | None, channel_id: str, url: str | None) -> Play:
         """The playback or download a control request means: by the stream of ``url`` (what
@@ -219,6 +234,7 @@ class History:
         await self._control(play, "PLAY", lambda n: mansrtsp.play(n, scale=scale))
         play.control.scale = scale
         play.control.paused = False
+        self._retime(play, scale)
 
     async def seek(self, play: Play, at: int) -> None:
         """Play from UNIX second ``at`` (inside the span)."""

@@ -23,6 +23,11 @@
 //! - Timestamps: video RTP timestamp = the 90 kHz PTS (mod 2^32); audio = the PTS at the audio
 //!   clock rate (the sample rate for AAC), kept continuous from one PES to the next by the
 //!   [`AudioPacketizer`] (see [`audio`](super::audio)).
+//! - Playback (GB28181 history): after [`PsIngest::set_scale`] the PTS go through a [`Retimer`]:
+//!   at scale N (the device sends N times faster, its PTS in recording time) the output advances
+//!   1/N of the PTS, so players keep a 1x clock; a PTS jump (a seek: more than [`MAX_PTS_STEP`]
+//!   either way) continues one frame after the last output. Audio is dropped while
+//!   the scale is not 1 (it cannot be played faster without resampling).
 
 use std::time::Instant;
 
@@ -90,6 +95,75 @@ pub struct PsIngest {
     known: (Option<VideoCodec>, Option<AudioCodec>),
     held: Vec<(u64, Bytes)>,
     stats: IngestStats,
+    retime: Option<Retimer>,
+}
+
+/// A PTS jump larger than this (90 kHz: 5 s) re-anchors the [`Retimer`].
+pub const MAX_PTS_STEP: u64 = 5 * 90_000;
+/// The step after a re-anchored jump when no frame interval is known yet (40 ms).
+const DEFAULT_STEP: u64 = 3_600;
+
+/// Maps a playback's PTS (recording time) onto the players' clock: `out = anchor_out + (pts -
+/// anchor_in) / scale`, re-anchored at every scale change and at PTS jumps (more than
+/// [`MAX_PTS_STEP`] either way; B-frames' small steps back are not jumps). Sans-IO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retimer {
+    scale: f64,
+    anchor: Option<(u64, u64)>,
+    last: Option<(u64, u64)>,
+    step: u64,
+}
+
+impl Retimer {
+    pub fn new(scale: f64) -> Retimer {
+        Retimer {
+            scale: Retimer::clamp(scale),
+            anchor: None,
+            last: None,
+            step: DEFAULT_STEP,
+        }
+    }
+
+    fn clamp(scale: f64) -> f64 {
+        if scale.is_finite() {
+            scale.clamp(0.01, 100.0)
+        } else {
+            1.0
+        }
+    }
+
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// A new scale from the next frame on.
+    pub fn set_scale(&mut self, scale: f64) {
+        self.scale = Retimer::clamp(scale);
+        self.anchor = self.last;
+    }
+
+    /// The output timestamp (90 kHz) of a frame with `pts`.
+    pub fn map(&mut self, pts: u64) -> u64 {
+        let (anchor_in, anchor_out) = match (self.anchor, self.last) {
+            (None, _) => (pts, pts),
+            (Some(_), Some((last_in, last_out))) if pts.abs_diff(last_in) > MAX_PTS_STEP => {
+                (pts, last_out.wrapping_add(self.step))
+            }
+            (Some(a), _) => a,
+        };
+        self.anchor = Some((anchor_in, anchor_out));
+        // Signed: B-frames come a little before the previous PTS. Both fit i64 (33-bit PTS, unwrapped).
+        let delta = (pts as i64).wrapping_sub(anchor_in as i64) as f64 / self.scale;
+        let out = anchor_out.wrapping_add_signed(delta as i64);
+        if let Some((last_in, last_out)) = self.last {
+            let d = out.wrapping_sub(last_out);
+            if pts > last_in && d > 0 && d < MAX_PTS_STEP {
+                self.step = d;
+            }
+        }
+        self.last = Some((pts, out));
+        out
+    }
 }
 
 fn video_track(codec: VideoCodec, ssrc: u32) -> ProducerTrack {
@@ -133,6 +207,7 @@ impl PsIngest {
             known: (None, None),
             held: Vec::new(),
             stats: IngestStats::default(),
+            retime: None,
         }
     }
 
@@ -198,6 +273,15 @@ impl PsIngest {
                 Ordered::Lost => self.lost(),
             });
             self.reorder = Some(r);
+        }
+    }
+
+    /// Re-time the output for a playback at `scale` (see [`Retimer`]); 1.0 keeps the pace but
+    /// still makes seeks continuous.
+    pub fn set_scale(&mut self, scale: f64) {
+        match self.retime.as_mut() {
+            Some(r) => r.set_scale(scale),
+            None => self.retime = Some(Retimer::new(scale)),
         }
     }
 
@@ -273,6 +357,10 @@ impl PsIngest {
             self.stats.codec_changes += 1;
             return;
         }
+        let pts = match self.retime.as_mut() {
+            Some(r) => r.map(pts),
+            None => pts,
+        };
         if let Some(p) = self.video.as_mut() {
             p.packetize(data, pts as u32, |pkt| out(IngestOutput::Rtp(pkt)));
         }
@@ -286,8 +374,58 @@ impl PsIngest {
             self.stats.codec_changes += 1;
             return;
         }
+        if self.retime.as_ref().is_some_and(|r| r.scale() != 1.0) {
+            self.stats.audio_dropped += 1;
+            return;
+        }
         if let Some(a) = self.audio.as_mut() {
             a.packetize(pts, data, |pkt| out(IngestOutput::Rtp(pkt)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod retimer_tests {
+    use super::*;
+
+    #[test]
+    fn identity_until_the_scale_changes_then_a_quarter_pace() {
+        let mut r = Retimer::new(1.0);
+        assert_eq!(r.map(90_000), 90_000);
+        assert_eq!(r.map(93_600), 93_600);
+        r.set_scale(4.0);
+        assert_eq!(r.map(97_200), 93_600 + 900);
+        assert_eq!(r.map(97_200 + 36_000), 93_600 + 900 + 9_000);
+        r.set_scale(1.0);
+        assert_eq!(r.map(97_200 + 36_000 + 3_600), 93_600 + 900 + 9_000 + 3_600);
+    }
+
+    #[test]
+    fn a_seek_either_way_continues_one_frame_later() {
+        let mut r = Retimer::new(1.0);
+        r.map(0);
+        let last = r.map(3_600);
+        assert_eq!(r.map(10 * 90_000), last + 3_600); // forward jump of 10 s
+        assert_eq!(r.map(10 * 90_000 + 3_600), last + 7_200);
+        assert_eq!(r.map(90_000), last + 10_800); // backwards
+    }
+
+    #[test]
+    fn b_frames_a_little_earlier_are_not_a_jump() {
+        let mut r = Retimer::new(1.0);
+        r.map(90_000);
+        r.set_scale(2.0);
+        assert_eq!(r.map(90_000 + 10_800), 90_000 + 5_400);
+        assert_eq!(r.map(90_000 + 3_600), 90_000 + 1_800);
+    }
+
+    #[test]
+    fn nonsense_scales_are_clamped() {
+        for s in [f64::NAN, f64::INFINITY, -3.0, 0.0, 1e9] {
+            let mut r = Retimer::new(s);
+            r.map(0);
+            let out = r.map(90_000);
+            assert!(out <= 9_000_000, "{s}: {out}");
         }
     }
 }

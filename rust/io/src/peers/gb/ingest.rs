@@ -14,10 +14,10 @@ use pms_core::gb::{Deframer, IngestOutput, PsIngest};
 use pms_core::media::{ProducerTrack, TransportId};
 use pms_core::rtcp::{parse_compound, Rtcp};
 
-use super::{IngestMode, PortMessage, KEYFRAME_EVENT_INTERVAL, MEDIA_TIMEOUT};
+use super::{IngestMessage, IngestMode, PortMessage, KEYFRAME_EVENT_INTERVAL, MEDIA_TIMEOUT};
 use crate::events::Event;
 use crate::stats;
-use crate::worker::{MediaOut, MediaSink, Peer, PeerCtx, Readiness};
+use crate::worker::{MediaOut, MediaSink, Message, Peer, PeerCtx, Readiness};
 
 /// What moves an ingest's media path on: a camera packet, or its reorder deadline.
 #[derive(Clone, Copy)]
@@ -248,6 +248,14 @@ impl Peer for GbIngest {
         ctx.counters().add(stats::STAT_GB_INGESTS, 1);
         self.arm(ctx);
         Ok(())
+    }
+
+    fn on_message(&mut self, _ctx: &mut PeerCtx<'_>, msg: Message) {
+        if let Ok(m) = msg.downcast::<IngestMessage>() {
+            match *m {
+                IngestMessage::Scale(scale) => self.media.set_scale(scale),
+            }
+        }
     }
 
     fn on_ready(&mut self, ctx: &mut PeerCtx<'_>, _token: Token, ready: Readiness) {

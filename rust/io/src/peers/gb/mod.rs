@@ -69,6 +69,13 @@ pub(crate) enum PortMessage {
     Forget { id: TransportId },
 }
 
+/// A message for one ingest (from the engine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum IngestMessage {
+    /// A playback's speed: re-time the output (`pms_core::gb::Retimer`).
+    Scale(f64),
+}
+
 /// The SSRC of an RTP packet; `None` for RTCP (PT 200..=204) and packets too short.
 fn rtp_ssrc(pkt: &[u8]) -> Option<u32> {
     if pkt.len() < 12 || pkt[0] >> 6 != 2 || (200..=204).contains(&pkt[1]) {
