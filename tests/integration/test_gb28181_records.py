@@ -10,10 +10,14 @@ import re
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from .conftest import Server, ServerFactory
 from .test_gb28181_sip import DEVICE, PASSWORD, acall, gb_server, sip_port, wait_api
+from .test_hooks import Receiver
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gb28181"))
 from sdcard import SdCamera, device_time  # noqa: E402
@@ -134,8 +138,16 @@ def test_query_record_that_never_completes_is_a_clear_error(server: ServerFactor
     asyncio.run(main())
 
 
-def test_alarm_is_answered_kept_and_listed(server: ServerFactory) -> None:
-    srv = gb_server(server)
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def test_alarm_is_answered_kept_listed_and_sent_to_on_device(server: ServerFactory, receiver: Receiver) -> None:
+    srv = server({"sip": {"enable": True, "password": PASSWORD, "keepaliveTimeout": 60},
+                  "hooks": {"onDevice": receiver.url("/allow")}})
 
     async def main() -> None:
         cam = await sd_camera(srv)
@@ -159,6 +171,13 @@ def test_alarm_is_answered_kept_and_listed(server: ServerFactory) -> None:
                 CHANNEL, "1", "2", "2", "motion")
             status, doc = await acall(srv, "GET", "/srs-sip/v1/alarms?device_id=34020000001320000999")
             assert status == 404
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(receiver.events("/allow", "device")) < 4:
+                await asyncio.sleep(0.1)
+            events = receiver.events("/allow", "device")
+            assert [e["kind"] for e in events] == ["online", "alarm", "alarm", "alarm"], events
+            assert events[0]["online"] is True and events[0]["device"] == DEVICE
+            assert events[1]["alarm"]["channel_id"] == CHANNEL and events[1]["alarm"]["sn"] == 1, events[1]
         finally:
             await cam.close()
 
