@@ -1,7 +1,10 @@
 """The srs-sip compatible routes (SPEC section 7) on the HTTP API's port, without I/O of their own.
 
 Owns the ``/srs-sip/v1/...`` documents: ``GET devices``, ``GET devices/{id}/channels``,
-``GET channels``, ``POST invite`` / ``bye`` / ``ptz``. Every reply is the envelope
+``GET channels``, ``POST invite`` / ``bye`` / ``ptz``, ``GET /srs-sip`` (the version) and
+``GET /srs-sip/v1`` (the routes); looking back (``query-record``, playback and download
+``invite``, ``pause``/``resume``/``speed``/``seek``, ``downloads``, ``playbacks``, ``alarms``) is
+``gb_history``'s. Every reply is the envelope
 ``{"code": 0, "data": ...}``; an error is ``{"code": N, "data": {"msg": ...}}`` with the HTTP status N
 too (srs-sip answers 200 with ``code`` 500 for every error; a real status is more useful and the
 envelope stays the same). ``POST`` bodies are JSON objects; an unreadable body or a missing field is
@@ -120,7 +123,7 @@ async def handle(gb: GbApi | None, method: str, path: str, body: bytes, rtsp_bas
             url = doc.get("url") if isinstance(doc.get("url"), str) else ""
             stream = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] if url else None
             await gb.plays.stop(doc["channel_id"], device_id or None, stream or None)
-            return _ok({"channel_id": doc["channel_id"]})
+            return _ok({"channel_id": doc["channel_id"], "msg": "success"})
         if route == ["ptz"]:
             _method(method, "POST")
             doc = _fields(body, "device_id", "channel_id", "ptz")

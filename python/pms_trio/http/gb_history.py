@@ -134,4 +134,4 @@ async def control(history: History, action: str, doc: dict[str, Any]) -> dict[st
         else:
             at = play.start_time + int(_number(doc, "position"))
         await history.seek(play, at)
-    return history.describe(play)
+    return {"msg": "success", **history.describe(play)}  # srs-sip answers {"msg": "success"}
