@@ -51,10 +51,11 @@ def _text(doc: dict[str, Any], name: str) -> str | None:
 def _number(doc: dict[str, Any], name: str) -> float:
     value = doc.get(name)
     if isinstance(value, str):
+        text = value
         try:
-            value = float(value)
+            value = float(text)
         except ValueError:
-            raise GbError(400, f"{name} {value[:20]!r} is not a number") from None
+            raise GbError(400, f"{name} {text[:20]!r} is not a number") from None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
         raise GbError(400, f"{name} is missing or not a number")
     return float(value)
