@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from .conftest import ServerFactory
-from .playback_support import StampRtsp, wait_stamps
+from .playback_support import StampRtsp, near, wait_stamps
 from .test_gb28181_media import stream_doc, wait_stream_gone
 from .test_gb28181_playback import CHANNEL, T0, control, pb_server, sd_camera
 from .test_gb28181_sip import DEVICE, acall
@@ -105,6 +105,45 @@ def test_end_of_file_that_never_comes_and_a_device_that_ignores_scale(server: Se
             last = doc["data"][-1]
             assert last["stream"] == stream and last["state"] == "ended" and last["reason"], last
         finally:
+            await cam.close()
+
+    asyncio.run(main())
+
+
+def test_playbacks_over_udp_and_tcp_active_and_two_at_once(server: ServerFactory) -> None:
+    """Each media transport plays a span from its start to its end of file; two playbacks of one
+    channel run side by side and a control without the url is refused as ambiguous."""
+    srv = pb_server(server)
+
+    async def main() -> None:
+        cam = await sd_camera(srv)
+        players: list[StampRtsp] = []
+        try:
+            urls = []
+            for n, transport in enumerate(("udp", "tcp-active")):
+                start = T0 + 20 * n
+                status, doc = await acall(srv, "POST", "/srs-sip/v1/invite", {
+                    "device_id": DEVICE, "channel_id": CHANNEL, "play_type": 1, "start_time": start,
+                    "end_time": start + 6, "transport": transport})
+                assert status == 200 and doc["data"]["transport"] == transport, doc
+                urls.append(doc["data"]["url"])
+                players.append(StampRtsp(doc["data"]["url"]).start())
+            for n, player in enumerate(players):
+                await wait_stamps(player.stamps, lambda s: len(s) >= 5, 20, f"frames of playback {n}")
+                assert near(player.stamps[0].second, T0 + 20 * n), player.stamps[0]
+            status, doc = await acall(srv, "POST", "/srs-sip/v1/pause", {"device_id": DEVICE, "channel_id": CHANNEL})
+            assert status == 409 and "url" in doc["data"]["msg"], doc
+            await control(srv, "pause", urls[0])
+            assert len(cam.infos) == 1
+            await control(srv, "resume", urls[0])
+            for url in urls:
+                await wait_stream_gone(srv, 30, url.rsplit("/", 1)[-1])
+            await cam.wait_for(lambda: len(cam.byes_received) == 2 and not cam.sessions, 5, "two BYEs")
+            for n, player in enumerate(players):
+                assert any(near(s.second, T0 + 20 * n + 5) for s in player.stamps[-12:]), player.stamps[-3:]
+        finally:
+            for player in players:
+                await player.stop()
             await cam.close()
 
     asyncio.run(main())
