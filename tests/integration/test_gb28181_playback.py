@@ -184,3 +184,47 @@ def test_download_at_speed_4_records_a_file_with_the_whole_span(server: ServerFa
             await cam.close()
 
     asyncio.run(main())
+
+
+def test_a_playback_records_like_a_live_stream(server: ServerFactory, tmp_path: Path) -> None:
+    """record.start on a playback's stream: the file decodes with the span's seconds in order, its
+    timestamps increasing (speed 2 half-way: the re-timed clock, not the recording's)."""
+    from .record_support import record, record_url
+
+    srv = pb_server(server, tmp_path)
+
+    async def main() -> None:
+        cam = await sd_camera(srv)
+        start, end = T0 + 60, T0 + 72
+        try:
+            status, doc = await acall(srv, "POST", "/srs-sip/v1/invite", {
+                "device_id": DEVICE, "channel_id": CHANNEL, "play_type": 1, "start_time": start, "end_time": end,
+                "stream": "pb-rec"})
+            assert status == 200, doc
+            status, reply = await record(record_url(srv.ready), "pb-rec", "record.start", fileName="pb-rec.mkv")
+            assert status == 200 and reply["err"] == 0, reply
+            await asyncio.sleep(3)
+            await control(srv, "speed", doc["data"]["url"], speed=2.0)
+            await wait_stream_gone(srv, 30, "pb-rec")
+            path = tmp_path / "pb-rec.mkv"
+            for _ in range(50):
+                if path.exists() and path.stat().st_size > 0:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+            seconds: list[int] = []
+            times: list[float] = []
+            with av.open(str(path)) as container:
+                for frame in container.decode(video=0):
+                    seconds.append(read_stamp(frame.to_ndarray(format="rgb24")))
+                    times.append(float(frame.pts * frame.time_base))
+            assert seconds and seconds == sorted(seconds) and seconds[-1] == (end - 1) % 65536, seconds[-5:]
+            assert set(range(seconds[0], seconds[-1] + 1)) <= set(seconds)  # every second from the start on
+            assert all(b > a for a, b in zip(times, times[1:]))
+            duration = times[-1] - times[0]
+            recorded = seconds[-1] - seconds[0]
+            assert duration < recorded - 2, (duration, recorded)  # the second half went at 2x on a 1x clock
+        finally:
+            await cam.close()
+
+    asyncio.run(main())
