@@ -7,6 +7,7 @@ and the plays: it imports only the sans-IO pieces (``manscdp``, ``sip.addressing
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from ..sip.addressing import Destination
 from . import manscdp
 
 DEFAULT_HEARTBEAT = 60  # standard 9.6.1
+_ALARM_IDS = itertools.count(1)  # alarms in the order they arrived, across devices
 MAX_ALARMS = 100  # kept per device, the newest
 
 
@@ -44,8 +46,8 @@ class DeviceState:
         self.keepalives += 1
 
     def add_alarm(self, alarm: manscdp.Alarm, wall: float) -> dict[str, Any]:
-        doc = {"device_id": self.device_id, "channel_id": alarm.device_id, "priority": alarm.priority,
-               "method": alarm.method, "time": alarm.time, "description": alarm.description,
+        doc = {"id": next(_ALARM_IDS), "device_id": self.device_id, "channel_id": alarm.device_id,
+               "priority": alarm.priority, "method": alarm.method, "time": alarm.time, "description": alarm.description,
                "type": alarm.alarm_type, "sn": alarm.sn, "received": round(wall, 3)}
         self.alarms.append(doc)
         return doc

@@ -449,7 +449,7 @@ class GbService:
         if device_id is not None and device_id not in self.devices:
             raise GbError(404, f"device {device_id} is not known")
         out = [a for d in self.devices.values() if device_id is None or d.device_id == device_id for a in d.alarms]
-        return sorted(out, key=lambda a: a["received"], reverse=True)
+        return sorted(out, key=lambda a: a["id"], reverse=True)  # newest first
 
     def _device_changed(self, device_id: str, online: bool) -> None:
         if self.on_device is not None:
