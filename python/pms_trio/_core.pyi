@@ -334,7 +334,9 @@ class Core:
         ``scale`` times faster (``out = anchor + (pts - anchor_pts) / scale``, re-anchored at each
         call); a PTS jump of more than 5 s (a seek) continues one frame after the last output.
         Audio is dropped while the scale is not 1. Any call turns re-timing on (1.0: same pace,
-        seeks continuous). Raises :class:`CoreError` 404 (not a GB ingest), 400 (scale not > 0)."""
+        seeks continuous). A device that ignores the scale (its PTS keep coming at about 1x over 3 s
+        of frames after the call; a pause or seek restarts that watch) is found out and the ingest
+        goes back to 1x. Raises :class:`CoreError` 404 (not a GB ingest), 400 (scale not > 0)."""
 
     def create_recorder(self, stream: str, folder: str, pattern: str, *, container: str,
                         segment_seconds: float = 0.0) -> int:

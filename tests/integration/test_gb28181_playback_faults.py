@@ -89,22 +89,32 @@ def test_end_of_file_that_never_comes_and_a_device_that_ignores_scale(server: Se
 
     async def main() -> None:
         cam = await sd_camera(srv, send_eof=False, ignore_scale=True)
+        rtsp = None
         try:
             status, doc = await acall(srv, "POST", "/srs-sip/v1/invite", {
-                "device_id": DEVICE, "channel_id": CHANNEL, "play_type": 1, "start_time": T0, "end_time": T0 + 4})
+                "device_id": DEVICE, "channel_id": CHANNEL, "play_type": 1, "start_time": T0, "end_time": T0 + 12})
             assert status == 200, doc
             stream = doc["data"]["stream"]
+            rtsp = StampRtsp(doc["data"]["url"]).start()
+            await wait_stamps(rtsp.stamps, lambda s: len(s) >= 5, 20, "RTSP frames")
             reply = await control(srv, "speed", doc["data"]["url"], speed=8)
             assert reply["speed"] == 8.0 and "Scale: 8.0" in cam.infos[-1]
             began = time.monotonic()
-            await cam.wait_for(lambda: any(p.done for p in cam.playbacks.values()), 10, "the span sent at 1x")
-            assert time.monotonic() - began >= 2.5  # Scale ignored: the 4 s went at 1x
+            await asyncio.sleep(4.5)  # the core watches 3 s of frames, finds 1x and goes back to it
+            first = rtsp.stamps[-1]
+            await cam.wait_for(lambda: any(p.done for p in cam.playbacks.values()), 15, "the span sent at 1x")
+            assert time.monotonic() - began >= 5.0  # Scale ignored: the span went at 1x
+            last = rtsp.stamps[-1]
+            clock = (last.pts - first.pts) / (last.t - first.t)
+            assert 0.8 <= clock <= 1.25, (first, last, clock)  # players are not slowed down 8 times
             await wait_stream_gone(srv, 20, stream)  # no end of file: the media time-out ends it
             await cam.wait_for(lambda: len(cam.byes_received) == 1, 5, "the BYE")
             status, doc = await acall(srv, "GET", "/srs-sip/v1/playbacks")
             last = doc["data"][-1]
             assert last["stream"] == stream and last["state"] == "ended" and last["reason"], last
         finally:
+            if rtsp is not None:
+                await rtsp.stop()
             await cam.close()
 
     asyncio.run(main())

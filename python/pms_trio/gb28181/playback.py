@@ -24,8 +24,9 @@ Decisions where the standard is silent:
   s, or by the core's 10 s media time-out when it goes quiet.
 - A control the device refuses (SIP >= 300, or a MANSRTSP answer >= 300 in the 200's body) or does
   not answer in :data:`CONTROL_TIMEOUT` s is an API error (502 / 504); the play goes on as it was.
-- A device that ignores ``Scale`` cannot be told from one that honours it until media arrives;
-  the API reports the speed asked for, and the stream ends cleanly at the end of file as ever.
+- A device that ignores ``Scale``: the core watches 3 s of its frames after the change and, when
+  they come at about 1x, goes back to 1x itself (players are not slowed down); the API still reports
+  the speed asked for (the core does not tell it yet), and the stream ends cleanly as ever.
 - Downloads: the API starts the recorder (``http.gb_history``); ``downloads()`` lists them with an
   estimated ``progress`` (time played x speed / span; 1.0 at the end of file). The last
   :data:`MAX_FINISHED` finished ones stay listed.
