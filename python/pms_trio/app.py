@@ -217,7 +217,11 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
                           address_of=lambda service: service.address)
         api.gb = gb
         if api.hooks is not None:
-            gb.on_device = lambda device_id, online: api.hooks.notify("device", device=device_id, online=online)
+            hooks = api.hooks
+            gb.on_device = lambda device_id, online: hooks.notify("device", device=device_id, online=online,
+                                                                  kind="online" if online else "offline")
+            gb.on_device_event = lambda device_id, kind, fields: hooks.notify("device", device=device_id, kind=kind,
+                                                                              **fields)
         bound["sip"] = gb.address
         api.ports["sip"] = bound["sip"][1]
 

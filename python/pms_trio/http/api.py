@@ -61,7 +61,7 @@ class Api:
         the last file. ``headers``: the request's, names in lower case; ``peer`` its source address
         (for the API token's failure throttle)."""
         path = urlsplit(target).path.rstrip("/") or "/"
-        if self.auth is not None and path.startswith(API_PREFIXES) and method != "OPTIONS":
+        if self.auth is not None and (path.startswith(API_PREFIXES) or path == gb_api.PREFIX) and method != "OPTIONS":
             ok, delay = self.auth.check_api((headers or {}).get("authorization"), peer, trio.current_time())
             if delay:
                 await trio.sleep(delay)
@@ -70,9 +70,10 @@ class Api:
                 refused = error_response(401, "this API needs Authorization: Bearer <auth.apiToken>")
                 return Response(refused.status, refused.body, refused.content_type,
                                 (("WWW-Authenticate", 'Bearer realm="pms-trio"'),))
-        if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
+        if path.startswith(gb_api.PREFIX + "/") or path in (gb_api.PREFIX, gb_api.ROOT):
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
-            return await gb_api.handle(self.gb, method, path, body, rtsp_base)
+            return await gb_api.handle(self.gb, method, path, body, rtsp_base, self.recorder,
+                                       urlsplit(target).query)
         if whip_owns(path) and self.whip is not None:
             return await self.whip.handle(method, path, body, headers or {}, peer)
         if static.owns(path):

@@ -386,6 +386,14 @@ impl Core {
             .map_err(|e| core_error(py, e))
     }
 
+    /// A GB28181 playback ingest's speed: its output is re-timed so players keep a 1x clock
+    /// while the device sends `scale` times faster; any call turns re-timing on.
+    fn gb_set_scale(&self, py: Python<'_>, transport_id: u64, scale: f64) -> PyResult<()> {
+        self.engine
+            .gb_set_scale(transport_id, scale)
+            .map_err(|e| core_error(py, e))
+    }
+
     /// Records the live `stream` into `folder` as `container` (`webm`, `mkv`, `mp4`), in files
     /// named by the `strftime` `pattern`; `segment_seconds` > 0 cuts a new file at the first
     /// keyframe after that long. Returns the recorder's transport id.

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use super::*;
 use crate::peers::gb::ingest::GbIngest;
 use crate::peers::gb::port::GbPort;
-use crate::peers::gb::{IngestMode, GB_WORKER};
+use crate::peers::gb::{IngestMessage, IngestMode, GB_WORKER};
 
 /// UDP receive buffer asked for the media port: a burst of IDR packets from many cameras.
 const UDP_RECV_BUFFER: usize = 8 << 20;
@@ -49,6 +49,30 @@ impl Engine {
         self.add_peer(GB_WORKER, id, PeerInfo::service(), Box::new(port));
         *bound = Some(id);
         Ok((tcp_port, udp_port))
+    }
+
+    /// A playback ingest's speed: its output is re-timed so players keep a 1x clock while the
+    /// device sends `scale` times faster (`pms_core::gb::Retimer`). Any call turns re-timing on
+    /// (1.0: same pace, seeks continuous). Unknown or non-GB ids: `NotFound`.
+    pub fn gb_set_scale(&self, id: TransportId, scale: f64) -> Result<(), EngineError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(EngineError::BadRequest(format!(
+                "scale {scale} is not a positive number"
+            )));
+        }
+        // A GB28181 ingest: a publisher that is neither RTSP nor WebRTC (no ICE ufrag).
+        let worker = self
+            .shared
+            .registry()
+            .transports
+            .get(&id)
+            .filter(|t| t.publisher && !t.rtsp && t.ufrag.is_empty())
+            .map(|t| t.worker);
+        let Some(worker) = worker else {
+            return Err(EngineError::NotFound(format!("no GB28181 ingest {id}")));
+        };
+        self.message(worker, id, IngestMessage::Scale(scale));
+        Ok(())
     }
 
     /// Waits for a camera's PS-over-RTP stream with `ssrc` and publishes it as `stream` once

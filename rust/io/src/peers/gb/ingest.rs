@@ -309,12 +309,14 @@ impl Peer for GbIngest {
         });
     }
 
-    /// From the media port on another worker: a matched connection, or its failure.
+    /// From the engine (a playback's speed) or from the media port on another worker (a
+    /// matched connection, or its failure).
     fn on_message(&mut self, ctx: &mut PeerCtx<'_>, msg: Message) {
         let Ok(msg) = msg.downcast::<IngestMessage>() else {
             return;
         };
         match *msg {
+            IngestMessage::Scale(scale) => self.media.set_scale(scale),
             IngestMessage::Failed { reason } => ctx.close_me(reason),
             IngestMessage::Adopt {
                 stream,

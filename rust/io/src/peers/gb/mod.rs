@@ -79,8 +79,11 @@ pub(crate) enum PortMessage {
     Forget { id: TransportId },
 }
 
-/// What the media port tells an ingest on another worker.
+/// A message for one ingest: from the engine (a playback's speed) or from the media port on
+/// another worker (a matched connection, or its failure).
 pub(crate) enum IngestMessage {
+    /// A playback's speed: re-time the output (`pms_core::gb::Retimer`).
+    Scale(f64),
     /// A tcp-passive connection matched to this ingest: read it from now on. `pending`: the
     /// packets of the port's last read from the match on (in order; at most one read buffer).
     Adopt {
