@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
 # 10.213.0.0/16 cut into /30s; one is picked at random among those no interface here uses.
-POOL = ipaddress.ip_network("10.213.0.0/16")
+POOL = ipaddress.IPv4Network("10.213.0.0/16")
 
 
 def _ip(*args: str) -> None:
