@@ -380,7 +380,12 @@ class Core:
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
         not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
-        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds."""
+        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds. ``gso_sends``: segmented (UDP GSO) sends."""
+
+    def set_udp_gso(self, on: bool) -> None:
+        """``webrtc.udpGso``: a player's datagrams of one poll iteration may leave as one segmented
+        (UDP GSO) send; default on; a kernel that refuses it turns it off by itself (``gso_sends``
+        in ``stats()`` counts the segmented sends)."""
 
     def worker_stats(self) -> list[dict[str, int]]:
         """Per worker, in order, the counters of ``stats()`` as that worker last published them."""

@@ -70,7 +70,7 @@ def _client_host(listen_ip: str) -> str:
 def make_core(config: Config) -> _core.Core:
     w = config.webrtc
     try:
-        return _core.Core(workers=config.master.num_of_work_process, listen_ip=w.listen_ip,
+        core = _core.Core(workers=config.master.num_of_work_process, listen_ip=w.listen_ip,
                           announced_ips=list(w.announced_ip), min_port=w.min_port, max_port=w.max_port,
                           cert_file=w.dtls_certificate_file, key_file=w.dtls_private_key_file,
                           log_level=config.log.worker_level, log_tags=list(config.log.worker_tags),
@@ -81,6 +81,8 @@ def make_core(config: Config) -> _core.Core:
     except ValueError as e:
         raise StartupError(f"webrtc: cannot use the DTLS certificate/key (webrtc.dtlsCertificateFile/"
                            f"dtlsPrivateKeyFile): {e}") from None
+    core.set_udp_gso(w.udp_gso)
+    return core
 
 
 def log_config_notes(config: Config) -> None:

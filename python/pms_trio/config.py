@@ -86,6 +86,7 @@ class WebRtcConfig:
     max_port: int
     dtls_certificate_file: str
     dtls_private_key_file: str
+    udp_gso: bool = True  # a player's packets of one wake-up leave as one segmented (GSO) send
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,8 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("maxPort", "max_port", c.port, 30000),
         ("dtlsCertificateFile", "dtls_certificate_file", _PATH, ""),
         ("dtlsPrivateKeyFile", "dtls_private_key_file", _PATH, ""),
+        # UDP GSO for WebRTC output (Linux 4.18+; off by itself where the kernel refuses it).
+        ("udpGso", "udp_gso", c.boolean, True),
     ]),
     "rtsp": (RtspConfig, [
         ("port", "port", c.port, 8554),

@@ -40,8 +40,10 @@ pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
 pub(crate) const STAT_PULL_BYTES_IN: usize = 26;
 /// CPU time the worker thread used, in microseconds (as of its last publish).
 pub(crate) const STAT_CPU_US: usize = 27;
+/// Segmented (UDP GSO) sends, each carrying several of a player's datagrams.
+pub(crate) const STAT_GSO_SENDS: usize = 28;
 
-pub(crate) const STAT_NAMES: [&str; 28] = [
+pub(crate) const STAT_NAMES: [&str; 29] = [
     "transports",
     "producers",
     "consumers",
@@ -70,6 +72,7 @@ pub(crate) const STAT_NAMES: [&str; 28] = [
     "record_frames_dropped",
     "pull_bytes_in",
     "cpu_us",
+    "gso_sends",
 ];
 
 /// The calling thread's CPU time in microseconds (0 where the clock is missing).

@@ -430,6 +430,12 @@ impl Core {
         self.engine.close_transport(transport_id);
     }
 
+    /// `webrtc.udpGso`: a player's datagrams of one poll iteration may leave as one segmented
+    /// send (default on; a kernel that refuses it turns it off by itself).
+    fn set_udp_gso(&self, on: bool) {
+        self.engine.set_udp_gso(on);
+    }
+
     /// Counters summed over the workers.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);

@@ -2,7 +2,7 @@
 //! per packet), the event queue, each worker's command channel and published counters, and
 //! settings the workers read once per use.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     /// `rtsp.mergeWriteMs`: how long an RTSP TCP player's output may wait to leave in one write
     /// (0: at the end of each poll iteration). Read by RTSP peers at each flush.
     pub(crate) rtsp_merge_write_ms: AtomicU64,
+    /// `webrtc.udpGso`: group a player's datagrams of one poll iteration into segmented sends
+    /// (`crate::batch`). Read at each flush.
+    pub(crate) udp_gso: AtomicBool,
 }
 
 impl Shared {
@@ -50,6 +53,7 @@ impl Shared {
                 .collect(),
             media: (0..workers).map(|_| MediaSlot::default()).collect(),
             rtsp_merge_write_ms: AtomicU64::new(0),
+            udp_gso: AtomicBool::new(true),
         }
     }
 
