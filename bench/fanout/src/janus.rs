@@ -268,11 +268,8 @@ impl JanusSession {
         self.drain();
     }
 
-    /// Destroys the session (Janus hangs up its handle) and closes the WebSocket.
+    /// Closes the WebSocket; Janus then destroys the sessions made on it (and hangs up).
     pub fn close(&mut self) {
-        let req = json!({ "janus": "destroy", "session_id": self.session_id,
-                          "transaction": "bye" });
-        let _ = self.send(&req);
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
     }
