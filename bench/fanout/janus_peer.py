@@ -9,8 +9,9 @@ are measured under the same conditions. Needs root (``ip netns``).
 
 :class:`Janus` writes a temporary config folder (nothing under /etc is touched): only the VideoRoom
 plugin and the WebSocket transport are loaded (every other plugin, transport, logger and event
-handler disabled), ICE-lite as pms-trio (the client then is the controlling agent towards both), the
-candidate only on that veth end, warnings-only logging to a file, Janus's other defaults (one
+handler disabled), ICE-lite as pms-trio (the client then is the controlling agent towards both;
+``--janus-ice full`` keeps Janus's full ICE, and the client is then the controlled agent of the
+players, whose offer comes from Janus), the candidate only on that veth end, warnings-only logging to a file, Janus's other defaults (one
 event loop thread per handle, its NACK queue, and so on). The client creates the room itself
 (H.264 + Opus, one publisher). Stdlib only.
 """
@@ -110,7 +111,7 @@ class Netns:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
-def janus_config(folder: Path, addr: str, lib: Path) -> Path:
+def janus_config(folder: Path, addr: str, lib: Path, ice_lite: bool = True) -> Path:
     """Writes janus.jcfg and the two configs Janus loads into ``folder``; returns janus.jcfg."""
     def others(kind: str, keep: str = "") -> str:
         names = sorted(p.name for p in (lib / kind).glob("libjanus_*.so"))
@@ -135,7 +136,7 @@ media: {{
 }}
 nat: {{
     nice_debug = false
-    ice_lite = true
+    ice_lite = {"true" if ice_lite else "false"}
     ice_tcp = false
     full_trickle = false
     ice_enforce_list = "{IFACE}"
@@ -175,9 +176,9 @@ class Janus:
     """A Janus process with the bench's config in ``folder`` (already inside the namespace);
     ``pid`` for sampling, ``ws`` the WebSocket API URL, ``room`` the room the client creates."""
 
-    def __init__(self, folder: Path, addr: str, cpus: set[int] | None = None) -> None:
+    def __init__(self, folder: Path, addr: str, cpus: set[int] | None = None, ice_lite: bool = True) -> None:
         exe = janus_binary()
-        cfg = janus_config(folder, addr, lib_folder())
+        cfg = janus_config(folder, addr, lib_folder(), ice_lite)
         self.folder = folder
         self.out_path = folder / "janus.out"
         self.out = open(self.out_path, "wb")  # noqa: SIM115 - the child holds it

@@ -79,7 +79,7 @@ def run_step(binary: Path, cmd: list[str], n: int, args: argparse.Namespace) -> 
 def run_janus_step(binary: Path, n: int, args: argparse.Namespace) -> dict:
     """One N against a fresh Janus VideoRoom (inside the namespace)."""
     with tempfile.TemporaryDirectory(prefix=f"pms-fanout-janus-{n}-") as tmp:
-        janus = Janus(Path(tmp), args.in_netns, server_cpus(args))
+        janus = Janus(Path(tmp), args.in_netns, server_cpus(args), ice_lite=args.janus_ice == "lite")
         try:
             extra = ["--ws", janus.ws, "--janus", str(janus.room), "--bind", args.in_netns]
             return drive_client(binary, janus.pid, extra, janus.tail, n, args)
@@ -266,6 +266,8 @@ def main() -> int:
     ap.add_argument("--peer", type=parse_peers, default=["pms"],
                     help="server(s) to measure: pms (default), janus, both (= pms,janus), or a list; "
                     "with janus every server runs in a private network namespace (root needed)")
+    ap.add_argument("--janus-ice", choices=("lite", "full"), default="lite",
+                    help="Janus's ICE mode: lite (default, as pms-trio) or full (Janus's own default)")
     ap.add_argument("--players", help="comma-separated N list (default: 10,100 then doubling from 200 "
                     "until loss or failed players, up to --max-players)")
     ap.add_argument("--max-players", type=int, default=1600)

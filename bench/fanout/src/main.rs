@@ -217,6 +217,8 @@ fn new_peer(
         fingerprint: remote_desc.fingerprint.clone(),
         // passive or actpass (Janus's offer) → we connect; active → the server connects to us.
         dtls_client: remote_desc.setup != "active",
+        // Janus offers to its players; the offerer is controlling unless it is ICE-lite.
+        ice_controlling: remote_desc.ice_lite || publisher || t.janus.is_none(),
     };
     let transport = Transport::new(Instant::now(), identity, local, ufrag, pwd, remote)
         .map_err(|e| format!("transport: {e}"))?;
