@@ -250,7 +250,9 @@ def run_in_netns(args: argparse.Namespace) -> int:
         try:
             return child.wait()
         except BaseException:
-            # SIGINT reached the child too; give it time to stop its servers itself.
+            # Interrupted (SIGINT, SIGTERM): the child stops its servers itself when told to.
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
             try:
                 child.wait(15)
             except subprocess.TimeoutExpired:
@@ -288,6 +290,7 @@ def main() -> int:
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     raise_nofile()
     binary = build_client(args.no_build)
     if "janus" in args.peer and not args.in_netns:
@@ -316,4 +319,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("run.py: interrupted")
+        sys.exit(130)
