@@ -2,18 +2,18 @@
 namespace both servers run in when Janus is measured.
 
 Janus gathers no loopback ICE candidates, so ``run.py --peer janus|both`` runs itself again inside a
-network namespace it creates (:class:`Netns`: ``ip netns add``, ``lo`` up, a veth pair inside it whose first
-end has the first address of a private /30 out of 10.213.0.0/16, no default route) and deletes afterwards, on
-every exit path. Inside, pms-trio, Janus and the load client all use that address, so both servers
-are measured under the same conditions. Needs root (``ip netns``).
+network namespace it creates (:class:`Netns`: ``ip netns add``, ``lo`` up, a veth pair inside it
+whose first end has the first address of a private /30 out of 10.213.0.0/16, no default route) and
+deletes afterwards, on every exit path. Inside, pms-trio, Janus and the load client all use that
+address, so both servers are measured under the same conditions. Needs root (``ip netns``).
 
 :class:`Janus` writes a temporary config folder (nothing under /etc is touched): only the VideoRoom
 plugin and the WebSocket transport are loaded (every other plugin, transport, logger and event
 handler disabled), ICE-lite as pms-trio (the client then is the controlling agent towards both;
 ``--janus-ice full`` keeps Janus's full ICE, and the client is then the controlled agent of the
-players, whose offer comes from Janus), the candidate only on that veth end, warnings-only logging to a file, Janus's other defaults (one
-event loop thread per handle, its NACK queue, and so on). The client creates the room itself
-(H.264 + Opus, one publisher). Stdlib only.
+players, whose offer comes from Janus), the candidate only on that veth end, warnings-only logging
+to a file, Janus's other defaults (one event loop thread per handle, its NACK queue, and so on).
+The client creates the room itself (H.264 + Opus, one publisher). Stdlib only.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def lib_folder() -> Path:
 
 class Netns:
     """A private network namespace with a veth end on ``addr`` (a /30 of 10.213.0.0/16 chosen from
-    our PID, so two runs do not collide). :meth:`close` deletes it (the veth pair goes with it) after ending what still runs inside; it is safe to call twice."""
+    our PID, so two runs do not collide). :meth:`close` deletes it (the veth pair goes with it)
+    after ending what still runs inside; it is safe to call twice."""
 
     def __init__(self) -> None:
         if os.geteuid() != 0:

@@ -9,7 +9,7 @@ figures (and, with both peers, the ratio Janus / pms-trio of CPU per forwarded p
 
     python bench/fanout/run.py                      # N = 10, 100, 200, 400, ... until loss
     python bench/fanout/run.py --players 10,100 --seconds 20
-    sudo python bench/fanout/run.py --peer both --players 20,100
+    python bench/fanout/run.py --peer both --players 20,100     # as root
 
 With Janus in the run (root needed) everything runs inside a private network namespace (see
 ``janus_peer.py``): pms-trio and Janus on the same veth address, one after the other at each N.
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +100,8 @@ def client_cpus(args: argparse.Namespace) -> set[int] | None:
     return set(cpus[1:]) if args.pin and len(cpus) >= 2 else None
 
 
-def drive_client(binary: Path, pid: int, extra: list[str], tail, n: int, args: argparse.Namespace) -> dict:
+def drive_client(binary: Path, pid: int, extra: list[str], tail: Callable[[], str], n: int,
+                 args: argparse.Namespace) -> dict:
     """Runs the client (``extra``: where and how to signal) against the server process ``pid``."""
     client_cmd = [str(binary), *extra, "--players", str(n), "--seconds", str(args.seconds),
                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
