@@ -394,10 +394,13 @@ fn run() -> Result<(), String> {
     event("players_joining", json!({ "players": args.players }));
     let t_join = Instant::now();
     let mut signaling_errors: Vec<String> = vec![];
+    // Players whose ICE role is controlled (a full-ICE server offered to them).
+    let mut ice_controlled = 0usize;
     for i in 0..args.players {
         keeper.tick();
         match new_peer(&identity, &target, false) {
             Ok((session, peer, _)) => {
+                ice_controlled += usize::from(!peer.transport.remote.ice_controlling);
                 keeper.sessions.push(session);
                 let tx = &player_txs[i % player_txs.len()];
                 tx.send(Cmd::Add(Box::new(peer)))
@@ -476,6 +479,7 @@ fn run() -> Result<(), String> {
             "fir_received": publisher.fir,
         },
         "websockets_closed_by_server": keeper.closed(),
+        "players_ice_controlled": ice_controlled,
         "errors": errors,
     });
     println!("{out}");
