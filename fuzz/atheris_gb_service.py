@@ -5,8 +5,9 @@ Invariant: any datagram, delivered from a device address to a :class:`GbService`
 either does not parse (the transport answers or drops it, see atheris_sip.py) or is handled without
 an exception, and everything the service queues to send parses back as SIP; a device that
 registered (no password) and then sends the input as a MESSAGE body gets exactly one final
-response, 200 or 400. The same bytes as the JSON body of each POST route give a JSON envelope whose
-``code`` equals the HTTP status, never an exception.
+response, 200 or 400. The same bytes as the JSON body of each POST route (live and playback
+``invite``, ``bye``, ``ptz``, ``query-record``, ``pause``/``resume``/``speed``/``seek``) give a JSON
+envelope whose ``code`` equals the HTTP status, never an exception.
 
     pip install atheris
     python fuzz/atheris_gb_service.py -runs=100000 fuzz/corpus/gb_service
@@ -24,6 +25,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 import trio
+import trio.testing
 
 from pms_trio.config import SipConfig
 from pms_trio.gb28181.service import GbService
@@ -100,7 +102,7 @@ async def _check(data: bytes) -> None:
         open_service.on_message(_message(data), SOURCE)
         finals = [r for r in _drain(open_service) if isinstance(r, m.Response)]
         assert len(finals) == 1 and finals[0].status in (200, 400), finals
-    for route in ("invite", "bye", "ptz"):
+    for route in ("invite", "bye", "ptz", "query-record", "pause", "resume", "speed", "seek"):
         with trio.move_on_after(1):  # a body that passes asks the service, which knows no device: 404
             response = await gb_api.handle(_Gb(open_service), "POST", f"/srs-sip/v1/{route}", data, "rtsp://h:1")
             doc = json.loads(response.body)
@@ -108,7 +110,8 @@ async def _check(data: bytes) -> None:
 
 
 def check_one(data: bytes) -> None:
-    trio.run(_check, data)
+    # Virtual time: a body that passes validation waits for a device that never answers.
+    trio.run(_check, data, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def main() -> None:

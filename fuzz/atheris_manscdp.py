@@ -5,7 +5,10 @@ another exception; the same body carried in a SIP MESSAGE over a TCP stream, fed
 at every sixteenth, gives the same message; a Catalog Response re-built with ``catalog_response``
 parses back to the same items; the catalog assembler, fed the parsed response and then timed out,
 returns each catalog once with at most SumNum-or-more distinct items; a PTZCmd either reads back
-through ``parse_ptz_command`` or is refused; the SDP-answer parser raises only ``SdpAnswerError``.
+through ``parse_ptz_command`` or is refused; the SDP-answer parser raises only ``SdpAnswerError``;
+a RecordInfo Response re-built with ``record_info_response`` parses back to the same items, the
+record assembler counts each distinct item once, and every item's times read as UNIX seconds or
+None (``describe_item`` never raises); a MediaStatus/Alarm keeps its fields bounded.
 
     pip install atheris
     python fuzz/atheris_manscdp.py -runs=100000 fuzz/corpus/manscdp
@@ -23,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pms_trio.gb28181 import catalog as c
 from pms_trio.gb28181 import manscdp as x
 from pms_trio.gb28181 import media
+from pms_trio.gb28181 import records as r
 from pms_trio.sip import message as m
 
 DEVICE = "34020000001320000001"
@@ -69,6 +73,21 @@ def check_one(data: bytes) -> None:
         done += assembler.handle_timeout(1e9)
         assert len(done) == 1 and len(assembler) == 0
         assert len({i.device_id for i in done[0].items}) == len(done[0].items)
+    if isinstance(parsed, x.RecordInfoResponse):
+        rebuilt = x.parse(x.record_info_response(parsed.sn, parsed.device_id, parsed.sum_num, parsed.items,
+                                                 parsed.name, encoding="UTF-8"))
+        assert isinstance(rebuilt, x.RecordInfoResponse)
+        assert [(i.start_time, i.end_time, i.file_path) for i in rebuilt.items] == [
+            (i.start_time, i.end_time, i.file_path) for i in parsed.items]
+        assembler = r.RecordAssembler(parsed.device_id, parsed.sn)
+        assembler.add(parsed)
+        assembler.add(parsed)  # a repeated part adds nothing
+        assert len(assembler.items) <= len(parsed.items) and assembler.parts == 2
+        for item in assembler.sorted_items():
+            doc = r.describe_item(item, DEVICE)
+            assert doc["start"] is None or isinstance(doc["start"], int)
+    if isinstance(parsed, x.Alarm):
+        assert len(parsed.description) <= 256
     if isinstance(parsed, x.DeviceControl) and parsed.ptz_cmd:
         try:
             cmd = x.parse_ptz_command(parsed.ptz_cmd)

@@ -335,6 +335,16 @@ class Core:
         :class:`CoreError` 409 (name taken), 400 (bad transport / arguments, or the media port
         is not bound for tcp-passive/udp)."""
 
+    def gb_set_scale(self, transport_id: int, scale: float) -> None:
+        """A GB28181 playback ingest's speed (the MANSRTSP ``Scale`` the device was told): its
+        video RTP timestamps are re-timed so players keep a 1x clock while the device sends
+        ``scale`` times faster (``out = anchor + (pts - anchor_pts) / scale``, re-anchored at each
+        call); a PTS jump of more than 5 s (a seek) continues one frame after the last output.
+        Audio is dropped while the scale is not 1. Any call turns re-timing on (1.0: same pace,
+        seeks continuous). A device that ignores the scale (its PTS keep coming at about 1x over 3 s
+        of frames after the call; a pause or seek restarts that watch) is found out and the ingest
+        goes back to 1x. Raises :class:`CoreError` 404 (not a GB ingest), 400 (scale not > 0)."""
+
     def create_recorder(self, stream: str, folder: str, pattern: str, *, container: str,
                         segment_seconds: float = 0.0) -> int:
         """Record the live ``stream`` into ``folder`` as ``container`` (``"webm"``, ``"mkv"``,
@@ -377,7 +387,15 @@ class Core:
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
         not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
-        origins on pulls' connections)."""
+        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds. ``gso_sends``: segmented (UDP GSO) sends."""
+
+    def set_udp_gso(self, on: bool) -> None:
+        """``webrtc.udpGso``: a player's datagrams of one poll iteration may leave as one segmented
+        (UDP GSO) send; default on; a kernel that refuses it turns it off by itself (``gso_sends``
+        in ``stats()`` counts the segmented sends)."""
+
+    def worker_stats(self) -> list[dict[str, int]]:
+        """Per worker, in order, the counters of ``stats()`` as that worker last published them."""
 
     def shutdown(self) -> None:
         """Stop the workers and close every socket. Idempotent."""

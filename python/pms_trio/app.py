@@ -82,6 +82,7 @@ def make_core(config: Config) -> _core.Core:
         raise StartupError(f"webrtc: cannot use the DTLS certificate/key (webrtc.dtlsCertificateFile/"
                            f"dtlsPrivateKeyFile): {e}") from None
     core.set_transcode_audio(w.transcode_audio, w.transcode_linger_ms)
+    core.set_udp_gso(w.udp_gso)
     return core
 
 
@@ -219,7 +220,11 @@ async def _start_services(root: trio.Nursery, config: Config, core: _core.Core, 
                           address_of=lambda service: service.address)
         api.gb = gb
         if api.hooks is not None:
-            gb.on_device = lambda device_id, online: api.hooks.notify("device", device=device_id, online=online)
+            hooks = api.hooks
+            gb.on_device = lambda device_id, online: hooks.notify("device", device=device_id, online=online,
+                                                                  kind="online" if online else "offline")
+            gb.on_device_event = lambda device_id, kind, fields: hooks.notify("device", device=device_id, kind=kind,
+                                                                              **fields)
         bound["sip"] = gb.address
         api.ports["sip"] = bound["sip"][1]
 

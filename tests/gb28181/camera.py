@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import av
 import numpy as np
@@ -182,6 +183,8 @@ class Camera:
     auto_media: bool = True
     bind_host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another source
     qop: bool = False  # answer with qop=auth (nc, cnonce) even when the challenge does not offer it
+    device_name: str = "SimCam"  # DeviceInfo's DeviceName (sent in GB2312, XML-escaped)
+    channel_names: dict[str, str] = field(default_factory=dict)  # Catalog Name by channel id; else 通道N
 
     requests: list[Msg] = field(default_factory=list)
     ptz_commands: list[str] = field(default_factory=list)
@@ -316,7 +319,7 @@ class Camera:
         elif kind == "DeviceInfo":
             doc = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Response>\r\n<CmdType>DeviceInfo</CmdType>\r\n'
                    f"<SN>{sn.group(1) if sn else 1}</SN>\r\n<DeviceID>{self.device_id}</DeviceID>\r\n"
-                   f"<DeviceName>SimCam</DeviceName>\r\n<Result>OK</Result>\r\n<Manufacturer>pms-tests"
+                   f"<DeviceName>{xml_escape(self.device_name)}</DeviceName>\r\n<Result>OK</Result>\r\n<Manufacturer>pms-tests"
                    f"</Manufacturer>\r\n<Model>sim-1</Model>\r\n<Firmware>V1.0</Firmware>\r\n<Channel>"
                    f"{len(self.channels)}</Channel>\r\n</Response>\r\n")
             self._spawn(self.message(doc.encode("gb2312")))
@@ -405,7 +408,7 @@ class Camera:
         total = self.sum_num if self.sum_num is not None else len(self.channels)
         for chunk in chunks:
             items = "".join(
-                f"<Item>\r\n<DeviceID>{c}</DeviceID>\r\n<Name>通道{i + 1}</Name>\r\n<Manufacturer>pms-tests"
+                f"<Item>\r\n<DeviceID>{c}</DeviceID>\r\n<Name>{xml_escape(self.channel_names.get(c, '通道' + str(i + 1)))}</Name>\r\n<Manufacturer>pms-tests"
                 f"</Manufacturer>\r\n<Model>sim-1</Model>\r\n<Owner>Owner</Owner>\r\n<CivilCode>3402000000"
                 f"</CivilCode>\r\n<Address>Address</Address>\r\n<Parental>0</Parental>\r\n<ParentID>"
                 f"{self.device_id}</ParentID>\r\n<SafetyWay>0</SafetyWay>\r\n<RegisterWay>1</RegisterWay>\r\n"

@@ -22,6 +22,9 @@ from .test_gb28181_media import CHANNEL, gb_media_server, registered_camera
 from .test_gb28181_sip import DEVICE
 
 BLUE = (20, 40, 210)
+# GB2312 names (the simulator encodes them so) with markup, quotes and odd punctuation in them.
+GB_DEVICE_NAME = '门口摄像机 <b>&"№1'
+GB_CHANNEL_NAME = "通道1【<i>'※&amp;①】"
 HOSTILE = "<img src=x onerror=alert(1)>\"'&amp;<script>alert(2)</script>"
 
 
@@ -99,13 +102,19 @@ def test_console_plays_a_gb28181_channel_and_steers_it(server: ServerFactory) ->
     srv = gb_media_server(server)
 
     async def main() -> None:
-        cam = await registered_camera(srv, colour=BLUE)
+        cam = await registered_camera(srv, colour=BLUE, device_name=GB_DEVICE_NAME,
+                                      channel_names={CHANNEL: GB_CHANNEL_NAME})
         try:
             async with console_browser() as browser:
                 page = await ConsolePage.open(browser, srv.http_url + "/", viewport=PHONE)
                 await page.wait("(d) => document.querySelector('#gb28181 .dev-name')?.textContent.includes(d)", 10,
                                 "the device listed", DEVICE)
                 assert "online" in await page.text("#gb28181 .badge")
+                # Names sent in GB2312 with XML-escaped markup show decoded, as text.
+                await page.wait("(n) => document.querySelector('#gb28181 .dev-name').textContent.startsWith(n)", 10,
+                                "the device's GB2312 name", GB_DEVICE_NAME)
+                assert await page.text("#gb28181 .ch-name") == GB_CHANNEL_NAME
+                assert await page.page.evaluate("document.querySelectorAll('#gb28181 b, #gb28181 i').length") == 0
                 # A phone-sized screen: nothing wider than the screen (tables scroll inside their panel).
                 assert await page.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
                 await page.page.get_by_role("button", name=f"Play channel {CHANNEL}").click()

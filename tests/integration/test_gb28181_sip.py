@@ -87,7 +87,7 @@ def test_register_digest_401_then_200_with_date(server: ServerFactory) -> None:
             devices = await wait_api(srv, "/srs-sip/v1/devices", lambda d: device_doc(d) is not None, 5,
                                      "device listed")
             doc = device_doc(devices)
-            assert doc is not None and doc["status"] == "online" and doc["network_type"] == "udp"
+            assert doc is not None and doc["status"] == "online" and doc["network_type"] == "UDP"
             assert doc["source_addr"] == f"127.0.0.1:{cam.local[1]}"
         finally:
             await cam.close()
@@ -137,7 +137,7 @@ def test_reregister_from_a_new_address_and_transport(server: ServerFactory) -> N
                 srv, "/srs-sip/v1/devices",
                 lambda d: (device_doc(d) or {}).get("source_addr") == f"127.0.0.1:{second.local[1]}", 5,
                 "the device moved to its new address")
-            assert (device_doc(devices) or {})["network_type"] == "tcp"
+            assert (device_doc(devices) or {})["network_type"] == "TCP"
             assert (await second.keepalive()).status == 200
         finally:
             await first.close()

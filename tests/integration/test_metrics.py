@@ -122,6 +122,13 @@ def test_stream_series_and_join_histogram(server: Any) -> None:
                       for d in ("in", "out")]
             inn, out = audio1[0] - audio0[0], audio1[1] - audio0[1]
             assert inn > 100 and 1.8 * inn <= out <= 2.2 * inn, (audio0, audio1)
+            # Per worker (two here): the stream's worker sent packets and spent CPU on it.
+            sent = [value(fams, "pms_worker_packets_out_total", worker=w) for w in ("0", "1")]
+            cpu = [value(fams, "pms_worker_cpu_seconds_total", worker=w) for w in ("0", "1")]
+            assert None not in sent and None not in cpu, (sent, cpu)
+            busiest = max((0, 1), key=lambda i: sent[i] or 0)
+            assert (sent[busiest] or 0) >= out and (cpu[busiest] or 0) > 0, (sent, cpu)
+            assert value(fams, "pms_worker_transports", worker=str(busiest)) == 3  # pub + 2 players
         finally:
             await close_all(*players, pub)
         # The stream ends: its labels go with it.

@@ -1,4 +1,4 @@
-"""Replays the saved fuzz corpora (signaling, rtsp, rtsp_client, sip, manscdp, gb_service) through the atheris targets' checks
+"""Replays the saved fuzz corpora (signaling, rtsp, rtsp_client, sip, manscdp, mansrtsp, gb_service) through the atheris targets' checks
 (no atheris needed)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ SIP_CORPUS = sorted((FUZZ / "corpus" / "sip").iterdir())
 MANSCDP_CORPUS = sorted((FUZZ / "corpus" / "manscdp").iterdir())
 GB_SERVICE_CORPUS = sorted((FUZZ / "corpus" / "gb_service").iterdir())
 RTSP_CLIENT_CORPUS = sorted((FUZZ / "corpus" / "rtsp_client").iterdir())
+MANSRTSP_CORPUS = sorted((FUZZ / "corpus" / "mansrtsp").iterdir())
 
 
 def _target(name: str):
@@ -30,6 +31,7 @@ check_sip = _target("atheris_sip").check_one
 check_manscdp = _target("atheris_manscdp").check_one
 check_gb_service = _target("atheris_gb_service").check_one
 check_rtsp_client = _target("atheris_rtsp_client").check_one
+check_mansrtsp = _target("atheris_mansrtsp").check_one
 
 
 def test_corpus_is_not_empty():
@@ -39,6 +41,7 @@ def test_corpus_is_not_empty():
     assert len(MANSCDP_CORPUS) >= 10
     assert len(GB_SERVICE_CORPUS) >= 10
     assert len(RTSP_CLIENT_CORPUS) >= 10
+    assert len(MANSRTSP_CORPUS) >= 10
 
 
 @pytest.mark.parametrize("path", RTSP_CLIENT_CORPUS, ids=lambda p: p.name)
@@ -87,3 +90,11 @@ def test_manscdp_corpus_file(path: Path):
     check_manscdp(data)  # whole, and carried in a SIP MESSAGE split in two
     for cut in range(0, len(data), max(1, len(data) // 16)):
         check_manscdp(data[:cut])
+
+
+@pytest.mark.parametrize("path", MANSRTSP_CORPUS, ids=lambda p: p.name)
+def test_mansrtsp_corpus_file(path: Path):
+    data = path.read_bytes()
+    check_mansrtsp(data)  # whole, as text, rebuilt
+    for cut in range(0, len(data), max(1, len(data) // 16)):
+        check_mansrtsp(data[:cut])

@@ -83,5 +83,6 @@ def test_series_are_ones_metrics_emits() -> None:
     emitted |= set(re.findall(r'metric\("(pms_[a-z0-9_]+)"', api))
     # pms_core_*: from the media core's counter names (gauges plain, the rest with _total).
     emitted |= {"pms_core_bytes_in_total", "pms_core_bytes_out_total"}
+    emitted |= {name for name, *_ in metrics.WORKER_SERIES}
     unknown = dashboard_series() - emitted
     assert not unknown, f"the dashboard names series /metrics does not emit: {sorted(unknown)}"

@@ -11,8 +11,10 @@ extern crate rtc_shared as shared;
 extern crate rtc_srtp as srtp;
 extern crate rtc_stun as stun;
 
+pub mod janus;
 pub mod media;
 pub mod sdp;
+pub mod sdp_answer;
 pub mod signaling;
 pub mod transport;
 pub mod worker;

@@ -1,13 +1,16 @@
-//! `pms-fanout --ws URL --players N --seconds S [--stream NAME]`
+//! `pms-fanout --ws URL --players N --seconds S [--stream NAME] [--janus ROOM] [--bind IP]`
 //!
 //! One synthetic publisher (H.264 ~1.5 Mbit/s + Opus) and N counting players against a pms-trio
-//! server. Progress goes to stderr as JSON lines with an `event` key (`publisher_ready`,
+//! server, or with `--janus ROOM` against a Janus VideoRoom (the publisher creates the room and
+//! publishes in it, each player subscribes to its feed: Janus offers, the player answers). Progress goes to stderr as JSON lines with an `event` key (`publisher_ready`,
 //! `players_connected`, `measure_start`, `measure_end`) so that a driver can sample the server
 //! at those moments; the figures go to stdout as one JSON line.
 
+use pms_bench_fanout::janus::JanusSession;
 use pms_bench_fanout::media::{H264Source, OpusSource};
 use pms_bench_fanout::sdp::{self, OfferParams, H264_PT, OPUS_PT};
-use pms_bench_fanout::signaling::Session;
+use pms_bench_fanout::sdp_answer::{self, AnswerParams};
+use pms_bench_fanout::signaling::{Session, Signal};
 use pms_bench_fanout::transport::{random_ice_string, Identity, RemoteParams, Transport};
 use pms_bench_fanout::worker::{Cmd, Peer, PlayerState, PublisherState, Role, Snapshot, Worker};
 use serde_json::{json, Value};
@@ -16,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: pms-fanout --ws URL [--players N] [--seconds S] [--stream NAME] \
-[--threads T] [--warmup S] [--settle S] [--connect-timeout S]";
+[--threads T] [--warmup S] [--settle S] [--connect-timeout S] [--janus ROOM] [--bind IP]";
 
 struct Args {
     ws: String,
@@ -27,6 +30,10 @@ struct Args {
     warmup: f64,
     settle: f64,
     connect_timeout: f64,
+    /// Janus VideoRoom room number; `None`: pms-trio's API.
+    janus: Option<u64>,
+    /// Local address of the UDP sockets (and of the candidate the client announces).
+    bind: std::net::IpAddr,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
         warmup: 2.0,
         settle: 1.0,
         connect_timeout: 20.0,
+        janus: None,
+        bind: std::net::Ipv4Addr::LOCALHOST.into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -62,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => a.warmup = num(&v)?,
             "--settle" => a.settle = num(&v)?,
             "--connect-timeout" => a.connect_timeout = num(&v)?,
+            "--janus" => a.janus = Some(num(&v)? as u64),
+            "--bind" => a.bind = v.parse().map_err(|_| format!("--bind: not an IP: {v}"))?,
             _ => return Err(format!("unknown option {k}\n{USAGE}")),
         }
     }
@@ -88,15 +99,88 @@ fn nonzero_random() -> u32 {
     }
 }
 
-/// Signals one peer (offer → answer) and builds its transport; the returned peer goes to a worker.
+/// Where the peers go: a pms-trio stream, or a Janus VideoRoom room and (for players) the feed of
+/// its publisher.
+struct Target<'a> {
+    url: &'a str,
+    stream: &'a str,
+    janus: Option<u64>,
+    feed: Option<u64>,
+    bind: std::net::IpAddr,
+}
+
+/// What signaling settled: the remote's SDP (answer, or Janus's offer to a player) and the
+/// payload type of H.264 in it.
+struct Negotiated {
+    signal: Signal,
+    remote_sdp: String,
+    video_pt: Option<u8>,
+    feed: Option<u64>,
+}
+
+/// pms-trio: `stream.publish` / `stream.play` with the client's offer.
+fn negotiate_pms(t: &Target, publisher: bool, offer: &str) -> Result<Negotiated, String> {
+    let mut session = Session::connect(t.url, t.stream)?;
+    let method = if publisher {
+        "stream.publish"
+    } else {
+        "stream.play"
+    };
+    let answer_sdp = session.negotiate(method, offer)?;
+    let answer = sdp::parse_answer(&answer_sdp).map_err(|e| format!("{method}: {e}"))?;
+    Ok(Negotiated {
+        signal: Signal::Pms(session),
+        remote_sdp: answer_sdp,
+        video_pt: answer.video_pt,
+        feed: None,
+    })
+}
+
+/// Janus: the publisher creates the room and publishes its offer; a player subscribes to the feed,
+/// answers Janus's offer and `start`s.
+fn negotiate_janus(
+    t: &Target,
+    room: u64,
+    publisher: bool,
+    offer: &str,
+    local: &AnswerParams,
+) -> Result<Negotiated, String> {
+    let mut js = JanusSession::connect(t.url)?;
+    if publisher {
+        js.create_room(room)?;
+        let (answer_sdp, feed) = js.publish(room, offer)?;
+        return Ok(Negotiated {
+            signal: Signal::Janus(js),
+            remote_sdp: answer_sdp,
+            video_pt: Some(H264_PT),
+            feed: Some(feed),
+        });
+    }
+    let feed = t.feed.ok_or("no publisher feed")?;
+    let offer_sdp = js.subscribe(room, feed)?;
+    let media = sdp_answer::parse_offer_media(&offer_sdp);
+    let video_pt = media
+        .iter()
+        .find(|m| m.kind == "video" && !m.rejected)
+        .and_then(|m| m.pt);
+    let answer = sdp_answer::build_answer(&media, local);
+    js.start(room, &answer)?;
+    Ok(Negotiated {
+        signal: Signal::Janus(js),
+        remote_sdp: offer_sdp,
+        video_pt,
+        feed: None,
+    })
+}
+
+/// Signals one peer and builds its transport; the returned peer goes to a worker. The feed id is
+/// the Janus publisher's.
 fn new_peer(
     identity: &Identity,
-    url: &str,
-    stream: &str,
+    t: &Target,
     publisher: bool,
-) -> Result<(Session, Peer), String> {
-    let std_sock =
-        std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("udp bind: {e}"))?;
+) -> Result<(Signal, Peer, Option<u64>), String> {
+    let std_sock = std::net::UdpSocket::bind((t.bind, 0)).map_err(|e| format!("udp bind: {e}"))?;
     std_sock.set_nonblocking(true).map_err(|e| e.to_string())?;
     let local = std_sock.local_addr().map_err(|e| e.to_string())?;
     let ufrag = random_ice_string(8);
@@ -112,22 +196,29 @@ fn new_peer(
         cname: &cname,
         ssrcs,
     });
-    let mut session = Session::connect(url, stream)?;
-    let method = if publisher {
-        "stream.publish"
-    } else {
-        "stream.play"
-    };
     let sent = Instant::now();
-    let answer_sdp = session.negotiate(method, &offer)?;
-    let answer = sdp::parse_answer(&answer_sdp).map_err(|e| format!("{method}: {e}"))?;
+    let n = match t.janus {
+        None => negotiate_pms(t, publisher, &offer)?,
+        Some(room) => {
+            let params = AnswerParams {
+                ice_ufrag: &ufrag,
+                ice_pwd: &pwd,
+                fingerprint: &identity.fingerprint,
+                local_addr: local,
+            };
+            negotiate_janus(t, room, publisher, &offer, &params)?
+        }
+    };
+    let remote_desc = sdp::parse_answer(&n.remote_sdp).map_err(|e| format!("remote SDP: {e}"))?;
     let remote = RemoteParams {
-        addr: answer.candidate.expect("checked by parse_answer"),
-        ice_ufrag: answer.ice_ufrag.clone(),
-        ice_pwd: answer.ice_pwd.clone(),
-        fingerprint: answer.fingerprint.clone(),
-        // passive (or a malformed actpass) → we connect; active → the server connects to us.
-        dtls_client: answer.setup != "active",
+        addr: remote_desc.candidate.expect("checked by parse_answer"),
+        ice_ufrag: remote_desc.ice_ufrag.clone(),
+        ice_pwd: remote_desc.ice_pwd.clone(),
+        fingerprint: remote_desc.fingerprint.clone(),
+        // passive or actpass (Janus's offer) → we connect; active → the server connects to us.
+        dtls_client: remote_desc.setup != "active",
+        // Janus offers to its players; the offerer is controlling unless it is ICE-lite.
+        ice_controlling: remote_desc.ice_lite || publisher || t.janus.is_none(),
     };
     let transport = Transport::new(Instant::now(), identity, local, ufrag, pwd, remote)
         .map_err(|e| format!("transport: {e}"))?;
@@ -137,18 +228,19 @@ fn new_peer(
             OpusSource::new(a, OPUS_PT),
         )))
     } else {
-        if answer.video_pt.is_none() {
-            return Err(format!("{method}: the answer rejected video"));
+        if n.video_pt.is_none() {
+            return Err("the remote SDP has no H.264 video".into());
         }
-        Role::Player(Box::new(PlayerState::new(sent, answer.video_pt)))
+        Role::Player(Box::new(PlayerState::new(sent, n.video_pt)))
     };
     Ok((
-        session,
+        n.signal,
         Peer {
             sock: mio::net::UdpSocket::from_std(std_sock),
             transport,
             role,
         },
+        n.feed,
     ))
 }
 
@@ -197,7 +289,7 @@ impl Workers {
 
 /// Keeps every session alive: a heartbeat each 5 s, replies drained.
 struct Keeper {
-    sessions: Vec<Session>,
+    sessions: Vec<Signal>,
     next: Instant,
 }
 
@@ -220,7 +312,7 @@ impl Keeper {
     }
 
     fn closed(&self) -> usize {
-        self.sessions.iter().filter(|s| s.closed).count()
+        self.sessions.iter().filter(|s| s.closed()).count()
     }
 }
 
@@ -262,7 +354,15 @@ fn run() -> Result<(), String> {
 
     // Publisher.
     let t_pub = Instant::now();
-    let (session, peer) = new_peer(&identity, &args.ws, &args.stream, true)?;
+    let mut target = Target {
+        url: &args.ws,
+        stream: &args.stream,
+        janus: args.janus,
+        feed: None,
+        bind: args.bind,
+    };
+    let (session, peer, feed) = new_peer(&identity, &target, true)?;
+    target.feed = feed;
     keeper.sessions.push(session);
     pub_tx
         .send(Cmd::Add(Box::new(peer)))
@@ -294,10 +394,13 @@ fn run() -> Result<(), String> {
     event("players_joining", json!({ "players": args.players }));
     let t_join = Instant::now();
     let mut signaling_errors: Vec<String> = vec![];
+    // Players whose ICE role is controlled (a full-ICE server offered to them).
+    let mut ice_controlled = 0usize;
     for i in 0..args.players {
         keeper.tick();
-        match new_peer(&identity, &args.ws, &args.stream, false) {
-            Ok((session, peer)) => {
+        match new_peer(&identity, &target, false) {
+            Ok((session, peer, _)) => {
+                ice_controlled += usize::from(!peer.transport.remote.ice_controlling);
                 keeper.sessions.push(session);
                 let tx = &player_txs[i % player_txs.len()];
                 tx.send(Cmd::Add(Box::new(peer)))
@@ -376,6 +479,7 @@ fn run() -> Result<(), String> {
             "fir_received": publisher.fir,
         },
         "websockets_closed_by_server": keeper.closed(),
+        "players_ice_controlled": ice_controlled,
         "errors": errors,
     });
     println!("{out}");

@@ -114,6 +114,8 @@ pub struct Answer {
     /// First payload type of the `m=video` line, if video was accepted.
     pub video_pt: Option<u8>,
     pub audio_pt: Option<u8>,
+    /// `a=ice-lite` (session level).
+    pub ice_lite: bool,
 }
 
 /// Reads the fields the client needs from an answer. The first value of each wins.
@@ -121,7 +123,9 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, String> {
     let mut a = Answer::default();
     for raw in sdp.lines() {
         let line = raw.trim();
-        if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+        if line == "a=ice-lite" {
+            a.ice_lite = true;
+        } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
             if a.ice_ufrag.is_empty() {
                 a.ice_ufrag = v.to_string();
             }
@@ -230,5 +234,11 @@ mod tests {
         assert_eq!(a.candidate, Some("127.0.0.1:40000".parse().unwrap()));
         assert_eq!(a.video_pt, Some(102));
         assert_eq!(a.audio_pt, Some(111));
+        assert!(a.ice_lite);
+        assert!(
+            !parse_answer(&ans.replace("a=ice-lite\r\n", ""))
+                .unwrap()
+                .ice_lite
+        );
     }
 }

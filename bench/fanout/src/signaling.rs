@@ -162,6 +162,35 @@ impl Session {
     }
 }
 
+/// A peer's signaling: a pms-trio session or a Janus one, kept alive by the same loop.
+pub enum Signal {
+    Pms(Session),
+    Janus(crate::janus::JanusSession),
+}
+
+impl Signal {
+    pub fn heartbeat(&mut self) {
+        match self {
+            Signal::Pms(s) => s.heartbeat(),
+            Signal::Janus(s) => s.heartbeat(),
+        }
+    }
+
+    pub fn closed(&self) -> bool {
+        match self {
+            Signal::Pms(s) => s.closed,
+            Signal::Janus(s) => s.closed,
+        }
+    }
+
+    pub fn close(&mut self) {
+        match self {
+            Signal::Pms(s) => s.close(),
+            Signal::Janus(s) => s.close(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

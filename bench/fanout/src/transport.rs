@@ -1,5 +1,5 @@
 //! A minimal sans-IO WebRTC client transport: ICE as the controlling agent against an ICE-lite
-//! server, then DTLS (client or server role, from the answer's `a=setup`), then SRTP contexts.
+//! server (or as the controlled one when a full-ICE server offered), then DTLS (client or server role, from the answer's `a=setup`), then SRTP contexts.
 //!
 //! It owns no socket and reads no clock: feed datagrams with [`Transport::handle_datagram`], drive
 //! timers with [`Transport::handle_timeout`], and send what [`Transport::poll_transmit`] returns.
@@ -94,6 +94,10 @@ pub struct RemoteParams {
     pub fingerprint: String,
     /// True when we are the DTLS client (answer `a=setup:passive`), false for `active`.
     pub dtls_client: bool,
+    /// Our ICE role (RFC 8445 6.1.1): controlling when the server is ICE-lite or we offered; else
+    /// (a full-ICE server that offered) controlled: our checks carry ICE-CONTROLLED and no
+    /// USE-CANDIDATE, and the server nominates our one pair.
+    pub ice_controlling: bool,
 }
 
 /// Decrypted packet handed to the application.
@@ -212,11 +216,16 @@ impl Transport {
             Box::new(txid),
             Box::new(Username::new(ATTR_USERNAME, username)),
         ];
-        if use_candidate {
+        let controlling = self.remote.ice_controlling;
+        if use_candidate && controlling {
             setters.push(Box::new(RawAttr(ATTR_USE_CANDIDATE, vec![])));
         }
         setters.push(Box::new(RawAttr(
-            ATTR_ICE_CONTROLLING,
+            if controlling {
+                ATTR_ICE_CONTROLLING
+            } else {
+                ATTR_ICE_CONTROLLED
+            },
             self.tie_breaker.to_be_bytes().to_vec(),
         )));
         setters.push(Box::new(RawAttr(

@@ -47,6 +47,7 @@ fn handshake_in_memory(
             ice_pwd: server.pwd.clone(),
             fingerprint,
             dtls_client: !server_is_dtls_client,
+            ice_controlling: true,
         },
     )
     .unwrap();
@@ -180,4 +181,37 @@ fn binary_against_toy_sfu() {
     assert!((1.2e6..2.2e6).contains(&bitrate), "{r}");
     assert_eq!(sfu.plays.load(Ordering::SeqCst), 4);
     assert!(sfu.forwarded.load(Ordering::Relaxed) > 0);
+}
+
+/// The ICE role decides the attributes of the client's checks: controlling (against an ICE-lite
+/// server, or when it offered) nominates with USE-CANDIDATE; controlled (a full-ICE server offered,
+/// as Janus does to its subscribers without `ice_lite`) says ICE-CONTROLLED and does not nominate.
+#[test]
+fn ice_role_sets_check_attributes() {
+    use rtc_stun::attributes::{ATTR_ICE_CONTROLLED, ATTR_ICE_CONTROLLING, ATTR_USE_CANDIDATE};
+    let id = Identity::generate().unwrap();
+    for controlling in [true, false] {
+        let mut t = Transport::new(
+            Instant::now(),
+            &id,
+            "127.0.0.1:40011".parse().unwrap(),
+            random_ice_string(8),
+            random_ice_string(24),
+            RemoteParams {
+                addr: "127.0.0.1:40012".parse().unwrap(),
+                ice_ufrag: "srv".into(),
+                ice_pwd: random_ice_string(24),
+                fingerprint: String::new(),
+                dtls_client: true,
+                ice_controlling: controlling,
+            },
+        )
+        .unwrap();
+        let first = t.poll_transmit().expect("a check is sent at once");
+        let mut msg = rtc_stun::message::Message::new();
+        msg.unmarshal_binary(&first).unwrap();
+        assert_eq!(msg.contains(ATTR_USE_CANDIDATE), controlling);
+        assert_eq!(msg.contains(ATTR_ICE_CONTROLLING), controlling);
+        assert_eq!(msg.contains(ATTR_ICE_CONTROLLED), !controlling);
+    }
 }

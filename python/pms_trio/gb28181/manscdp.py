@@ -31,6 +31,7 @@ _DECL_TEXT = re.compile(r"^\s*<\?xml[^>]*\?>")
 _BARE_AMP = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
 _FLAT = re.compile(r"\s*(?:<\?xml[^<>]*\?>\s*)?<([A-Za-z]+)>\s*((?:<([A-Za-z][\w.-]*)>[^<>&]*</\3>\s*)*)</\1>\s*")
 _FLAT_FIELD = re.compile(r"<([A-Za-z][\w.-]*)>([^<>&]*)</\1>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BARE_LT = re.compile(r"<(?!/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?>|[?!])")  # not the start of a tag
 
 
@@ -144,6 +145,8 @@ class CatalogItem:
     longitude: str = ""
     latitude: str = ""
     ptz_type: int = 0
+    resolution: str = ""  # Info/Resolution: f= codes joined by "/" (e.g. "6/4/2")
+    download_speed: str = ""  # Info/DownloadSpeed: the speeds a download may ask, e.g. "1/2/4/8"
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # other leaf fields
 
 
@@ -192,7 +195,6 @@ class Other:
     device_id: str
 
 
-Manscdp = Keepalive | CatalogQuery | CatalogResponse | DeviceInfoQuery | DeviceInfoResponse | DeviceControl | Other
 
 _ITEM_FIELDS = {
     "deviceid": "device_id", "name": "name", "manufacturer": "manufacturer", "model": "model",
@@ -217,6 +219,8 @@ def _item(element: ET.Element) -> CatalogItem | None:
             ptz = _int(_text(child, "PTZType"))
             if ptz is not None:
                 values["ptz_type"] = ptz
+            values["resolution"] = _text(child, "Resolution")[:64]
+            values["download_speed"] = _text(child, "DownloadSpeed")[:64]
         elif len(child) == 0 and text:
             extra.append((child.tag if isinstance(child.tag, str) else tag, text))
     if not values.get("device_id"):
@@ -291,10 +295,148 @@ def parse(body: bytes) -> Manscdp:
         return DeviceInfoResponse(sn, device_id, kids.get("devicename", ""), kids.get("result", ""),
                                   kids.get("manufacturer", ""), kids.get("model", ""),
                                   kids.get("firmware", ""), _int(kids.get("channel", "")))
+    if kind == "recordinfo":
+        return _record_info(canonical, sn, device_id, kids, root)
+    if kind == "mediastatus" and canonical == "Notify":
+        return MediaStatus(sn, device_id, kids.get("notifytype", ""))
+    if kind == "alarm" and canonical == "Notify":
+        info = _children(root).get("info") if root is not None else None
+        return Alarm(sn, device_id, kids.get("alarmpriority", ""), kids.get("alarmmethod", ""),
+                     kids.get("alarmtime", ""), kids.get("alarmdescription", "")[:256],
+                     _text(info, "AlarmType") or kids.get("alarmtype", ""))
     if kind == "devicecontrol" and canonical == "Control":
         control = tuple((tag, value) for tag, value in fields if tag.lower() not in ("cmdtype", "sn", "deviceid"))
         return DeviceControl(sn, device_id, kids.get("ptzcmd") or None, control)
     return Other(canonical, cmd, sn, device_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Records (A.2.4d, A.2.6h), media status (A.2.5, J.14), alarms (A.2.5b)
+
+RECORD_TYPES = ("all", "time", "alarm", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfoQuery:
+    sn: int
+    device_id: str
+    start_time: str = ""
+    end_time: str = ""
+    record_type: str = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordItem:
+    device_id: str
+    name: str = ""
+    file_path: str = ""
+    address: str = ""
+    start_time: str = ""  # as the device wrote it: 2024-01-01T08:00:00 (local time, no zone)
+    end_time: str = ""
+    secrecy: int = 0
+    record_type: str = ""
+    recorder_id: str = ""
+    file_size: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfoResponse:
+    sn: int
+    device_id: str
+    sum_num: int
+    items: tuple[RecordItem, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStatus:
+    """Notify MediaStatus: ``NotifyType`` 121 is the end of a played-back or downloaded file."""
+
+    sn: int
+    device_id: str
+    notify_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    sn: int
+    device_id: str
+    priority: str = ""
+    method: str = ""
+    time: str = ""
+    description: str = ""
+    alarm_type: str = ""
+
+
+Manscdp = (Keepalive | CatalogQuery | CatalogResponse | DeviceInfoQuery | DeviceInfoResponse | DeviceControl
+           | RecordInfoQuery | RecordInfoResponse | MediaStatus | Alarm | Other)
+
+
+_RECORD_FIELDS = {"deviceid": "device_id", "name": "name", "filepath": "file_path", "address": "address",
+                  "starttime": "start_time", "endtime": "end_time", "type": "record_type",
+                  "recorderid": "recorder_id", "filesize": "file_size"}
+
+
+def _record_info(root_name: str, sn: int, device_id: str, kids: dict[str, str],
+                 root: ET.Element | None) -> RecordInfoQuery | RecordInfoResponse | Other:
+    if root_name == "Query":
+        return RecordInfoQuery(sn, device_id, kids.get("starttime", ""), kids.get("endtime", ""),
+                               (kids.get("type") or "all").lower())
+    if root_name != "Response":
+        return Other(root_name, "RecordInfo", sn, device_id)
+    items: list[RecordItem] = []
+    record_list = _children(root).get("recordlist") if root is not None else None
+    for child in record_list if record_list is not None else ():
+        if not (isinstance(child.tag, str) and child.tag.lower() == "item") or len(items) >= MAX_ITEMS:
+            continue
+        values: dict[str, object] = {}
+        for tag, leaf in _children(child).items():
+            text = (leaf.text or "").strip()[:256]
+            if tag in _RECORD_FIELDS:
+                values[_RECORD_FIELDS[tag]] = text
+            elif tag == "secrecy":
+                values["secrecy"] = _int(text, 0) or 0
+        if values.get("start_time") or values.get("end_time") or values.get("file_path"):
+            items.append(RecordItem(**{"device_id": "", **values}))  # type: ignore[arg-type]
+    sum_num = _int(kids.get("sumnum", ""), 0) or 0
+    return RecordInfoResponse(sn, device_id, max(sum_num, 0), tuple(items), kids.get("name", "")[:256])
+
+
+def record_info_query(sn: int, channel_id: str, start_time: str, end_time: str, record_type: str = "all") -> bytes:
+    """Query RecordInfo (A.2.4d): times as ``2024-01-01T08:00:00``."""
+    return _document("Query", [("CmdType", "RecordInfo"), ("SN", str(sn)), ("DeviceID", channel_id),
+                               ("StartTime", start_time), ("EndTime", end_time), ("Secrecy", "0"),
+                               ("Type", record_type)])
+
+
+def record_info_response(sn: int, channel_id: str, sum_num: int, items: list[RecordItem] | tuple[RecordItem, ...],
+                         name: str = "", *, encoding: str = "GB2312") -> bytes:
+    """A device's RecordInfo Response part (for tests and device simulators)."""
+    parts = [f'<RecordList Num="{len(items)}">']
+    for it in items:
+        leaf = [("DeviceID", it.device_id), ("Name", it.name), ("FilePath", it.file_path),
+                ("Address", it.address), ("StartTime", it.start_time), ("EndTime", it.end_time),
+                ("Secrecy", str(it.secrecy)), ("Type", it.record_type)]
+        if it.recorder_id:
+            leaf.append(("RecorderID", it.recorder_id))
+        if it.file_size:
+            leaf.append(("FileSize", it.file_size))
+        parts.append("<Item>\r\n" + "".join(f"<{k}>{escape(v)}</{k}>\r\n" for k, v in leaf) + "</Item>")
+    parts.append("</RecordList>")
+    return _document("Response", [("CmdType", "RecordInfo"), ("SN", str(sn)), ("DeviceID", channel_id),
+                                  ("Name", name), ("SumNum", str(sum_num))], "\r\n".join(parts) + "\r\n",
+                     encoding=encoding)
+
+
+def media_status(sn: int, channel_id: str, notify_type: str = "121") -> bytes:
+    return _document("Notify", [("CmdType", "MediaStatus"), ("SN", str(sn)), ("DeviceID", channel_id),
+                                ("NotifyType", notify_type)])
+
+
+def alarm_response(sn: int, device_id: str) -> bytes:
+    """The platform's answer to an Alarm Notify (9.4, J.8): ``Response`` Alarm ``Result OK``."""
+    return _document("Response", [("CmdType", "Alarm"), ("SN", str(sn)), ("DeviceID", device_id),
+                                  ("Result", "OK")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +445,7 @@ def parse(body: bytes) -> Manscdp:
 
 def _document(root: str, fields: list[tuple[str, str]], inner: str = "", *, encoding: str = "GB2312") -> bytes:
     lines = [f"<{root}>"] + [f"<{k}>{escape(str(v))}</{k}>" for k, v in fields]
-    text = "\r\n".join(lines) + "\r\n" + inner + f"</{root}>\r\n"
+    text = _CONTROL.sub("", "\r\n".join(lines) + "\r\n" + inner + f"</{root}>\r\n")  # not allowed in XML 1.0
     if encoding.upper() == "GB2312":
         try:
             return f'<?xml version="1.0" encoding="GB2312"?>\r\n{text}'.encode("gb2312")

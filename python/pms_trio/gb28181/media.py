@@ -63,16 +63,25 @@ def subject(channel_id: str, ssrc: str, server_id: str, receiver_stream: int = 0
 
 
 def invite_sdp(*, server_id: str, media_ip: str, media_port: int, ssrc: str, transport: str = "tcp-passive",
-               session: str = "Play") -> bytes:
-    """The platform's offer (wvp's shape, SPEC section 7); ends with CRLF (Hikvision needs it)."""
+               session: str = "Play", channel_id: str = "", times: tuple[int, int] | None = None,
+               download_speed: int | None = None) -> bytes:
+    """The platform's offer (wvp's shape, SPEC section 7); ends with CRLF (Hikvision needs it).
+
+    Playback and download (standard 9.8, 9.9, annex F): ``session`` ``"Playback"``/``"Download"``
+    adds ``u=CHANNEL:0`` and ``t=START END`` (UNIX seconds); a download ``a=downloadspeed:N``."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport {transport!r} is not one of {TRANSPORTS}")
     proto = "RTP/AVP" if transport == "udp" else "TCP/RTP/AVP"
-    lines = ["v=0", f"o={server_id} 0 0 IN IP4 {media_ip}", f"s={session}", f"c=IN IP4 {media_ip}", "t=0 0",
-             f"m=video {media_port} {proto} 96 97 98 99", "a=recvonly", "a=rtpmap:96 PS/90000",
-             "a=rtpmap:97 MPEG4/90000", "a=rtpmap:98 H264/90000", "a=rtpmap:99 H265/90000"]
+    lines = ["v=0", f"o={server_id} 0 0 IN IP4 {media_ip}", f"s={session}"]
+    if times is not None:
+        lines.append(f"u={channel_id}:0")
+    lines += [f"c=IN IP4 {media_ip}", f"t={times[0]} {times[1]}" if times is not None else "t=0 0",
+              f"m=video {media_port} {proto} 96 97 98 99", "a=recvonly", "a=rtpmap:96 PS/90000",
+              "a=rtpmap:97 MPEG4/90000", "a=rtpmap:98 H264/90000", "a=rtpmap:99 H265/90000"]
     if transport != "udp":
         lines += [f"a=setup:{transport.split('-')[1]}", "a=connection:new"]
+    if download_speed is not None:
+        lines.append(f"a=downloadspeed:{int(download_speed)}")
     lines.append(f"y={ssrc}")
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
 

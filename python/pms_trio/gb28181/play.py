@@ -68,6 +68,11 @@ class Play:
     ssrc: str
     transport: str
     on_demand: bool
+    stream: str = ""  # the stream's name: the channel id when live (set in __post_init__)
+    kind: str = "live"  # live | playback | download
+    start_time: int = 0  # playback/download: the span asked for, UNIX seconds
+    end_time: int = 0
+    download_speed: int = 0
     invite: Request | None = None
     dialog: Dialog | None = None
     transport_id: int | None = None
@@ -75,7 +80,12 @@ class Play:
     status: int = 0  # the INVITE's final status (0: none yet)
     ended: bool = False
     error: str = ""
+    reason: str = ""  # why it ended
     linger: trio.CancelScope | None = None
+    control: Any = None  # playback.Control: MANSRTSP state of a playback or download
+
+    def __post_init__(self) -> None:
+        self.stream = self.stream or self.channel_id
 
     @property
     def call_id(self) -> str:
@@ -121,9 +131,10 @@ class Plays:
         self.dialogs = DialogTable()
         self.abandoned: dict[str, tuple[Request, DeviceState]] = {}  # Call-ID -> unanswered INVITE
         self.ended: dict[str, None] = {}  # Call-IDs of dialogs we ended lately (a crossing BYE gets 200)
+        self.on_end: Callable[[Play], None] | None = None  # hears every play that ended (downloads)
 
     def is_playing(self, channel_id: str) -> bool:
-        return channel_id in self.by_channel
+        return channel_id in self.by_channel  # the live stream is named after the channel
 
     # -- the registry's resolver hook
 
@@ -154,14 +165,14 @@ class Plays:
     async def _linger(self, play: Play, scope: trio.CancelScope) -> None:
         with scope:
             await trio.sleep(LINGER)
-            if self.by_channel.get(play.channel_id) is play and play.linger is scope:
-                log.info("sip: %s had no consumer for %g s: BYE", play.channel_id, LINGER)
+            if self.by_channel.get(play.stream) is play and play.linger is scope:
+                log.info("sip: %s had no consumer for %g s: BYE", play.stream, LINGER)
                 self.end(play, "no consumer")
 
     def keyframe_wanted(self, name: str) -> None:
         play = self.by_channel.get(name)
         if play is not None and play.device.online:
-            self.service.keyframe(play.device, name)
+            self.service.keyframe(play.device, play.channel_id)
 
     # -- starting
 
@@ -170,19 +181,13 @@ class Plays:
         """INVITE ``channel_id`` (or join the play already there). Returns once the device accepted
         (and, with ``wait_live``, once the stream is live or that many seconds passed)."""
         existing = self.by_channel.get(channel_id)
-        if existing is not None and not existing.ended:
+        if existing is not None and not existing.ended and existing.kind == "live":
             if not on_demand:
                 existing.on_demand = False
             play = existing
         else:
             play = self._new_play(channel_id, device_id, transport, on_demand)
-        with trio.move_on_after(INVITE_TIMEOUT):
-            await play.answered.wait()
-        if not play.answered.is_set():
-            self.end(play, "no answer to INVITE")
-            raise GbError(504, f"device {play.device.device_id} did not answer the INVITE for {channel_id}")
-        if play.ended or play.status >= 300:
-            raise GbError(502, play.error or f"INVITE for {channel_id} failed")
+        await self.answered(play)
         if wait_live:
             registry = self.service.registry
             with trio.move_on_after(wait_live):
@@ -193,7 +198,21 @@ class Plays:
             self.players_changed(channel_id, len(live.players) if live is not None else 0)
         return play
 
-    def _new_play(self, channel_id: str, device_id: str | None, transport: str | None, on_demand: bool) -> Play:
+    async def answered(self, play: Play) -> None:
+        """Wait for the device's final answer to ``play``'s INVITE; :class:`GbError` when it
+        refused, did not answer in :data:`INVITE_TIMEOUT` s, or the play ended meanwhile."""
+        with trio.move_on_after(INVITE_TIMEOUT):
+            await play.answered.wait()
+        if not play.answered.is_set():
+            self.end(play, "no answer to INVITE")
+            raise GbError(504, f"device {play.device.device_id} did not answer the INVITE for {play.channel_id}")
+        if play.ended or play.status >= 300:
+            raise GbError(502, play.error or f"INVITE for {play.channel_id} failed")
+
+    def _new_play(self, channel_id: str, device_id: str | None, transport: str | None, on_demand: bool,
+                  **history: Any) -> Play:
+        """A new play; ``history`` (``stream``, ``kind``, ``start_time``, ``end_time``,
+        ``download_speed``) makes it a playback or download (``gb28181.playback``)."""
         service = self.service
         device, _ = service.find_channel(channel_id, device_id)
         if not device.online:
@@ -201,10 +220,11 @@ class Plays:
         transport = transport or service.config.media_transport
         if transport not in TRANSPORTS:
             raise GbError(400, f"transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
-        if service.registry.is_claimed(channel_id):
-            raise GbError(409, f"stream {channel_id} is already published by another source")
-        play = Play(channel_id, device, self.ssrcs.allocate(), transport, on_demand)
-        self.by_channel[channel_id] = play
+        stream = history.get("stream") or channel_id
+        if service.registry.is_claimed(stream) or stream in self.by_channel:
+            raise GbError(409, f"stream {stream} is already published by another source")
+        play = Play(channel_id, device, self.ssrcs.allocate(history=bool(history)), transport, on_demand, **history)
+        self.by_channel[play.stream] = play
         try:
             if transport != "tcp-active":
                 self._create_ingest(play, transport, None)
@@ -217,14 +237,14 @@ class Plays:
     def _create_ingest(self, play: Play, transport: str, connect: tuple[str, int] | None) -> None:
         core = self.service.core
         try:
-            transport_id = core.create_gb_ingest(play.channel_id, int(play.ssrc), transport=transport,
+            transport_id = core.create_gb_ingest(play.stream, int(play.ssrc), transport=transport,
                                                  peer_ip=play.device.address.host, connect=connect)
         except Exception as e:  # CoreError 409/400, or a core without the ingest
-            code, message = core_error_status(e, "http", f"cannot receive {play.channel_id}")
+            code, message = core_error_status(e, "http", f"cannot receive {play.stream}")
             raise GbError(code, message) from None
         play.transport_id = transport_id
         self.by_transport[transport_id] = play
-        self.service.registry.add_publisher(play.channel_id, transport_id, self, source="gb28181", pending=True,
+        self.service.registry.add_publisher(play.stream, transport_id, self, source="gb28181", pending=True,
                                             live_at_media=True)
 
     def _send_invite(self, play: Play) -> None:
@@ -232,9 +252,13 @@ class Plays:
         device = play.device
         media_ip = service.local_ip(device.address.host)
         tcp_port, udp_port = service.media_ports
+        history = play.kind != "live"
         body = invite_sdp(server_id=service.config.serial, media_ip=media_ip,
                           media_port=udp_port if play.transport == "udp" else tcp_port, ssrc=play.ssrc,
-                          transport=play.transport)
+                          transport=play.transport, session={"live": "Play", "playback": "Playback"}.get(
+                              play.kind, "Download"), channel_id=play.channel_id,
+                          times=(play.start_time, play.end_time) if history else None,
+                          download_speed=play.download_speed if play.kind == "download" else None)
         ours = service.local_ip(device.address.host)
         contact = ("Contact", f"<sip:{service.config.serial}@{ours}:{service.port}>")
         subj = ("Subject", subject(play.channel_id, play.ssrc, service.config.serial))
@@ -242,7 +266,8 @@ class Plays:
                                       extra=(contact, subj))
         play.invite = request
         service.start_request(request, device)
-        log.info("sip: INVITE %s on %s (%s, ssrc %s)", play.channel_id, device.device_id, play.transport, play.ssrc)
+        log.info("sip: INVITE %s (%s) on %s (%s, ssrc %s)", play.channel_id, play.kind, device.device_id,
+                 play.transport, play.ssrc)
 
     # -- the device's answers
 
@@ -377,6 +402,7 @@ class Plays:
         if play.ended:
             return
         play.ended = True
+        play.reason = reason
         if play.linger is not None:
             play.linger.cancel()
         if bye and play.dialog is not None and play.device.online:
@@ -396,7 +422,9 @@ class Plays:
         if not play.answered.is_set():
             play.error = play.error or reason
             play.answered.set()
-        log.info("sip: play of %s ended (%s)", play.channel_id, reason)
+        log.info("sip: play of %s ended (%s)", play.stream, reason)
+        if self.on_end is not None:
+            self.on_end(play)
 
     def _send_bye(self, play: Play) -> None:
         assert play.dialog is not None
@@ -414,18 +442,18 @@ class Plays:
             log.debug("sip: close_transport(%d): %s", transport_id, e)
 
     def _forget(self, play: Play) -> None:
-        if self.by_channel.get(play.channel_id) is play:
-            del self.by_channel[play.channel_id]
+        if self.by_channel.get(play.stream) is play:
+            del self.by_channel[play.stream]
         if play.invite is not None and play.dialog is None:
             self.abandoned[play.call_id] = (play.invite, play.device)
             while len(self.abandoned) > MAX_ABANDONED:
                 self.abandoned.pop(next(iter(self.abandoned)))
         self.ssrcs.release(play.ssrc)
 
-    async def stop(self, channel_id: str, device_id: str | None = None) -> None:
-        play = self.by_channel.get(channel_id)
-        if play is None or (device_id and play.device.device_id != device_id):
-            raise GbError(404, f"channel {channel_id} is not playing")
+    async def stop(self, channel_id: str, device_id: str | None = None, stream: str | None = None) -> None:
+        play = self.by_channel.get(stream or channel_id)
+        if play is None or (device_id and play.device.device_id != device_id) or play.channel_id != channel_id:
+            raise GbError(404, f"channel {channel_id} is not playing" + (f" as {stream}" if stream else ""))
         self.end(play, "bye requested")
 
     def device_offline(self, device_id: str) -> None:

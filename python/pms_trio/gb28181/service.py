@@ -61,6 +61,7 @@ from . import manscdp
 from .catalog import CatalogAssembler
 from .devices import DeviceState, GbError, describe_channel
 from .play import Plays
+from .playback import History
 from .registrar import Registrar
 from .transport import SipTransport
 
@@ -91,6 +92,8 @@ class GbService:
         self.media_ports = media_ports or (config.media_port, config.media_port)
         # Hears devices going online/offline (device id, online): the onDevice hook. Never blocks.
         self.on_device: Callable[[str, bool], None] | None = None
+        # Hears a device's other events (device id, kind "alarm"|"media_status", fields): onDevice too.
+        self.on_device_event: Callable[[str, str, dict[str, Any]], None] | None = None
         self.transport = SipTransport(self.on_message)
         self.tx = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
         self.registrar = Registrar(realm=config.realm, password=config.password or None,
@@ -109,6 +112,8 @@ class GbService:
         self._slow_at = math.inf  # when catalog and device time-outs must next run
         self._last_slow = -math.inf
         self.plays = Plays(self)  # the service is the plays' PlayHost (sending, device look-up)
+        self.history = History(self, self.plays)  # RecordInfo, playback, download
+        self.keepalive_timeout = config.keepalive_timeout
 
     # -- lifecycle
 
@@ -342,7 +347,8 @@ class GbService:
             wall = time.time()
             query = device is None or not device.online
             if device is None:
-                device = self.devices[device_id] = DeviceState(device_id, source)
+                device = self.devices[device_id] = DeviceState(device_id, source,
+                                                               keepalive_timeout=self.config.keepalive_timeout)
             device.address, device.online, device.last_seen = source, True, wall
             device.user_agent = request.header("User-Agent") or device.user_agent
             if query:
@@ -367,6 +373,8 @@ class GbService:
 
     def _handle_message(self, request: Request, source: Destination) -> None:
         now = trio.current_time()
+        if self._dialog_message(request):
+            return
         outcome = self.registrar.handle_message(request, source, now)
         self.answer(request, outcome.response)
         device = self.devices.get(outcome.device_id or "")
@@ -378,7 +386,18 @@ class GbService:
         device.address, device.last_seen, device.online = source, time.time(), True
         body = outcome.body
         if isinstance(body, manscdp.Keepalive):
-            device.keepalives += 1
+            device.keepalive(time.time())
+        elif isinstance(body, manscdp.RecordInfoResponse):
+            self.history.on_record_info(device.device_id, body)
+        elif isinstance(body, manscdp.MediaStatus):
+            self.history.on_media_status(device.device_id, request.call_id, body)
+            self._device_event(device.device_id, "media_status", {"channel_id": body.device_id,
+                                                                   "notify_type": body.notify_type})
+        elif isinstance(body, manscdp.Alarm):
+            alarm = device.add_alarm(body, time.time())
+            self.start_request(self.message(device, manscdp.alarm_response(body.sn, body.device_id or
+                                                                           device.device_id)), device)
+            self._device_event(device.device_id, "alarm", {"alarm": alarm})
         elif isinstance(body, manscdp.CatalogResponse):
             for item in body.items:
                 device.channels[item.device_id] = item
@@ -401,6 +420,36 @@ class GbService:
             device.online = False
             self.plays.device_offline(device_id)
             self._device_changed(device_id, False)
+
+    def _dialog_message(self, request: Request) -> bool:
+        """A MediaStatus MESSAGE in a playback's dialog (some NVRs put another ID in From, notes
+        section 5: match it by Call-ID) when its sender is not a registered device: handled here."""
+        call_id = request.call_id
+        play = next((p for p in self.plays.by_channel.values() if p.kind != "live" and p.call_id == call_id), None)
+        if play is None or request.from_.sip_uri.user in self.devices:
+            return False
+        try:
+            body = manscdp.parse(request.body)
+        except manscdp.ManscdpError as e:
+            self.answer(request, response_to(request, e.status_hint, to_tag=new_tag()))
+            return True
+        self.answer(request, response_to(request, 200, to_tag=new_tag()))
+        if isinstance(body, manscdp.MediaStatus):
+            self.history.on_media_status(play.device.device_id, call_id, body)
+        return True
+
+    def _device_event(self, device_id: str, kind: str, fields: dict[str, Any]) -> None:
+        if self.on_device_event is not None:
+            try:
+                self.on_device_event(device_id, kind, fields)
+            except Exception:
+                log.exception("sip: the device event watcher failed on %s", device_id)
+
+    def list_alarms(self, device_id: str | None = None) -> list[dict[str, Any]]:
+        if device_id is not None and device_id not in self.devices:
+            raise GbError(404, f"device {device_id} is not known")
+        out = [a for d in self.devices.values() if device_id is None or d.device_id == device_id for a in d.alarms]
+        return sorted(out, key=lambda a: a["id"], reverse=True)  # newest first
 
     def _device_changed(self, device_id: str, online: bool) -> None:
         if self.on_device is not None:

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Api", "Response", "error_response", "json_response"]
 
-CORE_GAUGES = ("transports", "producers", "consumers", "transcoders")
+CORE_GAUGES = ("transports", "producers", "consumers", "publishers", "gb_ingests", "gb_tcp_connections",
+               "recordings", "transcoders")
 API_PREFIXES = ("/api/v1/", "/srs-sip/v1/")
 
 log = logging.getLogger("pms_trio.http")
@@ -60,7 +61,7 @@ class Api:
         the last file. ``headers``: the request's, names in lower case; ``peer`` its source address
         (for the API token's failure throttle)."""
         path = urlsplit(target).path.rstrip("/") or "/"
-        if self.auth is not None and path.startswith(API_PREFIXES) and method != "OPTIONS":
+        if self.auth is not None and (path.startswith(API_PREFIXES) or path == gb_api.PREFIX) and method != "OPTIONS":
             ok, delay = self.auth.check_api((headers or {}).get("authorization"), peer, trio.current_time())
             if delay:
                 await trio.sleep(delay)
@@ -69,9 +70,10 @@ class Api:
                 refused = error_response(401, "this API needs Authorization: Bearer <auth.apiToken>")
                 return Response(refused.status, refused.body, refused.content_type,
                                 (("WWW-Authenticate", 'Bearer realm="pms-trio"'),))
-        if path.startswith(gb_api.PREFIX + "/") or path == gb_api.PREFIX:
+        if path.startswith(gb_api.PREFIX + "/") or path in (gb_api.PREFIX, gb_api.ROOT):
             rtsp_base = f"rtsp://{self.rtsp_host}:{self.ports.get('rtsp', 0)}"
-            return await gb_api.handle(self.gb, method, path, body, rtsp_base)
+            return await gb_api.handle(self.gb, method, path, body, rtsp_base, self.recorder,
+                                       urlsplit(target).query)
         if whip_owns(path) and self.whip is not None:
             return await self.whip.handle(method, path, body, headers or {}, peer)
         if static.owns(path):
@@ -203,7 +205,16 @@ class Api:
             else:
                 metric(name + "_total", "counter", f"Media core: {key.replace('_', ' ')} since start.", value)
         lines += self._stream_metrics()
+        lines += self._worker_metrics()
         return Response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _worker_metrics(self) -> list[str]:
+        """Per media worker (label ``worker``): its transports, GB28181 ingests, packets sent and CPU time."""
+        try:
+            workers = self.core.worker_stats()
+        except Exception:  # noqa: BLE001 - the core may be shutting down
+            return []
+        return metrics.worker_lines(workers)
 
     def _stream_metrics(self) -> list[str]:
         """Section 12: per-stream series (bounded label set) and the join histogram."""

@@ -30,11 +30,11 @@ show players but no counters yet.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["KIND_SERIES", "MAX_STREAM_LABELS", "OTHER", "bound_streams", "escape_label", "join_lines",
-           "stream_lines"]
+           "stream_lines", "worker_lines"]
 
 MAX_STREAM_LABELS = 1000
 OTHER = "_other"
@@ -113,4 +113,21 @@ def join_lines(hist: Mapping[str, Any]) -> list[str]:
     count = int(hist.get("count", 0))
     lines += [f'{JOIN_NAME}_bucket{{le="+Inf"}} {count}', f"{JOIN_NAME}_sum {float(hist.get('sum', 0.0))!r}",
               f"{JOIN_NAME}_count {count}"]
+    return lines
+
+
+WORKER_SERIES = (
+    ("pms_worker_transports", "gauge", "transports", "Transports (publishers, players, ingests) on the worker.", 1),
+    ("pms_worker_gb_ingests", "gauge", "gb_ingests", "GB28181 ingests on the worker.", 1),
+    ("pms_worker_packets_out_total", "counter", "packets_out", "Packets the worker sent.", 1),
+    ("pms_worker_cpu_seconds_total", "counter", "cpu_us", "CPU time of the worker thread.", 1e-6),
+)
+
+
+def worker_lines(workers: Sequence[Mapping[str, int]]) -> list[str]:
+    """The per-worker families (label ``worker``: its index) from ``Core.worker_stats()``."""
+    lines: list[str] = []
+    for name, kind, key, help_text, scale in WORKER_SERIES:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{worker="{i}"}} {_number(w.get(key, 0) * scale)}' for i, w in enumerate(workers)]
     return lines

@@ -4,6 +4,7 @@
 
 import {Signaling} from "./signaling.js";
 import {gbPanel} from "./gb.js";
+import {historyPanel} from "./history.js";
 import {playPanel} from "./play.js";
 import {publishPanel} from "./publish.js";
 import {recordPanel} from "./record.js";
@@ -76,6 +77,7 @@ async function main() {
   publishPanel(ctx, section("publish"));
   streamsPanel(ctx, section("streams"));
   gbPanel(ctx, section("gb28181"));
+  historyPanel(ctx, section("playback"));
   recordPanel(ctx, section("recording"));
   serverPanel(ctx, section("server"));
   window.pmsConsole.ready = true;

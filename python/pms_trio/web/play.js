@@ -4,7 +4,7 @@
 // on/off locally, close. A player whose connection drops or whose stream ends tries again.
 
 import {Signaling} from "./signaling.js";
-import {completeOffer, readStats, showStats, statsView} from "./rtc.js";
+import {completeOffer, readStats, receivableVideoCodecs, showStats, statsView} from "./rtc.js";
 import {button, el, say, withToken} from "./util.js";
 
 const RETRY_MS = 3000;
@@ -87,7 +87,10 @@ class Player {
     } catch (e) {
       if (pc !== this.pc || this.closed) return;
       this.teardown();
-      if (this.signaling.state === "connected") this.later(e.message);
+      // No codec in common (415): asking again would only be refused again; say why, in words.
+      if (e.code === 415) say(this.status, `This browser cannot play ${this.name}: it decodes `
+        + `${receivableVideoCodecs().join(", ") || "no video codec"} and the stream has none of them (${e.message})`);
+      else if (this.signaling.state === "connected") this.later(e.message);
       else say(this.status, e.message, "error");
     }
   }

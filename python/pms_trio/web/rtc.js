@@ -23,6 +23,14 @@ export function sendableVideoCodecs() {
   return VIDEO_CODECS.filter((mime) => have.has(mime.toLowerCase()));
 }
 
+// The video codecs this browser can decode (for a player's words when the server finds none in common).
+export function receivableVideoCodecs() {
+  const caps = window.RTCRtpReceiver?.getCapabilities?.("video");
+  const names = (caps?.codecs || []).map((c) => c.mimeType.slice(6))
+    .filter((n) => !/^(rtx|red|ulpfec|flexfec-03)$/i.test(n));
+  return [...new Set(names)];
+}
+
 // Puts `mime` first (keeping RTX, RED and FEC after it) in the transceiver's preferences.
 export function preferCodec(transceiver, mime) {
   if (!mime || !transceiver.setCodecPreferences) return;

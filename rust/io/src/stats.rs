@@ -38,16 +38,21 @@ pub(crate) const STAT_RECORD_FAILURES: usize = 24;
 pub(crate) const STAT_RECORD_FRAMES_DROPPED: usize = 25;
 /// Bytes read from origins by cascade pulls (their TCP connections, media and replies).
 pub(crate) const STAT_PULL_BYTES_IN: usize = 26;
-/// Audio transcoders running now (gauge; SPEC 11).
-pub(crate) const STAT_TRANSCODERS: usize = 27;
-/// Microseconds the workers spent decoding, resampling and encoding audio.
-pub(crate) const STAT_TRANSCODE_CPU_US: usize = 28;
-/// Source audio frames the transcoders could not decode (skipped).
-pub(crate) const STAT_TRANSCODE_CORRUPT: usize = 29;
-/// Opus packets the transcoders made.
-pub(crate) const STAT_TRANSCODE_PACKETS: usize = 30;
+/// CPU time the worker thread used, in microseconds (as of its last publish).
+pub(crate) const STAT_CPU_US: usize = 27;
+/// Segmented (UDP GSO) sends, each carrying several of a player's datagrams.
+pub(crate) const STAT_GSO_SENDS: usize = 28;
 
-pub(crate) const STAT_NAMES: [&str; 31] = [
+/// Audio transcoders running now (gauge; SPEC 11).
+pub(crate) const STAT_TRANSCODERS: usize = 29;
+/// Microseconds of thread CPU time the transcoders spent decoding, resampling and encoding.
+pub(crate) const STAT_TRANSCODE_CPU_US: usize = 30;
+/// Source audio frames the transcoders could not decode (skipped).
+pub(crate) const STAT_TRANSCODE_CORRUPT: usize = 31;
+/// Opus packets the transcoders made.
+pub(crate) const STAT_TRANSCODE_PACKETS: usize = 32;
+
+pub(crate) const STAT_NAMES: [&str; 33] = [
     "transports",
     "producers",
     "consumers",
@@ -75,17 +80,42 @@ pub(crate) const STAT_NAMES: [&str; 31] = [
     "record_failures",
     "record_frames_dropped",
     "pull_bytes_in",
+    "cpu_us",
+    "gso_sends",
     "transcoders",
     "transcode_cpu_us",
     "transcode_frames_corrupt",
     "transcode_packets",
 ];
 
+/// The calling thread's CPU time in microseconds (0 where the clock is missing).
+pub(crate) fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64).saturating_mul(1_000_000) + (ts.tv_nsec as u64) / 1_000
+}
+
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as
 /// `gb_ingests` go up and down; the rest only grow.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counters {
     values: [u64; STAT_NAMES.len()],
+}
+
+impl Default for Counters {
+    // Arrays of more than 32 elements have no derived `Default`.
+    fn default() -> Self {
+        Counters {
+            values: [0; STAT_NAMES.len()],
+        }
+    }
 }
 
 impl Counters {

@@ -402,6 +402,14 @@ impl Core {
             .map_err(|e| core_error(py, e))
     }
 
+    /// A GB28181 playback ingest's speed: its output is re-timed so players keep a 1x clock
+    /// while the device sends `scale` times faster; any call turns re-timing on.
+    fn gb_set_scale(&self, py: Python<'_>, transport_id: u64, scale: f64) -> PyResult<()> {
+        self.engine
+            .gb_set_scale(transport_id, scale)
+            .map_err(|e| core_error(py, e))
+    }
+
     /// Records the live `stream` into `folder` as `container` (`webm`, `mkv`, `mp4`), in files
     /// named by the `strftime` `pattern`; `segment_seconds` > 0 cuts a new file at the first
     /// keyframe after that long. Returns the recorder's transport id.
@@ -438,6 +446,12 @@ impl Core {
         self.engine.close_transport(transport_id);
     }
 
+    /// `webrtc.udpGso`: a player's datagrams of one poll iteration may leave as one segmented
+    /// send (default on; a kernel that refuses it turns it off by itself).
+    fn set_udp_gso(&self, on: bool) {
+        self.engine.set_udp_gso(on);
+    }
+
     /// Counters summed over the workers.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -445,6 +459,20 @@ impl Core {
             d.set_item(k, v)?;
         }
         Ok(d)
+    }
+
+    /// Per worker, in order: its counters as `stats()` names them (`cpu_us`: the worker
+    /// thread's CPU time).
+    fn worker_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for worker in self.engine.worker_stats() {
+            let d = PyDict::new(py);
+            for (k, v) in worker {
+                d.set_item(k, v)?;
+            }
+            list.append(d)?;
+        }
+        Ok(list)
     }
 
     /// Per live stream: `{name: {"consumers": n, "video": {...}, "audio": {...}}}`, each kind

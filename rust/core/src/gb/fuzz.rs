@@ -15,10 +15,13 @@ struct Outcome {
     rtp: Vec<(u8, u32, usize)>,
 }
 
-fn run(data: &[u8], sizes: &[usize], udp: bool) -> Outcome {
+fn run(data: &[u8], sizes: &[usize], udp: bool, scale: Option<f64>) -> Outcome {
     let start = Instant::now();
     let mut d = Deframer::new();
     let mut ingest = PsIngest::new(udp, 1, 2);
+    if let Some(s) = scale {
+        ingest.set_scale(s);
+    }
     let mut o = Outcome {
         frames: 0,
         error: None,
@@ -70,21 +73,35 @@ fn run(data: &[u8], sizes: &[usize], udp: bool) -> Outcome {
 /// from `data`, through the deframer and a TCP ingest, then through a UDP ingest (reorder
 /// buffer, with time passing). Never a panic; the split run frames and outputs exactly what
 /// the whole run does (same frames, same framing error, same tracks, same RTP packets); no RTP
-/// before the tracks; every output packet parses.
+/// before the tracks; every output packet parses. Then a playback's re-timed ingest (scale from
+/// `data`): never a panic, the same number of RTP packets as the run without re-timing.
 #[doc(hidden)]
 pub fn fuzz_check(data: &[u8]) {
-    let whole = run(data, &[data.len().max(1)], false);
+    let whole = run(data, &[data.len().max(1)], false, None);
     let sizes: Vec<usize> = data
         .iter()
         .take(64)
         .map(|&b| 1 + (b as usize % 131))
         .collect();
-    let mut split = run(data, &sizes, false);
+    let mut split = run(data, &sizes, false, None);
     // RTP timestamps and payload sizes are deterministic; sequence numbers are random per
     // ingest and not compared.
     assert_eq!(whole.frames, split.frames, "split changes the framing");
     assert_eq!(whole.error.is_some(), split.error.is_some());
     split.error = whole.error;
     assert_eq!(whole, split, "split changes the output");
-    let _ = run(data, &sizes, true);
+    let _ = run(data, &sizes, true, None);
+    let scale = [0.25, 1.0, 4.0, 8.0][data.first().map_or(0, |b| *b as usize % 4)];
+    let retimed = run(data, &[data.len().max(1)], false, Some(scale));
+    let video = |o: &Outcome| {
+        o.rtp
+            .iter()
+            .filter(|r| r.0 == super::ingest::VIDEO_PAYLOAD_TYPE)
+            .count()
+    };
+    assert_eq!(
+        video(&retimed),
+        video(&whole),
+        "re-timing changes the video packets"
+    );
 }

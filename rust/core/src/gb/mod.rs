@@ -26,6 +26,6 @@ mod fuzz;
 pub use fuzz::fuzz_check;
 
 pub use framing::{Deframer, FramingError};
-pub use ingest::{IngestOutput, IngestStats, PsIngest};
+pub use ingest::{IngestOutput, IngestStats, PsIngest, Retimer};
 pub use matcher::{Match, Matcher};
 pub use reorder::{Ordered, Reorder};

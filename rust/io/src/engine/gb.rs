@@ -1,19 +1,19 @@
 //! The GB28181 commands of [`Engine`]: bind the media port (a [`GbPort`] peer), create an
 //! ingest (a [`GbIngest`] peer); the media path is theirs (`crate::peers::gb`).
 //!
-//! Decision: the media port and every GB28181 ingest live on worker [`GB_WORKER`], so one
-//! TCP listener and one UDP socket serve all cameras without handing packets between threads
-//! (no lock, no copy per packet); players of a GB stream join that worker as for any stream.
-//! One worker thread carries about 1,000 cameras at 2 Mbit/s (see `bench/gb_ingest`); past
-//! that, spreading ingests over workers means handing accepted connections to their ingest's
-//! worker, which this layout leaves room for.
+//! Decision: one TCP listener and one UDP socket (the media port, on worker [`GB_WORKER`])
+//! serve all cameras. A UDP ingest lives on the port's worker (its datagrams are matched where
+//! they are read: no copy between threads). A TCP ingest (tcp-passive, tcp-active) lives on the
+//! least loaded worker; the port hands it its connection once matched (see
+//! `crate::peers::gb`), so TCP cameras use every worker. Players of a GB stream join the
+//! ingest's worker as for any stream.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use super::*;
 use crate::peers::gb::ingest::GbIngest;
 use crate::peers::gb::port::GbPort;
-use crate::peers::gb::{IngestMode, GB_WORKER};
+use crate::peers::gb::{IngestMessage, IngestMode, GB_WORKER};
 
 /// UDP receive buffer asked for the media port: a burst of IDR packets from many cameras.
 const UDP_RECV_BUFFER: usize = 8 << 20;
@@ -49,6 +49,30 @@ impl Engine {
         self.add_peer(GB_WORKER, id, PeerInfo::service(), Box::new(port));
         *bound = Some(id);
         Ok((tcp_port, udp_port))
+    }
+
+    /// A playback ingest's speed: its output is re-timed so players keep a 1x clock while the
+    /// device sends `scale` times faster (`pms_core::gb::Retimer`). Any call turns re-timing on
+    /// (1.0: same pace, seeks continuous). Unknown or non-GB ids: `NotFound`.
+    pub fn gb_set_scale(&self, id: TransportId, scale: f64) -> Result<(), EngineError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(EngineError::BadRequest(format!(
+                "scale {scale} is not a positive number"
+            )));
+        }
+        // A GB28181 ingest: a publisher that is neither RTSP nor WebRTC (no ICE ufrag).
+        let worker = self
+            .shared
+            .registry()
+            .transports
+            .get(&id)
+            .filter(|t| t.publisher && !t.rtsp && t.ufrag.is_empty())
+            .map(|t| t.worker);
+        let Some(worker) = worker else {
+            return Err(EngineError::NotFound(format!("no GB28181 ingest {id}")));
+        };
+        self.message(worker, id, IngestMessage::Scale(scale));
+        Ok(())
     }
 
     /// Waits for a camera's PS-over-RTP stream with `ssrc` and publishes it as `stream` once
@@ -101,12 +125,16 @@ impl Engine {
                 "stream {stream:?} is already published or reserved"
             )));
         }
+        let worker = match mode {
+            IngestMode::Udp => GB_WORKER,
+            _ => reg.least_loaded(self.shared.workers().len()),
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         reg.reserved.insert(stream.to_string(), id);
         reg.transports.insert(
             id,
             registry::TransportInfo {
-                worker: GB_WORKER,
+                worker,
                 stream: stream.to_string(),
                 publisher: true,
                 ufrag: String::new(),
@@ -118,7 +146,7 @@ impl Engine {
         drop(reg);
         let ingest = GbIngest::new(stream, ssrc, mode, peer_ip, port);
         self.add_peer(
-            GB_WORKER,
+            worker,
             id,
             PeerInfo::transport(stream, true),
             Box::new(ingest),

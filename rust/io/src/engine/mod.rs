@@ -232,6 +232,13 @@ impl Engine {
         self.shared.rtsp_merge_write_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// `webrtc.udpGso`: whether a player's datagrams of one poll iteration may leave as one
+    /// segmented send (default true; the kernel's refusal turns it off by itself). Takes effect
+    /// at the next flush of every worker.
+    pub fn set_udp_gso(&self, on: bool) {
+        self.shared.udp_gso.store(on, Ordering::Relaxed);
+    }
+
     /// Codec names of a live stream.
     pub fn stream_codecs(&self, stream: &str) -> Option<Vec<String>> {
         self.shared
@@ -293,6 +300,21 @@ impl Engine {
                         .map(|s| s[i].load(Ordering::Relaxed))
                         .sum(),
                 )
+            })
+            .collect()
+    }
+
+    /// Each worker's counters (as it last published them), in worker order.
+    pub fn worker_stats(&self) -> Vec<Vec<(&'static str, u64)>> {
+        self.shared
+            .stats
+            .iter()
+            .map(|slot| {
+                STAT_NAMES
+                    .iter()
+                    .zip(slot.iter())
+                    .map(|(name, v)| (*name, v.load(Ordering::Relaxed)))
+                    .collect()
             })
             .collect()
     }

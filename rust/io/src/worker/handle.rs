@@ -229,6 +229,18 @@ impl PeerCtx<'_> {
         self.parts.messages.push_back((to, msg));
     }
 
+    /// Sends `msg` to peer `to` on worker `worker`: this worker's queue (as [`message`]) or
+    /// the other worker's command channel (a peer that is gone there drops it).
+    ///
+    /// [`message`]: Self::message
+    pub(crate) fn message_on(&mut self, worker: usize, to: PeerId, msg: Message) {
+        if worker == self.parts.index {
+            self.message(to, msg);
+        } else if let Some(h) = self.parts.shared.workers().get(worker) {
+            h.send(super::Command::Message { id: to, msg });
+        }
+    }
+
     /// Hands a datagram to peer `to`'s `on_datagram` now. False when there is no such peer (or
     /// it is running, or it panicked on this datagram).
     pub(crate) fn forward(&mut self, to: PeerId, from: SocketAddr, data: &[u8]) -> bool {

@@ -60,6 +60,9 @@ const MIN_REARM: Duration = Duration::from_millis(1);
 /// The largest datagram we read on the shared socket; anything longer is not media we handle.
 const RECV_BUFFER: usize = 4096;
 
+/// Datagrams read from the shared socket between two sends of the batch.
+pub(super) const SEND_EVERY: usize = 32;
+
 pub(crate) enum Command {
     /// A new peer, built by the engine; its `start` runs on the worker.
     Add {
@@ -207,6 +210,7 @@ impl Worker {
         self.run_deadlines(now);
         self.run_router_timeout(now);
         self.run_flushes();
+        self.send_batch();
         self.housekeeping(now);
         if let Some(slot) = self.parts.shared.media.get(self.parts.index) {
             self.media.maybe_publish(&self.parts.router, slot, now);
@@ -361,6 +365,21 @@ impl Worker {
         self.flushing = list;
     }
 
+    /// End of the iteration (and every [`SEND_EVERY`] datagrams read): what the peers batched
+    /// leaves (see `crate::batch`).
+    pub(super) fn send_batch(&mut self) {
+        if self.parts.batch.is_empty() {
+            return;
+        }
+        let gso = self.parts.shared.udp_gso.load(Ordering::Relaxed);
+        let done = self.parts.batch.flush(&self.parts.socket, gso);
+        let c = &mut self.parts.counters;
+        c.add(stats::STAT_PACKETS_OUT, done.packets);
+        c.add(stats::STAT_BYTES_OUT, done.bytes);
+        c.add(stats::STAT_SEND_ERRORS, done.errors);
+        c.add(stats::STAT_GSO_SENDS, done.gso_messages);
+    }
+
     /// At most every [`HOUSEKEEPING`] while busy: the router's next timer, published counters.
     fn housekeeping(&mut self, now: Instant) {
         if !self.busy || now < self.last_housekeeping + HOUSEKEEPING {
@@ -391,5 +410,6 @@ impl Worker {
             stats::STAT_RTP_DROPPED,
             r.rtp_dropped + c.get(stats::STAT_RTP_DROPPED),
         );
+        set(stats::STAT_CPU_US, stats::thread_cpu_us());
     }
 }

@@ -159,6 +159,8 @@ pub(crate) struct MediaOut<'a> {
     pub(super) batch: &'a mut SendBatch,
     pub(super) counters: &'a mut Counters,
     pub(super) flush: &'a mut Vec<PeerId>,
+    /// `webrtc.udpGso`, as read when the output was made.
+    pub(super) shared_gso: bool,
 }
 
 impl MediaOut<'_> {
@@ -171,8 +173,8 @@ impl MediaOut<'_> {
         self.counters
     }
 
-    /// Queues a datagram on the worker's shared socket; the batch leaves in one `sendmmsg`
-    /// when the router's output is dropped (or the batch is full).
+    /// Queues a datagram on the worker's shared socket; the batch leaves at the end of the
+    /// poll iteration (or when it is full).
     pub(crate) fn send_batched(&mut self, to: SocketAddr, data: BytesMut) {
         self.batch.push(to, data);
         if self.batch.is_full() {
@@ -186,17 +188,21 @@ impl MediaOut<'_> {
     }
 
     fn flush_batch(&mut self) {
-        let done = self.batch.flush(self.socket);
+        let gso = self.shared_gso;
+        let done = self.batch.flush(self.socket, gso);
         self.counters
             .add(crate::stats::STAT_PACKETS_OUT, done.packets);
         self.counters.add(crate::stats::STAT_BYTES_OUT, done.bytes);
         self.counters
             .add(crate::stats::STAT_SEND_ERRORS, done.errors);
+        self.counters
+            .add(crate::stats::STAT_GSO_SENDS, done.gso_messages);
     }
 }
 
 /// The router's output: each packet to its peer's [`MediaSink`] by id (one table lookup and
-/// one virtual call per packet per consumer). Dropping it sends the batched datagrams.
+/// one virtual call per packet per consumer). The batched datagrams leave at the end of the
+/// worker's poll iteration.
 pub(crate) struct Out<'a> {
     pub(super) peers: &'a mut Table,
     /// The peer whose method is running (out of the table) and its sink.
@@ -216,12 +222,6 @@ impl Out<'_> {
         if let Some(peer) = self.peers.get_mut(&to).and_then(|s| s.peer.as_deref_mut()) {
             peer.send_media(&mut self.media, pkt, rtcp);
         }
-    }
-}
-
-impl Drop for Out<'_> {
-    fn drop(&mut self) {
-        self.media.flush_batch();
     }
 }
 

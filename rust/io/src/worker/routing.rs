@@ -12,7 +12,7 @@ use super::shared::Shared;
 use crate::events::Event;
 
 /// Runs `f` with the router and its output borrowed together; `me` is the running peer (out
-/// of the table). Dropping the output when `f` returns sends the batch.
+/// of the table). What it batches leaves at the end of the poll iteration.
 pub(super) fn with_router<'a, R>(
     peers: &'a mut Table,
     parts: &'a mut Parts,
@@ -25,8 +25,10 @@ pub(super) fn with_router<'a, R>(
         batch,
         counters,
         flush,
+        shared,
         ..
     } = parts;
+    let shared_gso = shared.udp_gso.load(std::sync::atomic::Ordering::Relaxed);
     let mut out = Out {
         peers,
         me,
@@ -36,6 +38,7 @@ pub(super) fn with_router<'a, R>(
             batch,
             counters,
             flush,
+            shared_gso,
         },
     };
     f(router, &mut out)

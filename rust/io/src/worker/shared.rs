@@ -2,7 +2,7 @@
 //! per packet), the event queue, each worker's command channel and published counters, and
 //! settings the workers read once per use.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) transcode_audio: std::sync::atomic::AtomicBool,
     /// How long a transcoder runs on after its last player (ms).
     pub(crate) transcode_linger_ms: AtomicU64,
+    /// `webrtc.udpGso`: group a player's datagrams of one poll iteration into segmented sends
+    /// (`crate::batch`). Read at each flush.
+    pub(crate) udp_gso: AtomicBool,
 }
 
 impl Shared {
@@ -57,6 +60,7 @@ impl Shared {
             rtsp_merge_write_ms: AtomicU64::new(0),
             transcode_audio: std::sync::atomic::AtomicBool::new(true),
             transcode_linger_ms: AtomicU64::new(10_000),
+            udp_gso: AtomicBool::new(true),
         }
     }
 

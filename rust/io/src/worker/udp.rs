@@ -9,17 +9,25 @@ use std::time::Instant;
 
 use pms_core::ice::{classify, stun_local_ufrag, PacketClass};
 
-use super::{Command, Worker};
+use super::{Command, Worker, SEND_EVERY};
 use crate::stats;
 
 impl Worker {
     pub(super) fn read_socket(&mut self, buf: &mut [u8]) {
+        let mut since_send = 0;
         loop {
             match self.parts.socket.recv_from(buf) {
                 Ok((n, from)) => {
                     let now = Instant::now();
                     self.parts.counters.received(n as u64);
                     self.handle_datagram(now, from, &buf[..n]);
+                    // A long read (a burst, a handshake storm) must not hold media back: the
+                    // batch leaves every SEND_EVERY datagrams, enough for a frame to group.
+                    since_send += 1;
+                    if since_send >= SEND_EVERY {
+                        since_send = 0;
+                        self.send_batch();
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -2,7 +2,8 @@
 //! router as a producer. Its packets come from the media port ([`super::port`], by this peer's
 //! id) or, for tcp-active, from its own connection to the camera. Its deadline is the reorder
 //! timer and the media timeout. It may not touch the port's sockets: it registers with the port
-//! and leaves it by message.
+//! and leaves it by message. On a worker other than the port's, a tcp-passive ingest is handed
+//! its matched connection ([`IngestMessage::Adopt`]) and reads it itself, as tcp-active does.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -14,10 +15,12 @@ use pms_core::gb::{Deframer, IngestOutput, PsIngest};
 use pms_core::media::{ProducerTrack, TransportId};
 use pms_core::rtcp::{parse_compound, Rtcp};
 
-use super::{IngestMode, PortMessage, KEYFRAME_EVENT_INTERVAL, MEDIA_TIMEOUT};
+use super::{
+    IngestMessage, IngestMode, PortMessage, GB_WORKER, KEYFRAME_EVENT_INTERVAL, MEDIA_TIMEOUT,
+};
 use crate::events::Event;
 use crate::stats;
-use crate::worker::{MediaOut, MediaSink, Peer, PeerCtx, Readiness};
+use crate::worker::{MediaOut, MediaSink, Message, Peer, PeerCtx, Readiness};
 
 /// What moves an ingest's media path on: a camera packet, or its reorder deadline.
 #[derive(Clone, Copy)]
@@ -54,7 +57,8 @@ impl MediaSink for KeyframeNote {
     }
 }
 
-/// tcp-active: our connection to the camera.
+/// tcp-active: our connection to the camera; tcp-passive: the camera's connection, handed
+/// over by the port.
 struct ActiveConn {
     stream: TcpStream,
     token: Token,
@@ -240,8 +244,9 @@ impl Peer for GbIngest {
                         id,
                         ssrc: self.ssrc,
                         peer_ip: self.peer_ip,
+                        worker: ctx.worker_index(),
                     };
-                    ctx.message(port, Box::new(register));
+                    ctx.message_on(GB_WORKER, port, Box::new(register));
                 }
             }
         }
@@ -304,10 +309,28 @@ impl Peer for GbIngest {
         });
     }
 
+    /// From the engine (a playback's speed) or from the media port on another worker (a
+    /// matched connection, or its failure).
+    fn on_message(&mut self, ctx: &mut PeerCtx<'_>, msg: Message) {
+        let Ok(msg) = msg.downcast::<IngestMessage>() else {
+            return;
+        };
+        match *msg {
+            IngestMessage::Scale(scale) => self.media.set_scale(scale),
+            IngestMessage::Failed { reason } => ctx.close_me(reason),
+            IngestMessage::Adopt {
+                stream,
+                deframer,
+                peer,
+                pending,
+            } => self.adopt(ctx, stream, deframer, peer, pending),
+        }
+    }
+
     fn close(&mut self, ctx: &mut PeerCtx<'_>, _reason: &'static str) {
         let id = ctx.id();
         if let Some(port) = self.port {
-            ctx.message(port, Box::new(PortMessage::Forget { id }));
+            ctx.message_on(GB_WORKER, port, Box::new(PortMessage::Forget { id }));
         }
         if let Some(mut c) = self.active.take() {
             ctx.deregister(&mut c.stream, c.token);
@@ -319,6 +342,43 @@ impl Peer for GbIngest {
 }
 
 impl GbIngest {
+    /// tcp-passive on another worker than the port's: takes the camera's connection (a newer
+    /// one replaces the old: a camera that reconnects), plays the packets the port read, then
+    /// reads the socket.
+    fn adopt(
+        &mut self,
+        ctx: &mut PeerCtx<'_>,
+        mut stream: TcpStream,
+        deframer: Deframer,
+        peer: SocketAddr,
+        pending: Vec<Vec<u8>>,
+    ) {
+        if let Some(mut old) = self.active.take() {
+            ctx.deregister(&mut old.stream, old.token);
+            ctx.counters().sub(stats::STAT_GB_TCP_CONNECTIONS, 1);
+        }
+        let Ok(token) = ctx.register(&mut stream, Interest::READABLE) else {
+            log::warn!(target: "pms_io::gb", "cannot poll the media connection from {peer}");
+            ctx.close_me("internal-error");
+            return;
+        };
+        ctx.counters().add(stats::STAT_GB_TCP_CONNECTIONS, 1);
+        self.active = Some(ActiveConn {
+            stream,
+            token,
+            deframer,
+            connecting: false,
+        });
+        for pkt in &pending {
+            if ctx.closing() {
+                return;
+            }
+            self.feed(ctx, IngestInput::Rtp(pkt));
+        }
+        // Bytes that arrived between the port's last read and the registration.
+        self.read_active(ctx);
+    }
+
     /// tcp-active: starts connecting to the camera.
     fn connect(&mut self, ctx: &mut PeerCtx<'_>, addr: SocketAddr) -> Result<(), &'static str> {
         let Ok(mut stream) = TcpStream::connect(addr) else {

@@ -13,6 +13,14 @@
 //!   (one hash lookup). A packet nobody matches is dropped and counted (`gb_unknown_ssrc`); an
 //!   unbound connection is closed after [`MEDIA_TIMEOUT`]. A new connection bound to an ingest
 //!   that has one replaces it (a camera that reconnects).
+//! - **Workers.** The port lives on [`GB_WORKER`] with every UDP ingest (a datagram is
+//!   matched where it is read). A TCP ingest (tcp-passive or tcp-active) lives on the least
+//!   loaded worker: tcp-active connects from there; for tcp-passive the port accepts the
+//!   connection, matches its first packet, then hands the socket, its deframer and the rest of
+//!   that read to the ingest's worker ([`IngestMessage::Adopt`]), which reads it from then on
+//!   without the port. So TCP cameras spread over every worker, and a packet never crosses a
+//!   thread. A camera that reconnects is matched and handed over again; the ingest drops its
+//!   old connection.
 //! - **Ending.** An ingest ends by itself with `transport_closed(id, reason)`:
 //!   `media-timeout` (no RTP for [`MEDIA_TIMEOUT`], counted from its creation too), `eof` (its
 //!   connection closed or failed), `protocol-error` (unusable framing on its connection:
@@ -41,7 +49,7 @@ use pms_core::media::TransportId;
 pub(crate) mod ingest;
 pub(crate) mod port;
 
-/// The worker that owns the media port and every GB28181 ingest.
+/// The worker that owns the media port and the UDP ingests.
 pub(crate) const GB_WORKER: usize = 0;
 /// No RTP for this long ends an ingest (`media-timeout`), and closes an unbound connection.
 pub(crate) const MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,9 +72,28 @@ pub(crate) enum PortMessage {
         id: TransportId,
         ssrc: u32,
         peer_ip: Option<IpAddr>,
+        /// The ingest's worker: not the port's means a matched connection is handed over.
+        worker: usize,
     },
     /// Ingest `id` ended: forget it and close its connection.
     Forget { id: TransportId },
+}
+
+/// A message for one ingest: from the engine (a playback's speed) or from the media port on
+/// another worker (a matched connection, or its failure).
+pub(crate) enum IngestMessage {
+    /// A playback's speed: re-time the output (`pms_core::gb::Retimer`).
+    Scale(f64),
+    /// A tcp-passive connection matched to this ingest: read it from now on. `pending`: the
+    /// packets of the port's last read from the match on (in order; at most one read buffer).
+    Adopt {
+        stream: mio::net::TcpStream,
+        deframer: pms_core::gb::Deframer,
+        peer: SocketAddr,
+        pending: Vec<Vec<u8>>,
+    },
+    /// Its connection failed before the hand-over: end with this reason.
+    Failed { reason: &'static str },
 }
 
 /// The SSRC of an RTP packet; `None` for RTCP (PT 200..=204) and packets too short.

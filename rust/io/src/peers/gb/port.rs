@@ -2,7 +2,8 @@
 //! listener and the UDP socket every camera sends to, the accepted connections (RFC 4571
 //! framing), and the [`Matcher`] that names each packet's ingest. It forwards every packet to
 //! its ingest by id and never feeds the router itself; it closes an ingest whose connection
-//! failed. Ingests register and leave with a [`PortMessage`].
+//! failed. Ingests register and leave with a [`PortMessage`]. A connection matched to an
+//! ingest on another worker is handed to it ([`IngestMessage::Adopt`]) and forgotten here.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -14,7 +15,7 @@ use mio::{Interest, Token};
 use pms_core::gb::{Deframer, Matcher};
 use pms_core::media::TransportId;
 
-use super::{rtp_ssrc, PortMessage, MEDIA_TIMEOUT};
+use super::{rtp_ssrc, IngestMessage, PortMessage, MEDIA_TIMEOUT};
 use crate::stats;
 use crate::worker::{MediaOut, MediaSink, Message, Peer, PeerCtx, Readiness};
 
@@ -27,6 +28,9 @@ struct Conn {
     peer: SocketAddr,
     ingest: Option<TransportId>,
     since: Instant,
+    /// Matched to an ingest on another worker: that worker, and the packets to hand over
+    /// with the socket once the current read is done.
+    handover: Option<(usize, Vec<Vec<u8>>)>,
 }
 
 pub(crate) struct GbPort {
@@ -38,6 +42,8 @@ pub(crate) struct GbPort {
     /// Ingest → its connection.
     bound: HashMap<TransportId, Token>,
     matcher: Matcher,
+    /// Each registered ingest's worker.
+    workers: HashMap<TransportId, usize>,
     udp_buf: Vec<u8>,
 }
 
@@ -51,6 +57,7 @@ impl GbPort {
             conns: HashMap::new(),
             bound: HashMap::new(),
             matcher: Matcher::new(),
+            workers: HashMap::new(),
             udp_buf: vec![0; UDP_BUFFER],
         }
     }
@@ -70,7 +77,12 @@ impl GbPort {
     /// Closes a connection; its ingest (if any) ends with `reason`.
     fn conn_failed(&mut self, ctx: &mut PeerCtx<'_>, token: Token, reason: &'static str) {
         if let Some(id) = self.conns.get(&token).and_then(|c| c.ingest) {
-            ctx.close(id, reason);
+            match self.workers.get(&id) {
+                Some(&w) if w != ctx.worker_index() => {
+                    ctx.message_on(w, id, Box::new(IngestMessage::Failed { reason }));
+                }
+                _ => ctx.close(id, reason),
+            }
         }
         self.close_conn(ctx, token);
     }
@@ -92,6 +104,7 @@ impl GbPort {
                             peer,
                             ingest: None,
                             since: ctx.now(),
+                            handover: None,
                         },
                     );
                     if ctx.deadline().is_none() {
@@ -150,6 +163,10 @@ impl GbPort {
                 Some(c) => c.deframer = deframer,
                 None => break, // closed while handling a packet
             }
+            if r.is_ok() && self.conns.get(&token).is_some_and(|c| c.handover.is_some()) {
+                self.hand_over(ctx, token);
+                break;
+            }
             if let Err(e) = r {
                 let peer = self.conns.get(&token).map(|c| c.peer);
                 log::info!(target: "pms_io::gb", "media connection from {peer:?}: {e}; closing it");
@@ -166,6 +183,12 @@ impl GbPort {
             return;
         };
         let id = match c.ingest {
+            Some(_) if c.handover.is_some() => {
+                if let Some((_, pending)) = c.handover.as_mut() {
+                    pending.push(pkt.to_vec());
+                }
+                return;
+            }
             Some(id) => id,
             None => {
                 let Some(ssrc) = rtp_ssrc(pkt) else { return };
@@ -175,6 +198,14 @@ impl GbPort {
                 };
                 let id = m.id();
                 c.ingest = Some(id);
+                let here = ctx.worker_index();
+                match self.workers.get(&id) {
+                    Some(&w) if w != here => {
+                        c.handover = Some((w, vec![pkt.to_vec()]));
+                        return;
+                    }
+                    _ => {}
+                }
                 if let Some(old) = self.bound.insert(id, token).filter(|o| *o != token) {
                     // A camera that reconnects: the new connection replaces the old one.
                     if let Some(mut o) = self.conns.remove(&old) {
@@ -189,6 +220,27 @@ impl GbPort {
         if let Some(from) = from {
             ctx.forward(id, from, pkt);
         }
+    }
+}
+
+impl GbPort {
+    /// Gives connection `token` (matched to an ingest on another worker) to that ingest.
+    fn hand_over(&mut self, ctx: &mut PeerCtx<'_>, token: Token) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        ctx.deregister(&mut c.stream, token);
+        ctx.counters().sub(stats::STAT_GB_TCP_CONNECTIONS, 1);
+        let (Some(id), Some((worker, pending))) = (c.ingest, c.handover) else {
+            return;
+        };
+        let adopt = IngestMessage::Adopt {
+            stream: c.stream,
+            deframer: c.deframer,
+            peer: c.peer,
+            pending,
+        };
+        ctx.message_on(worker, id, Box::new(adopt));
     }
 }
 
@@ -229,9 +281,18 @@ impl Peer for GbPort {
             return;
         };
         match *msg {
-            PortMessage::Register { id, ssrc, peer_ip } => self.matcher.add(id, ssrc, peer_ip),
+            PortMessage::Register {
+                id,
+                ssrc,
+                peer_ip,
+                worker,
+            } => {
+                self.matcher.add(id, ssrc, peer_ip);
+                self.workers.insert(id, worker);
+            }
             PortMessage::Forget { id } => {
                 self.matcher.remove(id);
+                self.workers.remove(&id);
                 if let Some(token) = self.bound.remove(&id) {
                     self.close_conn(ctx, token);
                 }
