@@ -83,6 +83,22 @@ fn a_transcoded_track_is_consumed_like_any_other() {
     assert_eq!(re.len(), 1);
     assert_eq!(rtp::parse(&re[0]).unwrap().seq, seqs[1]);
 
+    // The players' loss reports reach the transcoder (its FEC follows the worst).
+    assert_eq!(s.r.track_loss(P, 2), None);
+    let mut rr = Vec::new();
+    let block = rtcp::ReportBlock {
+        ssrc: 0x7777,
+        fraction_lost: 26,
+        total_lost: 3,
+        highest_seq: 0,
+        jitter: 0,
+        last_sr: 0,
+        delay_since_last_sr: 0,
+    };
+    rtcp::write_rr(&mut rr, 0x1234, &[block]);
+    s.r.handle_rtcp(s.t0, C2, &rr, &mut s.sink);
+    assert_eq!(s.r.track_loss(P, 2), Some(26));
+
     // A sender report of the Opus SSRC reaches the player with its own SSRC and offset.
     let mut sr = Vec::new();
     rtcp::write_sr(&mut sr, OPUS_SSRC, 0x1111_2222_3333_4444, 960 * 100, 5, 20);

@@ -371,6 +371,19 @@ impl Router {
             .count()
     }
 
+    /// The worst loss (RTCP `fraction lost`, /256) the consumers of a producer's track `index`
+    /// last reported; `None` before any report.
+    pub fn track_loss(&self, producer: TransportId, index: usize) -> Option<u8> {
+        let p = self.producers.get(&producer)?;
+        p.consumers
+            .iter()
+            .filter_map(|c| self.consumers.get(c))
+            .flat_map(|c| c.tracks.iter())
+            .filter(|t| t.cfg.producer_track == index)
+            .filter_map(|t| t.last_rr.map(|rr| rr.fraction_lost))
+            .max()
+    }
+
     /// Stops sending to a consumer until the next [`consumer_connected`] (RTSP PAUSE). Its
     /// tracks restart at a keyframe with contiguous sequence numbers.
     ///

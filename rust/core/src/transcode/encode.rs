@@ -34,8 +34,12 @@ pub const STEREO_BITRATE: i32 = 64_000;
 /// libopus complexity (0-10). 5 keeps quality close to 10 at about half the CPU; see
 /// bench/transcode for the figures.
 pub const COMPLEXITY: i32 = 5;
-/// Expected loss for the in-band FEC (libopus adds FEC only when this is above 0).
-pub const FEC_LOSS_PERCENT: i32 = 10;
+/// Expected loss (%) the in-band FEC starts with: libopus adds FEC data (and keeps to its
+/// SILK/hybrid modes, several times the CPU of CELT) only when this is above 0, so it follows
+/// the loss players report ([`OpusPipeline::set_expected_loss`]), as libwebrtc's Opus does.
+pub const FEC_LOSS_PERCENT: i32 = 0;
+/// The most loss the FEC is tuned for.
+pub const MAX_FEC_LOSS_PERCENT: i32 = 30;
 /// Largest Opus packet we ask for (20 ms at 64 kbit/s is ~160 bytes).
 pub const MAX_OPUS_PACKET: usize = 1275;
 
@@ -138,6 +142,13 @@ impl OpusPipeline {
 
     pub fn channels(&self) -> usize {
         self.channels
+    }
+
+    /// The loss (%) the in-band FEC is tuned for (the players' worst report), capped at
+    /// [`MAX_FEC_LOSS_PERCENT`].
+    pub fn set_expected_loss(&mut self, percent: i32) -> bool {
+        let p = percent.clamp(0, MAX_FEC_LOSS_PERCENT);
+        self.encoder.set_packet_loss_perc(p).is_ok()
     }
 
     /// libopus complexity 0-10 (benchmarks; [`COMPLEXITY`] by default).

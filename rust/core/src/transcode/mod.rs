@@ -178,6 +178,11 @@ impl Transcoder {
         self.pipeline.channels()
     }
 
+    /// The loss (%) the in-band FEC is tuned for: the worst the players report.
+    pub fn set_expected_loss(&mut self, percent: i32) -> bool {
+        self.pipeline.set_expected_loss(percent)
+    }
+
     /// libopus complexity 0-10 (benchmarks; `encode::COMPLEXITY` by default).
     pub fn set_complexity(&mut self, complexity: i32) -> bool {
         self.pipeline.set_complexity(complexity)

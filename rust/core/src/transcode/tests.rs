@@ -355,3 +355,37 @@ fn fuzz_check_runs_on_a_few_inputs() {
         fuzz_check(&data[..data.len() / 2]);
     }
 }
+
+#[test]
+fn in_band_fec_follows_the_loss_players_report() {
+    // Opus TOC config 0-15: SILK or hybrid (where in-band FEC lives); 16-31: CELT only.
+    let modes = |loss: Option<i32>| {
+        let (frames, fmtp, rate) = adts_frames(STEREO_44K);
+        let mut t = Transcoder::new(
+            SourceSpec {
+                codec: CodecName::Aac,
+                clock_rate: rate,
+                fmtp,
+            },
+            OPUS,
+        )
+        .unwrap();
+        if let Some(l) = loss {
+            assert!(t.set_expected_loss(l));
+        }
+        let mut c = Collected::default();
+        for (i, au) in frames.iter().enumerate() {
+            t.handle_rtp(&rfc3640(i as u16, 1024 * i as u32, au));
+            collect(&mut t, &mut c);
+        }
+        let silk = c.rtp.iter().filter(|(_, _, p)| p[0] >> 3 < 16).count();
+        (silk, c.rtp.len())
+    };
+    let (silk, n) = modes(None);
+    assert_eq!(silk, 0, "no loss reported: CELT only ({silk} of {n})");
+    let (silk, n) = modes(Some(20));
+    assert!(
+        silk > n / 2,
+        "20% loss: SILK/hybrid with FEC ({silk} of {n})"
+    );
+}

@@ -15,6 +15,9 @@
 //! running or starts a new one. The source ending closes it (`producer-closed`). Its Opus track
 //! stays in the router (silent) for the next transcoder of the stream.
 //!
+//! FEC: once a second the encoder's expected loss is set to the worst `fraction lost` its
+//! players last reported, so in-band FEC data is added when (and as much as) they lose packets.
+//!
 //! CPU: the time spent in the transcoder is measured with the thread's CPU clock, per packet,
 //! into the `transcode_cpu_us` counter.
 
@@ -51,6 +54,8 @@ pub(crate) struct TranscoderPeer {
     cpu_ns: u64,
     corrupt_reported: u64,
     packets_reported: u64,
+    /// The loss (%) the encoder's in-band FEC is tuned for now.
+    fec_loss: i32,
 }
 
 /// The router's output for the transcoder while it feeds the Opus track: nothing is addressed
@@ -84,6 +89,7 @@ impl TranscoderPeer {
             cpu_ns: 0,
             corrupt_reported: 0,
             packets_reported: 0,
+            fec_loss: 0,
         }
     }
 
@@ -208,6 +214,13 @@ impl Peer for TranscoderPeer {
     fn on_deadline(&mut self, ctx: &mut PeerCtx<'_>) {
         let now = ctx.now();
         self.publish_counters(ctx);
+        // In-band FEC for the loss the players report (the worst of their last RRs).
+        let loss = ctx.router().track_loss(self.spec.producer, self.spec.index);
+        let percent = loss.map_or(0, |f| (i32::from(f) * 100 + 255) / 256);
+        if percent != self.fec_loss {
+            self.fec_loss = percent;
+            self.core.set_expected_loss(percent);
+        }
         if !self.still_needed(ctx, now) {
             ctx.close_me("idle");
             return;
