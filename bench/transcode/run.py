@@ -11,7 +11,10 @@ transcodes per CPU core, and the latency a transcoder adds.
    frame, the resampler's delay and the encoder's lookahead).
 3. Prints one line per N and the targets (>= 300 per core, < 30 ms added).
 
-    python bench/transcode/run.py [--n 50 100 200] [--seconds 10] [--complexity C] [--json OUT]
+    python bench/transcode/run.py [--n 50 100 200] [--seconds 10] [--complexity C] [--loss PCT] [--json OUT]
+
+With no loss reported (the usual LAN or good network) the encoder stays in CELT; --loss 10 measures
+the transcoders of players that lose 10 % (in-band FEC data added, SILK/hybrid modes).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[50, 100])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--complexity", type=int, default=None, help="libopus complexity (default: the server's)")
+    ap.add_argument("--loss", type=int, default=None,
+                    help="loss %% the players report (in-band FEC on: libopus's SILK/hybrid modes); default 0")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     env = dict(os.environ)
@@ -57,8 +62,9 @@ def main() -> None:
         make_aac(aac, a.seconds)
         for n in a.n:
             cmd = [str(exe), str(aac), str(n), str(a.seconds)]
-            if a.complexity is not None:
-                cmd.append(str(a.complexity))
+            cmd.append(str(a.complexity if a.complexity is not None else -1))
+            if a.loss is not None:
+                cmd.append(str(a.loss))
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
             r = json.loads(out.splitlines()[-1])
             results.append(r)

@@ -1,6 +1,6 @@
 //! Transcoder throughput and added latency (`bench/transcode/run.py` drives it).
 //!
-//! `cargo run --release -p pms-core --example transcode_bench -- FILE.aac N [SECONDS [COMPLEXITY]]`
+//! `cargo run --release -p pms-core --example transcode_bench -- FILE.aac N [SECONDS [COMPLEXITY|-1 [LOSS%]]]`
 //!
 //! Reads an ADTS AAC file (FFmpeg's encoder, 44.1 kHz stereo by default), cuts it into RFC 3640
 //! RTP packets (one AU each), and feeds the same packets, interleaved, to N transcoders on this
@@ -47,7 +47,8 @@ fn main() {
         .expect("usage: transcode_bench FILE.aac N [SECONDS]");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
     let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
-    let complexity: Option<i32> = args.get(4).and_then(|s| s.parse().ok());
+    let complexity: Option<i32> = args.get(4).and_then(|s| s.parse().ok()).filter(|c| *c >= 0);
+    let loss: Option<i32> = args.get(5).and_then(|s| s.parse().ok());
     let data = std::fs::read(path).expect("read the AAC file");
     let mut b = &data[..];
     let mut aus = Vec::new();
@@ -97,6 +98,9 @@ fn main() {
         .map(|mut t| {
             if let Some(c) = complexity {
                 t.set_complexity(c);
+            }
+            if let Some(l) = loss {
+                t.set_expected_loss(l);
             }
             t
         })
