@@ -219,10 +219,11 @@ class Core:
         Raises :class:`CoreError` (404, 415, 422).
         """
 
-    def set_transcode_audio(self, enabled: bool, linger_ms: int) -> None:
+    def set_transcode_audio(self, enabled: bool, linger_ms: int, complexity: int = 5) -> None:
         """``webrtc.transcodeAudio`` (SPEC 11): WebRTC players of AAC, or of G.711 without PCMA/PCMU
         in their offer, get Opus from a transcoder in the core; it stops ``linger_ms`` after its last
-        player. Takes effect for the next player."""
+        player; ``complexity`` is libopus's (0-10) for new transcoders. Takes effect for the next
+        player."""
     def stream_transcodes(self, stream: str) -> list[tuple[str, str, int, bool]]:
         """The transcoded tracks of a live stream: ``(source, codec, players, running)``, e.g.
         ``("audio/MPEG4-GENERIC", "audio/opus", 1, True)``."""

@@ -168,10 +168,13 @@ impl Core {
             .map_err(|e| core_error(py, e))
     }
 
-    /// `webrtc.transcodeAudio` (SPEC 11) and how long (ms) a transcoder runs on after its last
-    /// player. Takes effect for the next player.
-    fn set_transcode_audio(&self, enabled: bool, linger_ms: u64) {
-        self.engine.set_transcode_audio(enabled, linger_ms);
+    /// `webrtc.transcodeAudio` (SPEC 11), how long (ms) a transcoder runs on after its last
+    /// player, and the libopus complexity (0-10) of new transcoders. Takes effect for the next
+    /// player.
+    #[pyo3(signature = (enabled, linger_ms, complexity=5))]
+    fn set_transcode_audio(&self, enabled: bool, linger_ms: u64, complexity: u8) {
+        self.engine
+            .set_transcode_audio(enabled, linger_ms, complexity);
     }
 
     /// The transcoded tracks of a live stream: `[(source, codec, players, running)]`, e.g.

@@ -66,14 +66,18 @@ fn opus_track(ssrc: u32) -> ProducerTrack {
 }
 
 impl Engine {
-    /// `webrtc.transcodeAudio` and how long a transcoder runs on after its last player.
-    pub fn set_transcode_audio(&self, enabled: bool, linger_ms: u64) {
+    /// `webrtc.transcodeAudio`, how long a transcoder runs on after its last player, and the
+    /// libopus complexity (0-10) of new transcoders.
+    pub fn set_transcode_audio(&self, enabled: bool, linger_ms: u64, complexity: u8) {
         self.shared
             .transcode_audio
             .store(enabled, Ordering::Relaxed);
         self.shared
             .transcode_linger_ms
             .store(linger_ms, Ordering::Relaxed);
+        self.shared
+            .transcode_complexity
+            .store(u64::from(complexity.min(10)), Ordering::Relaxed);
     }
 
     /// The transcoded tracks of a live stream.
@@ -136,7 +140,11 @@ impl Engine {
                 ts_base: rng.gen(),
             };
             match Transcoder::new(source, opus) {
-                Ok(t) => Some(t),
+                Ok(mut t) => {
+                    let c = self.shared.transcode_complexity.load(Ordering::Relaxed);
+                    t.set_complexity(c.min(10) as i32);
+                    Some(t)
+                }
                 Err(e) => {
                     log::info!(target: "pms_io::transcode", "{stream}: no transcoding: {e}");
                     return None;

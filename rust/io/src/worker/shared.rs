@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) transcode_audio: std::sync::atomic::AtomicBool,
     /// How long a transcoder runs on after its last player (ms).
     pub(crate) transcode_linger_ms: AtomicU64,
+    /// libopus complexity (0-10) of new transcoders.
+    pub(crate) transcode_complexity: AtomicU64,
     /// `webrtc.udpGso`: group a player's datagrams of one poll iteration into segmented sends
     /// (`crate::batch`). Read at each flush.
     pub(crate) udp_gso: AtomicBool,
@@ -60,6 +62,7 @@ impl Shared {
             rtsp_merge_write_ms: AtomicU64::new(0),
             transcode_audio: std::sync::atomic::AtomicBool::new(true),
             transcode_linger_ms: AtomicU64::new(10_000),
+            transcode_complexity: AtomicU64::new(pms_core::transcode::encode::COMPLEXITY as u64),
             udp_gso: AtomicBool::new(true),
         }
     }
