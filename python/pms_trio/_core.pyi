@@ -388,7 +388,10 @@ class Core:
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
         not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
-        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds. ``gso_sends``: segmented (UDP GSO) sends."""
+        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds.
+        ``gso_sends``: segmented (UDP GSO) sends. Audio transcoding (SPEC 11): ``transcoders`` (running
+        now), ``transcode_cpu_us`` (their thread CPU time), ``transcode_frames_corrupt`` (source frames
+        skipped), ``transcode_packets`` (Opus packets made)."""
 
     def set_udp_gso(self, on: bool) -> None:
         """``webrtc.udpGso``: a player's datagrams of one poll iteration may leave as one segmented
