@@ -219,6 +219,14 @@ class Core:
         Raises :class:`CoreError` (404, 415, 422).
         """
 
+    def set_transcode_audio(self, enabled: bool, linger_ms: int, complexity: int = 5) -> None:
+        """``webrtc.transcodeAudio`` (SPEC 11): WebRTC players of AAC, or of G.711 without PCMA/PCMU
+        in their offer, get Opus from a transcoder in the core; it stops ``linger_ms`` after its last
+        player; ``complexity`` is libopus's (0-10) for new transcoders. Takes effect for the next
+        player."""
+    def stream_transcodes(self, stream: str) -> list[tuple[str, str, int, bool]]:
+        """The transcoded tracks of a live stream: ``(source, codec, players, running)``, e.g.
+        ``("audio/MPEG4-GENERIC", "audio/opus", 1, True)``."""
     def stream_codecs(self, stream: str) -> list[str] | None:
         """The codecs of a live stream (``"video/H264"``...), or ``None`` when it is not live."""
 
@@ -380,7 +388,10 @@ class Core:
         ``record_bytes`` (written to files), ``record_files`` (files finished complete),
         ``record_failures`` (files given up on), ``record_frames_dropped`` (frames a recorder could
         not write: loss broke them, or a track never started). Cascade: ``pull_bytes_in`` (read from
-        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds. ``gso_sends``: segmented (UDP GSO) sends."""
+        origins on pulls' connections). ``cpu_us``: the workers' CPU time in microseconds.
+        ``gso_sends``: segmented (UDP GSO) sends. Audio transcoding (SPEC 11): ``transcoders`` (running
+        now), ``transcode_cpu_us`` (their thread CPU time), ``transcode_frames_corrupt`` (source frames
+        skipped), ``transcode_packets`` (Opus packets made)."""
 
     def set_udp_gso(self, on: bool) -> None:
         """``webrtc.udpGso``: a player's datagrams of one poll iteration may leave as one segmented

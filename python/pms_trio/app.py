@@ -81,6 +81,7 @@ def make_core(config: Config) -> _core.Core:
     except ValueError as e:
         raise StartupError(f"webrtc: cannot use the DTLS certificate/key (webrtc.dtlsCertificateFile/"
                            f"dtlsPrivateKeyFile): {e}") from None
+    core.set_transcode_audio(w.transcode_audio, w.transcode_linger_ms, w.transcode_complexity)
     core.set_udp_gso(w.udp_gso)
     return core
 

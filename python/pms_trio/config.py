@@ -86,6 +86,9 @@ class WebRtcConfig:
     max_port: int
     dtls_certificate_file: str
     dtls_private_key_file: str
+    transcode_audio: bool = True  # SPEC 11: AAC (and G.711 to players without PCMA/PCMU) as Opus
+    transcode_linger_ms: int = 10_000  # a transcoder runs on this long after its last player
+    transcode_complexity: int = 5  # libopus complexity 0-10: quality against transcoders per core
     udp_gso: bool = True  # a player's packets of one wake-up leave as one segmented (GSO) send
 
 
@@ -226,6 +229,13 @@ _SECTIONS: dict[str, tuple[type, _Schema]] = {
         ("maxPort", "max_port", c.port, 30000),
         ("dtlsCertificateFile", "dtls_certificate_file", _PATH, ""),
         ("dtlsPrivateKeyFile", "dtls_private_key_file", _PATH, ""),
+        # SPEC 11: the media core transcodes AAC (and G.711 for players offering neither PCMA nor
+        # PCMU) to Opus for WebRTC players; false answers their audio inactive, as before.
+        ("transcodeAudio", "transcode_audio", c.boolean, True),
+        # How long a transcoder runs on after its last player left (ms; tests shorten it).
+        ("transcodeLingerMs", "transcode_linger_ms", c.int_range(0, 3_600_000), 10_000),
+        # libopus complexity of the transcoders (0-10): 0 about doubles transcodes per core.
+        ("transcodeComplexity", "transcode_complexity", c.int_range(0, 10), 5),
         # UDP GSO for WebRTC output (Linux 4.18+; off by itself where the kernel refuses it).
         ("udpGso", "udp_gso", c.boolean, True),
     ]),

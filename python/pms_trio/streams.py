@@ -202,10 +202,22 @@ class StreamRegistry:
                 except Exception:  # noqa: BLE001 - a listing never fails for a stats call
                     codecs = []
             out.append({"name": s.name, "source": s.source, "codecs": codecs, "players": len(s.players),
+                        "transcoded": self._transcoded(s.name),
                         "publisher": s.publisher, "live": not s.pending,
                         "age": round(time.monotonic() - s.started_at, 3),
                         **({"origin": s.origin} if s.origin else {})})
         return out
+
+    def _transcoded(self, name: str) -> list[dict[str, Any]]:
+        """SPEC 11: the stream's tracks the core transcodes for WebRTC players."""
+        if self._core is None:
+            return []
+        try:
+            tracks = self._core.stream_transcodes(name)
+        except Exception:  # noqa: BLE001 - a listing never fails for a stats call
+            return []
+        return [{"from": src, "to": codec, "players": players, "running": running}
+                for src, codec, players, running in tracks]
 
     def players_by_stream(self) -> dict[str, int]:
         """Live stream name -> its players (cheap: no core calls; for ``/metrics``)."""

@@ -8,8 +8,9 @@ continuous 440 Hz tone, in real time. Then:
   DESCRIBE SDP with the AudioSpecificConfig of the ADTS headers, decodes at least 60 video frames
   of the colour sent and at least 50 AAC frames whose dominant frequency is 440 Hz; the audio's
   RTP timestamps (read from a raw RTSP session) advance 1024 per frame at the sample rate;
-- an aiortc WebRTC player that offers audio (Opus/PCMU/PCMA; the core does not transcode AAC)
-  still gets the video, with the audio section answered inactive.
+- with ``webrtc.transcodeAudio: false``, an aiortc WebRTC player that offers audio (Opus/PCMU/PCMA)
+  still gets the video, with the audio section answered inactive (test_transcode_gb.py has the
+  default: Opus transcoded in the core).
 
 Loopback only; every wait is bounded.
 """
@@ -28,7 +29,7 @@ from . import peers
 from .conftest import ServerFactory
 from .rtsp_peers import AvPlayer, RawRtsp
 from .test_gb28181_media import CHANNEL, gb_media_server, registered_camera, stream_doc
-from .test_gb28181_sip import DEVICE, acall
+from .test_gb28181_sip import DEVICE, PASSWORD, acall
 
 ORANGE = (230, 120, 0)
 # ADTS sampling_frequency_index (ISO/IEC 14496-3 Table 1.18) of the rates cameras use.
@@ -128,9 +129,10 @@ def test_h264_and_aac_camera_to_rtsp_player(server: ServerFactory, rate: int) ->
 
 
 def test_webrtc_player_offering_audio_still_gets_the_video(server: ServerFactory) -> None:
-    """AAC cannot go to WebRTC (no transcoding in the core path): the audio m= section is
+    """``webrtc.transcodeAudio: false``: AAC does not go to WebRTC; the audio m= section is
     answered inactive (port 0 or a=inactive) and the video plays."""
-    srv = gb_media_server(server)
+    srv = server({"sip": {"enable": True, "password": PASSWORD, "mediaTransport": "tcp-passive"},
+                  "webrtc": {"transcodeAudio": False}})
 
     async def main() -> None:
         cam = await registered_camera(srv, colour=ORANGE, audio="aac")

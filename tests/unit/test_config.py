@@ -28,6 +28,8 @@ def test_empty_object_gives_every_default():
     assert cfg.websocket.ssl is False and cfg.websocket.listen_ip == "0.0.0.0"
     assert cfg.master.num_of_work_process == 0 and cfg.master.worker_name == "mediasoup-worker"
     assert (cfg.webrtc.min_port, cfg.webrtc.max_port, cfg.webrtc.announced_ip) == (20000, 30000, ())
+    assert cfg.webrtc.transcode_audio is True and cfg.webrtc.transcode_linger_ms == 10_000
+    assert cfg.webrtc.transcode_complexity == 5
     assert cfg.rtsp.port == 8554 and cfg.http.port == 8025
     assert cfg.rtsp.session_timeout == 60 and cfg.rtsp.merge_write_ms == 0
     assert cfg.record.target_host == "127.0.0.1" and cfg.record.target_port == 8554 and cfg.record.cmd_port == 8888
@@ -126,6 +128,10 @@ def test_unknown_keys_are_warnings():
     ({"rtsp": {"listenIp": ""}}, "rtsp.listenIp"),
     ({"rtsp": {"sessionTimeout": 4}}, "rtsp.sessionTimeout"),
     ({"rtsp": {"sessionTimeout": 60.5}}, "rtsp.sessionTimeout"),
+    ({"webrtc": {"transcodeAudio": "yes"}}, "webrtc.transcodeAudio"),
+    ({"webrtc": {"transcodeLingerMs": -1}}, "webrtc.transcodeLingerMs"),
+    ({"webrtc": {"transcodeComplexity": 11}}, "webrtc.transcodeComplexity"),
+    ({"webrtc": {"transcodeLingerMs": 3_600_001}}, "webrtc.transcodeLingerMs"),
     ({"rtsp": {"mergeWriteMs": -1}}, "rtsp.mergeWriteMs"),
     ({"rtsp": {"mergeWriteMs": 1001}}, "rtsp.mergeWriteMs"),
     ({"record": {"targetHost": ""}}, "record.targetHost"),

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Api", "Response", "error_response", "json_response"]
 
 CORE_GAUGES = ("transports", "producers", "consumers", "publishers", "gb_ingests", "gb_tcp_connections",
-               "recordings")
+               "recordings", "transcoders")
 API_PREFIXES = ("/api/v1/", "/srs-sip/v1/")
 
 log = logging.getLogger("pms_trio.http")
@@ -194,7 +194,11 @@ class Api:
             metric("pms_pulls_total", "counter", "Pulls started.", c.started)
             metric("pms_pulls_failed_total", "counter", "Pulls that found no source or failed to start.", c.failed)
             metric("pms_pull_retries_total", "counter", "Reconnections of broken pulls (attempts).", c.retries)
-        for key, value in sorted(self._core_stats().items()):
+        core_stats = self._core_stats()
+        # SPEC 11: the audio transcoders' CPU time (thread CPU clock) in seconds.
+        metric("pms_transcode_cpu_seconds_total", "counter", "CPU time of the audio transcoders (AAC/G.711 to Opus).",
+               core_stats.get("transcode_cpu_us", 0) / 1e6)
+        for key, value in sorted(core_stats.items()):
             name = "pms_core_" + "".join(c if c.isalnum() else "_" for c in key)
             if key in CORE_GAUGES:
                 metric(name, "gauge", f"Media core: {key} now.", value)

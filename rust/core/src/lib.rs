@@ -49,4 +49,5 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtsp_framing;
 pub mod sdp;
+pub mod transcode;
 pub mod transport;

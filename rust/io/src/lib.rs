@@ -30,7 +30,9 @@ mod registry;
 mod stats;
 mod worker;
 
-pub use engine::{Engine, EngineConfig, EngineError, RtspTrackSetup, RtspTrackSpec};
+pub use engine::{
+    Engine, EngineConfig, EngineError, RtspTrackSetup, RtspTrackSpec, TranscodedTrack,
+};
 pub use events::{Event, EventQueue};
 pub use media_stats::StreamStats;
 pub use pms_core::media::ProducerTrack as StreamTrack;

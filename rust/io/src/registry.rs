@@ -1,7 +1,7 @@
 //! The media plane's own record of streams and transports, shared by the command methods (called
 //! from Python) and the workers (on connect/close only; never per packet).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pms_core::media::{ProducerTrack, TransportId};
@@ -10,6 +10,34 @@ pub(crate) struct StreamEntry {
     pub worker: usize,
     pub producer: TransportId,
     pub tracks: Arc<Vec<ProducerTrack>>,
+    /// Opus tracks the audio transcoder makes of this stream's tracks (SPEC 11); players
+    /// only, never in `tracks` (RTSP players and recorders get the source).
+    pub transcoded: Vec<Transcoding>,
+}
+
+impl StreamEntry {
+    pub fn new(worker: usize, producer: TransportId, tracks: Vec<ProducerTrack>) -> StreamEntry {
+        StreamEntry {
+            worker,
+            producer,
+            tracks: Arc::new(tracks),
+            transcoded: Vec::new(),
+        }
+    }
+}
+
+/// One source audio track transcoded to Opus, for as long as the stream lives: the Opus
+/// track keeps its producer track index across transcoder restarts.
+pub(crate) struct Transcoding {
+    /// The source's producer track index.
+    pub source_track: usize,
+    /// The Opus track's producer track index (after the source's tracks).
+    pub index: usize,
+    pub track: ProducerTrack,
+    /// The running transcoder peer (`None`: stopped; the next player starts one).
+    pub peer: Option<TransportId>,
+    /// Players that consume the Opus track; the transcoder stops a linger after the last.
+    pub players: HashSet<TransportId>,
 }
 
 pub(crate) struct TransportInfo {
@@ -62,6 +90,13 @@ impl Registry {
     pub fn remove_transport(&mut self, id: TransportId) -> Option<TransportInfo> {
         let info = self.transports.remove(&id)?;
         self.ufrags.remove(&info.ufrag);
+        if !info.publisher {
+            if let Some(s) = self.streams.get_mut(&info.stream) {
+                for t in &mut s.transcoded {
+                    t.players.remove(&id);
+                }
+            }
+        }
         if info.publisher {
             if let Some(s) = self.streams.get(&info.stream) {
                 if s.producer == id {
@@ -91,14 +126,8 @@ impl Registry {
             return false;
         }
         self.reserved.remove(stream);
-        self.streams.insert(
-            stream.to_string(),
-            StreamEntry {
-                worker,
-                producer: id,
-                tracks: Arc::new(tracks),
-            },
-        );
+        self.streams
+            .insert(stream.to_string(), StreamEntry::new(worker, id, tracks));
         true
     }
 }

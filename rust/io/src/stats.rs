@@ -43,7 +43,16 @@ pub(crate) const STAT_CPU_US: usize = 27;
 /// Segmented (UDP GSO) sends, each carrying several of a player's datagrams.
 pub(crate) const STAT_GSO_SENDS: usize = 28;
 
-pub(crate) const STAT_NAMES: [&str; 29] = [
+/// Audio transcoders running now (gauge; SPEC 11).
+pub(crate) const STAT_TRANSCODERS: usize = 29;
+/// Microseconds of thread CPU time the transcoders spent decoding, resampling and encoding.
+pub(crate) const STAT_TRANSCODE_CPU_US: usize = 30;
+/// Source audio frames the transcoders could not decode (skipped).
+pub(crate) const STAT_TRANSCODE_CORRUPT: usize = 31;
+/// Opus packets the transcoders made.
+pub(crate) const STAT_TRANSCODE_PACKETS: usize = 32;
+
+pub(crate) const STAT_NAMES: [&str; 33] = [
     "transports",
     "producers",
     "consumers",
@@ -73,6 +82,10 @@ pub(crate) const STAT_NAMES: [&str; 29] = [
     "pull_bytes_in",
     "cpu_us",
     "gso_sends",
+    "transcoders",
+    "transcode_cpu_us",
+    "transcode_frames_corrupt",
+    "transcode_packets",
 ];
 
 /// The calling thread's CPU time in microseconds (0 where the clock is missing).
@@ -91,9 +104,18 @@ pub(crate) fn thread_cpu_us() -> u64 {
 
 /// One worker's counters (worker thread only; no atomics on the hot path). Gauges such as
 /// `gb_ingests` go up and down; the rest only grow.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counters {
     values: [u64; STAT_NAMES.len()],
+}
+
+impl Default for Counters {
+    // Arrays of more than 32 elements have no derived `Default`.
+    fn default() -> Self {
+        Counters {
+            values: [0; STAT_NAMES.len()],
+        }
+    }
 }
 
 impl Counters {

@@ -168,6 +168,25 @@ impl Core {
             .map_err(|e| core_error(py, e))
     }
 
+    /// `webrtc.transcodeAudio` (SPEC 11), how long (ms) a transcoder runs on after its last
+    /// player, and the libopus complexity (0-10) of new transcoders. Takes effect for the next
+    /// player.
+    #[pyo3(signature = (enabled, linger_ms, complexity=5))]
+    fn set_transcode_audio(&self, enabled: bool, linger_ms: u64, complexity: u8) {
+        self.engine
+            .set_transcode_audio(enabled, linger_ms, complexity);
+    }
+
+    /// The transcoded tracks of a live stream: `[(source, codec, players, running)]`, e.g.
+    /// `("audio/MPEG4-GENERIC", "audio/opus", 2, True)`; empty when none (or not live).
+    fn stream_transcodes(&self, stream: &str) -> Vec<(String, String, usize, bool)> {
+        self.engine
+            .stream_transcodes(stream)
+            .into_iter()
+            .map(|t| (t.source, t.codec, t.players, t.running))
+            .collect()
+    }
+
     /// The codecs of a live stream, or None.
     fn stream_codecs(&self, stream: &str) -> Option<Vec<String>> {
         self.engine.stream_codecs(stream)

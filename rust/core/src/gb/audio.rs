@@ -13,6 +13,9 @@
 //!   ADTS header says another rate, channel layout or object type) and ADTS frames of several
 //!   raw data blocks (which an AU-header cannot split without the CRC variant's positions) are
 //!   dropped, their samples still counted in the timestamps.
+//! - An ADTS frame that a PES ends in the middle of (cameras cut PES by size) waits for its rest
+//!   at the start of the next PES and goes out whole, at the timestamp after the previous frame;
+//!   if the next PES starts a frame of its own instead, the partial one is dropped.
 //! - Timestamps stay continuous: a PES whose PTS puts it within [`MAX_BEHIND`] before, or
 //!   [`MAX_AHEAD_MS`] after, where the previous PES's samples ended continues right there. A
 //!   90 kHz PTS cannot hold every sample boundary (a 44.1 kHz AAC frame is 2089.8 ticks, so
@@ -60,6 +63,12 @@ impl Adts {
     /// Parses the ADTS header at the start of `b`; `None` when it is not one or its frame does
     /// not fit `b`.
     pub fn parse(b: &[u8]) -> Option<Adts> {
+        Adts::parse_header(b).filter(|a| a.frame_len <= b.len())
+    }
+
+    /// Parses the ADTS header at the start of `b`, whether or not its frame fits `b` (a frame
+    /// that goes on in the next PES).
+    pub fn parse_header(b: &[u8]) -> Option<Adts> {
         if b.len() < 7 || b[0] != 0xFF || b[1] & 0xF6 != 0xF0 {
             return None;
         }
@@ -67,8 +76,7 @@ impl Adts {
         let frame_len =
             (((b[3] & 3) as usize) << 11) | ((b[4] as usize) << 3) | ((b[5] >> 5) as usize);
         let rate_index = (b[2] >> 2) & 0x0F;
-        if frame_len <= header_len || frame_len > b.len() || rate_index as usize >= ADTS_RATES.len()
-        {
+        if frame_len <= header_len || rate_index as usize >= ADTS_RATES.len() {
             return None;
         }
         Some(Adts {
@@ -159,6 +167,9 @@ pub struct AudioPacketizer {
     /// AAC frames dropped (another config, several raw data blocks).
     dropped: u64,
     buf: Vec<u8>,
+    /// The start of an ADTS frame that goes on in the next PES, and its RTP timestamp.
+    carry: Vec<u8>,
+    carry_ts: u32,
 }
 
 impl AudioPacketizer {
@@ -179,6 +190,8 @@ impl AudioPacketizer {
             next_ts: None,
             dropped: 0,
             buf: Vec::with_capacity(FIXED_HEADER + 8192),
+            carry: Vec::new(),
+            carry_ts: 0,
         }
     }
 
@@ -235,29 +248,84 @@ impl AudioPacketizer {
             }
         };
         let mut rest = data;
+        let mut rebased = false;
+        if !self.carry.is_empty() {
+            // The frame the previous PES began goes on here, unless this PES starts a frame of
+            // its own (the rest was lost): then the carried start is dropped.
+            let carried = std::mem::take(&mut self.carry);
+            let need = Adts::parse_header(&carried)
+                .map_or(0, |a| a.frame_len.saturating_sub(carried.len()));
+            if need > 0 && Adts::parse_header(rest).is_none() && rest.len() >= need {
+                let mut whole = carried;
+                whole.extend_from_slice(&rest[..need]);
+                rest = &rest[need..];
+                if let Some(a) = Adts::parse(&whole) {
+                    let ts = self.carry_ts;
+                    sent += self.aac_frame(a, &whole, ts, &config, &mut out);
+                    self.next_ts = Some(ts.wrapping_add(a.blocks as u32 * AAC_FRAME_SAMPLES));
+                    rebased = true;
+                }
+                whole.clear();
+                self.carry = whole; // keeps its capacity
+            } else if need > 0 && Adts::parse_header(rest).is_none() {
+                let mut more = carried;
+                more.extend_from_slice(rest); // still not whole: wait for the next PES
+                self.carry = more;
+                return sent;
+            } else {
+                self.dropped += 1;
+                let mut empty = carried;
+                empty.clear();
+                self.carry = empty;
+            }
+        }
+        // After the carried frame, this PES continues where it ended.
+        let base = if rebased {
+            self.start_ts(pts_90k)
+        } else {
+            base
+        };
         let mut samples = 0u32;
         while let Some(a) = Adts::parse(rest) {
             let ts = base.wrapping_add(samples);
             samples = samples.wrapping_add(a.blocks as u32 * AAC_FRAME_SAMPLES);
-            let raw = &rest[a.header_len..a.frame_len];
+            sent += self.aac_frame(a, rest, ts, &config, &mut out);
             rest = &rest[a.frame_len..];
-            if a.blocks != 1 || !a.same_config(&config) {
-                self.dropped += 1;
-                continue;
-            }
-            // 13-bit AU size: a raw frame is at most 8191 - 7 bytes by ADTS's own 13-bit length.
-            let size = (raw.len() as u16) << 3;
-            self.header(ts, true);
-            self.buf.extend_from_slice(&[0x00, 0x10]);
-            self.buf.extend_from_slice(&size.to_be_bytes());
-            self.buf.extend_from_slice(raw);
-            out(&self.buf);
-            sent += 1;
         }
         if samples > 0 {
             self.next_ts = Some(base.wrapping_add(samples));
         }
+        if let Some(a) = Adts::parse_header(rest) {
+            if a.frame_len > rest.len() && rest.len() < 8192 {
+                self.carry.extend_from_slice(rest);
+                self.carry_ts = base.wrapping_add(samples);
+            }
+        }
         sent
+    }
+
+    /// One ADTS frame (`frame` starts with its header) as one RTP packet; 0 when dropped.
+    fn aac_frame(
+        &mut self,
+        a: Adts,
+        frame: &[u8],
+        ts: u32,
+        config: &Adts,
+        out: &mut impl FnMut(&[u8]),
+    ) -> usize {
+        if a.blocks != 1 || !a.same_config(config) {
+            self.dropped += 1;
+            return 0;
+        }
+        let raw = &frame[a.header_len..a.frame_len];
+        // 13-bit AU size: a raw frame is at most 8191 - 7 bytes by ADTS's own 13-bit length.
+        let size = (raw.len() as u16) << 3;
+        self.header(ts, true);
+        self.buf.extend_from_slice(&[0x00, 0x10]);
+        self.buf.extend_from_slice(&size.to_be_bytes());
+        self.buf.extend_from_slice(raw);
+        out(&self.buf);
+        1
     }
 }
 
@@ -295,6 +363,38 @@ mod tests {
             });
         }
         got
+    }
+
+    #[test]
+    fn an_adts_frame_split_across_pes_is_sent_once_whole() {
+        let f = adts(40, 4, 1);
+        let a = Adts::parse(&f).unwrap();
+        let t = audio_track(AudioCodec::Aac, Some(a), 7).unwrap();
+        let mut p = AudioPacketizer::new(&t, Some(a), 0);
+        // PES 1: frame 0 whole and the first 10 bytes of frame 1; PES 2: the rest of frame 1
+        // and frame 2 (its PTS is frame 2's, the first frame that starts in it).
+        let pes1 = [f.clone(), f[..10].to_vec()].concat();
+        let pes2 = [f[10..].to_vec(), f.clone()].concat();
+        let pts = |k: u64| 90_000 + k * 1024 * 90_000 / 44_100;
+        let mut got = Vec::new();
+        for (pts, data) in [(pts(0), &pes1), (pts(2), &pes2)] {
+            p.packetize(pts, data, |pkt| {
+                let v = crate::rtp::parse(pkt).unwrap();
+                got.push((v.timestamp, v.payload.len()));
+            });
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.iter().all(|(_, n)| *n == 4 + 40));
+        assert_eq!(
+            steps(&got.iter().map(|g| g.0).collect::<Vec<_>>()),
+            vec![1024, 1024]
+        );
+        // A carried start whose rest never comes (the next PES starts a frame): dropped.
+        let mut p = AudioPacketizer::new(&t, Some(a), 0);
+        let mut n = 0;
+        p.packetize(pts(0), &pes1, |_| n += 1);
+        p.packetize(pts(2), &f, |_| n += 1);
+        assert_eq!((n, p.dropped()), (2, 1));
     }
 
     fn steps(ts: &[u32]) -> Vec<u32> {

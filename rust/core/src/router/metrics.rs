@@ -106,14 +106,17 @@ impl Router {
                 consumers: p.consumers.len(),
                 ..ProducerStats::default()
             };
-            for t in &p.tracks {
+            for (i, t) in p.tracks.iter().enumerate() {
                 let c = &t.counters;
+                // A track fed for the producer (transcoded audio) adds what it sends to players,
+                // not to what the publisher sent.
+                let own = i < p.own_tracks;
                 let k = KindStats {
-                    packets_in: c.packets_in,
-                    bytes_in: c.bytes_in,
+                    packets_in: if own { c.packets_in } else { 0 },
+                    bytes_in: if own { c.bytes_in } else { 0 },
                     packets_out: c.packets_out,
                     bytes_out: c.bytes_out,
-                    lost: t.stats.lost(),
+                    lost: if own { t.stats.lost() } else { 0 },
                     nacks: c.nacks,
                     plis: c.plis,
                 };

@@ -235,8 +235,10 @@ impl Router {
         self.tick(now);
         let removed = self.remove(id);
         debug_assert!(removed.is_empty(), "add_producer replaced a live producer");
+        let own_tracks = tracks.len();
         let producer = Producer {
             tracks: tracks.into_iter().map(ProducerTrackState::new).collect(),
+            own_tracks,
             consumers: Vec::new(),
             max_bitrate,
             video_muted: false,
@@ -326,6 +328,60 @@ impl Router {
         }
         c.tracks.push(st);
         Ok(())
+    }
+
+    /// Puts `track` at `index` of a producer's tracks: appended when `index` is the number of
+    /// tracks, or replacing (fresh state) the one there. A track the producer does not send
+    /// itself: the audio transcoder feeds it through [`handle_rtp`](Router::handle_rtp) and
+    /// [`handle_rtcp`](Router::handle_rtcp) under the producer's id, and players consume it
+    /// like any other (NACK from its buffer, mute, SR translation, counters).
+    pub fn set_producer_track(
+        &mut self,
+        producer: TransportId,
+        index: usize,
+        track: ProducerTrack,
+    ) -> Result<(), RouterError> {
+        let p = self
+            .producers
+            .get_mut(&producer)
+            .ok_or(RouterError::UnknownProducer(producer))?;
+        let state = ProducerTrackState::new(track);
+        match index.cmp(&p.tracks.len()) {
+            std::cmp::Ordering::Less => p.tracks[index] = state,
+            std::cmp::Ordering::Equal => p.tracks.push(state),
+            std::cmp::Ordering::Greater => {
+                return Err(RouterError::BadProducerTrack {
+                    consumer: producer,
+                    index,
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// How many consumers of `producer` have a track fed by its track `index`.
+    pub fn track_consumers(&self, producer: TransportId, index: usize) -> usize {
+        let Some(p) = self.producers.get(&producer) else {
+            return 0;
+        };
+        p.consumers
+            .iter()
+            .filter_map(|c| self.consumers.get(c))
+            .filter(|c| c.tracks.iter().any(|t| t.cfg.producer_track == index))
+            .count()
+    }
+
+    /// The worst loss (RTCP `fraction lost`, /256) the consumers of a producer's track `index`
+    /// last reported; `None` before any report.
+    pub fn track_loss(&self, producer: TransportId, index: usize) -> Option<u8> {
+        let p = self.producers.get(&producer)?;
+        p.consumers
+            .iter()
+            .filter_map(|c| self.consumers.get(c))
+            .flat_map(|c| c.tracks.iter())
+            .filter(|t| t.cfg.producer_track == index)
+            .filter_map(|t| t.last_rr.map(|rr| rr.fraction_lost))
+            .max()
     }
 
     /// Stops sending to a consumer until the next [`consumer_connected`] (RTSP PAUSE). Its

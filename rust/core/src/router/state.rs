@@ -124,6 +124,9 @@ impl ProducerTrackState {
 
 pub(super) struct Producer {
     pub(super) tracks: Vec<ProducerTrackState>,
+    /// Tracks the producer sends itself (the first ones); those after are fed for it
+    /// (`Router::set_producer_track`: the audio transcoder's Opus track).
+    pub(super) own_tracks: usize,
     pub(super) consumers: Vec<TransportId>,
     pub(super) max_bitrate: u32,
     pub(super) video_muted: bool,

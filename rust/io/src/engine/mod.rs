@@ -5,12 +5,16 @@
 //! This is the one place that names kinds of peer: each command builds its peer
 //! (`crate::peers`) on the caller's thread (SDP work, microseconds) and hands it to its worker
 //! as [`Command::Add`], or messages it by id. It never touches a packet. Files: this one (the
-//! engine and what all kinds share), [`webrtc`], [`rtsp`], [`gb`], [`record`].
+//! engine and what all kinds share), [`webrtc`], [`rtsp`], [`gb`], [`record`],
+//! [`transcode`].
 
 mod gb;
 mod record;
 mod rtsp;
+mod transcode;
 mod webrtc;
+
+pub use transcode::TranscodedTrack;
 
 use std::any::Any;
 use std::io;

@@ -72,11 +72,7 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         reg.streams.insert(
             stream.to_string(),
-            StreamEntry {
-                worker,
-                producer: id,
-                tracks: Arc::new(producer_tracks.clone()),
-            },
+            StreamEntry::new(worker, id, producer_tracks.clone()),
         );
         reg.transports
             .insert(id, rtsp_info(worker, stream, true, announce_map));

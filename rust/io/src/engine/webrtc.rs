@@ -2,14 +2,14 @@
 //! [`WebRtcPeer`] handed to its worker. No packet passes here.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Instant;
 
 use pms_core::media::TransportId;
 use pms_core::sdp::{self, AnswerContext, RemoteParams, SdpError};
 use pms_core::transport::WebRtcTransport;
-use rand::Rng;
 
+use super::transcode::answer_with_plan;
 use super::{random_string, Engine, EngineError};
 use crate::peers::webrtc::WebRtcPeer;
 use crate::registry::{Registry, StreamEntry, TransportInfo};
@@ -97,11 +97,7 @@ impl Engine {
         })?;
         reg.streams.insert(
             stream.to_string(),
-            StreamEntry {
-                worker,
-                producer: n.id,
-                tracks: Arc::new(n.tracks.clone()),
-            },
+            StreamEntry::new(worker, n.id, n.tracks.clone()),
         );
         drop(reg);
         let peer = WebRtcPeer::publisher(n.transport, n.tracks, max_bitrate);
@@ -127,13 +123,16 @@ impl Engine {
             )));
         };
         let (worker, producer, source) = (entry.worker, entry.producer, entry.tracks.clone());
+        let plan = self.transcode_plan(&reg, stream);
         let n = self.negotiate(&mut reg, worker, stream, false, 0, |ctx| {
-            let mut rng = rand::thread_rng();
-            let mut new_ssrc = || rng.gen::<u32>() | 1;
-            sdp::answer_player(offer, &source, ctx, &mut new_ssrc)
+            answer_with_plan(offer, &source, plan.as_ref(), ctx)
         })?;
+        let (tracks, transcoded) = n.tracks;
+        if let (true, Some(plan)) = (transcoded, plan) {
+            self.transcode_join(&mut reg, stream, n.id, plan);
+        }
         drop(reg);
-        let peer = WebRtcPeer::player(n.transport, producer, n.tracks);
+        let peer = WebRtcPeer::player(n.transport, producer, tracks);
         self.add_peer(
             worker,
             n.id,

@@ -37,6 +37,13 @@ pub(crate) struct Shared {
     /// `rtsp.mergeWriteMs`: how long an RTSP TCP player's output may wait to leave in one write
     /// (0: at the end of each poll iteration). Read by RTSP peers at each flush.
     pub(crate) rtsp_merge_write_ms: AtomicU64,
+    /// `webrtc.transcodeAudio`: WebRTC players of AAC (or of G.711 without PCMA/PCMU in their
+    /// offer) get Opus from a transcoder (SPEC 11). Read at each `create_player`.
+    pub(crate) transcode_audio: std::sync::atomic::AtomicBool,
+    /// How long a transcoder runs on after its last player (ms).
+    pub(crate) transcode_linger_ms: AtomicU64,
+    /// libopus complexity (0-10) of new transcoders.
+    pub(crate) transcode_complexity: AtomicU64,
     /// `webrtc.udpGso`: group a player's datagrams of one poll iteration into segmented sends
     /// (`crate::batch`). Read at each flush.
     pub(crate) udp_gso: AtomicBool,
@@ -53,6 +60,9 @@ impl Shared {
                 .collect(),
             media: (0..workers).map(|_| MediaSlot::default()).collect(),
             rtsp_merge_write_ms: AtomicU64::new(0),
+            transcode_audio: std::sync::atomic::AtomicBool::new(true),
+            transcode_linger_ms: AtomicU64::new(10_000),
+            transcode_complexity: AtomicU64::new(pms_core::transcode::encode::COMPLEXITY as u64),
             udp_gso: AtomicBool::new(true),
         }
     }
