@@ -125,9 +125,9 @@ async def _read_loop(connection: WsConnection, session: p.Session, handler: Sess
 
 
 def _peer(stream: trio.abc.Stream) -> str:
-    inner = getattr(stream, "transport_stream", stream)
+    inner: Any = getattr(stream, "transport_stream", stream)
     try:
-        address, port = inner.socket.getpeername()[:2]  # type: ignore[attr-defined]
+        address, port = inner.socket.getpeername()[:2]
     except (AttributeError, OSError):
         return "unknown"
     return f"{address}:{port}"

@@ -77,7 +77,7 @@ async def accept(stream: trio.abc.Stream, *, check_path: str, reject_body: bytes
                 data = await stream.receive_some(READ_SIZE)
                 if not data:
                     return None
-                handshake.receive_data(data)
+                handshake.receive_data(bytes(data))
         except (RemoteProtocolError, LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             return None
     return None
@@ -144,7 +144,7 @@ class WsConnection:
                 self._gone(1006, "eof")
                 continue
             try:
-                self._conn.receive_data(data)
+                self._conn.receive_data(bytes(data))
             except RemoteProtocolError:
                 await self.aclose(1002, "protocol error")
 
@@ -223,7 +223,7 @@ class WsConnection:
                             data = await self._stream.receive_some(READ_SIZE)
                             if not data:
                                 break
-                            self._conn.receive_data(data)
+                            self._conn.receive_data(bytes(data))
                             for _ in self._conn.events():
                                 pass
                 except (trio.BrokenResourceError, trio.ClosedResourceError, LocalProtocolError,
